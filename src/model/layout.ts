@@ -1,0 +1,94 @@
+/**
+ * Parameter layout: every tensor of a model, named exactly as in its Hugging Face checkpoint, placed
+ * at a fixed offset in one flat parameter buffer. Internally every matrix uses the nn.Linear layout
+ * (out, in); GPT-2's Conv1D weights are stored (in, out) by Hugging Face, so they carry
+ * `hfTransposed` and are transposed on load and save.
+ */
+import type { ModelConfig } from "./config.js";
+
+export type Init = "normal" | "residual" | "zeros" | "ones";
+
+export interface TensorSpec {
+  name: string; // Hugging Face name
+  shape: number[]; // internal shape
+  offset: number;
+  size: number;
+  init: Init;
+  decay: boolean; // weight decay applies (matrices and embeddings, not norms or biases)
+  hfTransposed: boolean; // stored transposed (2-D) in the Hugging Face checkpoint
+}
+
+export interface Layout {
+  tensors: TensorSpec[];
+  byName: Map<string, TensorSpec>;
+  total: number;
+}
+
+export function buildLayout(c: ModelConfig): Layout {
+  const tensors: TensorSpec[] = [];
+  let offset = 0;
+  const add = (name: string, shape: number[], init: Init, hfTransposed = false): void => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    // Align each tensor to 16 floats (64 bytes) so SIMD kernels see aligned rows.
+    offset = Math.ceil(offset / 16) * 16;
+    const decay = init === "normal" || init === "residual";
+    tensors.push({ name, shape, offset, size, init, decay, hfTransposed });
+    offset += size;
+  };
+  const C = c.dModel;
+  const qDim = c.nHeads * c.headDim;
+  const kvDim = c.nKvHeads * c.headDim;
+  if (c.arch === "gpt2") {
+    add("transformer.wte.weight", [c.vocabSize, C], "normal");
+    add("transformer.wpe.weight", [c.maxSeqLen, C], "normal");
+    for (let l = 0; l < c.nLayers; l++) {
+      const p = `transformer.h.${l}.`;
+      add(p + "ln_1.weight", [C], "ones");
+      add(p + "ln_1.bias", [C], "zeros");
+      add(p + "attn.c_attn.weight", [3 * C, C], "normal", true);
+      add(p + "attn.c_attn.bias", [3 * C], "zeros");
+      add(p + "attn.c_proj.weight", [C, C], "residual", true);
+      add(p + "attn.c_proj.bias", [C], "zeros");
+      add(p + "ln_2.weight", [C], "ones");
+      add(p + "ln_2.bias", [C], "zeros");
+      add(p + "mlp.c_fc.weight", [c.dFF, C], "normal", true);
+      add(p + "mlp.c_fc.bias", [c.dFF], "zeros");
+      add(p + "mlp.c_proj.weight", [C, c.dFF], "residual", true);
+      add(p + "mlp.c_proj.bias", [C], "zeros");
+    }
+    add("transformer.ln_f.weight", [C], "ones");
+    add("transformer.ln_f.bias", [C], "zeros");
+  } else {
+    add("model.embed_tokens.weight", [c.vocabSize, C], "normal");
+    for (let l = 0; l < c.nLayers; l++) {
+      const p = `model.layers.${l}.`;
+      add(p + "input_layernorm.weight", [C], "ones");
+      add(p + "self_attn.q_proj.weight", [qDim, C], "normal");
+      add(p + "self_attn.k_proj.weight", [kvDim, C], "normal");
+      add(p + "self_attn.v_proj.weight", [kvDim, C], "normal");
+      if (c.arch === "qwen3") {
+        add(p + "self_attn.q_norm.weight", [c.headDim], "ones");
+        add(p + "self_attn.k_norm.weight", [c.headDim], "ones");
+      }
+      add(p + "self_attn.o_proj.weight", [C, qDim], "residual");
+      add(p + "post_attention_layernorm.weight", [C], "ones");
+      add(p + "mlp.gate_proj.weight", [c.dFF, C], "normal");
+      add(p + "mlp.up_proj.weight", [c.dFF, C], "normal");
+      add(p + "mlp.down_proj.weight", [C, c.dFF], "residual");
+    }
+    add("model.norm.weight", [C], "ones");
+  }
+  if (!c.tiedEmbeddings) add("lm_head.weight", [c.vocabSize, C], "normal");
+  if (c.valueHead) {
+    // TRL's AutoModelForCausalLMWithValueHead names.
+    add("v_head.summary.weight", [1, C], "normal");
+    add("v_head.summary.bias", [1], "zeros");
+  }
+  const total = Math.ceil(offset / 16) * 16;
+  return { tensors, byName: new Map(tensors.map((t) => [t.name, t])), total };
+}
+
+/** Number of parameters (without alignment padding). */
+export function countParams(layout: Layout): number {
+  return layout.tensors.reduce((a, t) => a + t.size, 0);
+}

@@ -1,0 +1,436 @@
+/**
+ * The decoder-only transformer, top to bottom: parameters in one flat buffer with named views
+ * (Hugging Face names, see layout.ts), a teacher-forced forward over a (B, T) batch that keeps its
+ * activations, and the matching backward that accumulates into one flat gradient buffer.
+ *
+ * Batches are right-padded: with causal attention a real token never attends to the padding after
+ * it, so no attention mask is needed; the caller masks the loss at padded positions.
+ * Activations are allocated for the largest B·T seen and reused (no allocation per step).
+ * Generation with a KV cache lives in generate.ts and reuses the same weights.
+ */
+import type { Buf } from "../engine/kernels/types.js";
+import type { Engine } from "../engine/engine.js";
+import type { Rng } from "../engine/rng.js";
+import type { ModelConfig } from "./config.js";
+import { buildLayout, type Layout } from "./layout.js";
+import { embeddingForward, embeddingBackward, addPositionForward, addPositionBackward } from "../engine/ops/embedding.js";
+import { layerNormForward, layerNormBackward } from "../engine/ops/layernorm.js";
+import { rmsNormForward, rmsNormBackward } from "../engine/ops/rmsnorm.js";
+import { linearForward, linearBackward } from "../engine/ops/linear.js";
+import { ropeTables, ropeApply } from "../engine/ops/rope.js";
+import { attentionForward, attentionBackward } from "../engine/ops/attention.js";
+import { geluForward, geluBackward, swigluForward, swigluBackward } from "../engine/ops/activations.js";
+import { addInto } from "../engine/ops/residual.js";
+
+interface LayerActs {
+  ln1: Buf; // (N,C)
+  ln1Mean: Buf; // (N) (LayerNorm only)
+  ln1Rstd: Buf; // (N)
+  qkv: Buf | null; // (N,3C) gpt2 fused projection
+  qPre: Buf | null; // (N,Hq·hd) before q_norm (qwen3)
+  kPre: Buf | null; // (N,Hkv·hd) before k_norm (qwen3)
+  qNormRstd: Buf | null; // (N·Hq)
+  kNormRstd: Buf | null; // (N·Hkv)
+  q: Buf; // (N,Hq·hd) as used by attention (after norm and RoPE)
+  k: Buf; // (N,Hkv·hd)
+  v: Buf; // (N,Hkv·hd)
+  att: Buf; // (B,Hq,T,T) attention probabilities
+  atty: Buf; // (N,Hq·hd)
+  attProj: Buf; // (N,C)
+  res2: Buf; // (N,C)
+  ln2: Buf; // (N,C)
+  ln2Mean: Buf; // (N)
+  ln2Rstd: Buf; // (N)
+  fc: Buf; // (N,F) gpt2: pre-GELU; llama: gate
+  up: Buf | null; // (N,F) llama up projection
+  act: Buf; // (N,F) GELU(fc) or silu(gate)·up
+  fcProj: Buf; // (N,C)
+  res3: Buf; // (N,C)
+}
+
+interface Acts {
+  capacity: number; // rows (B·T) allocated
+  attCapacity: number; // B·T·T allocated per layer
+  ids: Int32Array; // (N)
+  pos: Int32Array; // (N)
+  encoded: Buf; // (N,C)
+  layers: LayerActs[];
+  lnf: Buf;
+  lnfMean: Buf;
+  lnfRstd: Buf;
+  logits: Buf; // (N,V)
+  values: Buf | null; // (N)
+  // Backward scratch, shared by all layers.
+  dres: Buf;
+  dln: Buf;
+  dq: Buf;
+  dk: Buf;
+  dv: Buf;
+  dqkv: Buf | null;
+  dqPre: Buf | null;
+  dkPre: Buf | null;
+  datty: Buf;
+  dfc: Buf;
+  dup: Buf | null;
+  dact: Buf;
+}
+
+export class Transformer {
+  readonly cfg: ModelConfig;
+  readonly engine: Engine;
+  readonly layout: Layout;
+  readonly params: Buf;
+  readonly grads: Buf;
+  private readonly pv = new Map<string, Buf>();
+  private readonly gv = new Map<string, Buf>();
+  private readonly rope: { cos: Float64Array; sin: Float64Array } | null;
+  private acts: Acts | null = null;
+  private last: { B: number; T: number } | null = null;
+
+  constructor(cfg: ModelConfig, engine: Engine, rng?: Rng) {
+    this.cfg = cfg;
+    this.engine = engine;
+    this.layout = buildLayout(cfg);
+    this.params = engine.alloc(this.layout.total);
+    this.grads = engine.alloc(this.layout.total);
+    for (const t of this.layout.tensors) {
+      this.pv.set(t.name, this.params.subarray(t.offset, t.offset + t.size));
+      this.gv.set(t.name, this.grads.subarray(t.offset, t.offset + t.size));
+    }
+    this.rope = cfg.arch === "gpt2" ? null : ropeTables(cfg.headDim, cfg.maxSeqLen, cfg.ropeTheta);
+    if (rng) this.initialize(rng);
+  }
+
+  /** GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2L), norms 1, biases 0. */
+  initialize(rng: Rng): void {
+    const residualStd = 0.02 / Math.sqrt(2 * this.cfg.nLayers);
+    for (const t of this.layout.tensors) {
+      const w = this.pv.get(t.name)!;
+      if (t.init === "ones") w.fill(1);
+      else if (t.init === "zeros") w.fill(0);
+      else {
+        const std = t.init === "residual" ? residualStd : 0.02;
+        for (let i = 0; i < w.length; i++) w[i] = rng.normal() * std;
+      }
+    }
+  }
+
+  /** Parameter view by Hugging Face name. */
+  w(name: string): Buf {
+    const v = this.pv.get(name);
+    if (!v) throw new Error(`no parameter named "${name}"`);
+    return v;
+  }
+
+  /** Gradient view by Hugging Face name. */
+  g(name: string): Buf {
+    const v = this.gv.get(name);
+    if (!v) throw new Error(`no parameter named "${name}"`);
+    return v;
+  }
+
+  /** The output projection (the token embedding when tied). */
+  lmHeadName(): string {
+    if (!this.cfg.tiedEmbeddings) return "lm_head.weight";
+    return this.cfg.arch === "gpt2" ? "transformer.wte.weight" : "model.embed_tokens.weight";
+  }
+
+  zeroGrad(): void {
+    this.grads.fill(0);
+  }
+
+  /** Positions per row for right-padded sequences (pos = t). */
+  private prepare(B: number, T: number): Acts {
+    const c = this.cfg;
+    if (T > c.maxSeqLen) throw new Error(`sequence length ${T} exceeds the model context (${c.maxSeqLen})`);
+    const N = B * T;
+    const need = N;
+    const needAtt = B * T * T;
+    if (!this.acts || this.acts.capacity < need || this.acts.attCapacity < needAtt) {
+      this.acts = this.allocActs(Math.max(need, this.acts?.capacity ?? 0), Math.max(needAtt, this.acts?.attCapacity ?? 0));
+    }
+    const a = this.acts;
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) a.pos[b * T + t] = t;
+    return a;
+  }
+
+  private allocActs(N: number, attN: number): Acts {
+    const c = this.cfg;
+    const al = (n: number): Buf => this.engine.alloc(n);
+    const C = c.dModel;
+    const qDim = c.nHeads * c.headDim;
+    const kvDim = c.nKvHeads * c.headDim;
+    const F = c.dFF;
+    const gpt2 = c.arch === "gpt2";
+    const qk = c.arch === "qwen3";
+    const layers: LayerActs[] = [];
+    for (let l = 0; l < c.nLayers; l++) {
+      layers.push({
+        ln1: al(N * C),
+        ln1Mean: al(N),
+        ln1Rstd: al(N),
+        qkv: gpt2 ? al(N * 3 * C) : null,
+        qPre: qk ? al(N * qDim) : null,
+        kPre: qk ? al(N * kvDim) : null,
+        qNormRstd: qk ? al(N * c.nHeads) : null,
+        kNormRstd: qk ? al(N * c.nKvHeads) : null,
+        q: al(N * qDim),
+        k: al(N * kvDim),
+        v: al(N * kvDim),
+        att: al(attN * c.nHeads),
+        atty: al(N * qDim),
+        attProj: al(N * C),
+        res2: al(N * C),
+        ln2: al(N * C),
+        ln2Mean: al(N),
+        ln2Rstd: al(N),
+        fc: al(N * F),
+        up: gpt2 ? null : al(N * F),
+        act: al(N * F),
+        fcProj: al(N * C),
+        res3: al(N * C),
+      });
+    }
+    return {
+      capacity: N,
+      attCapacity: attN,
+      ids: new Int32Array(N),
+      pos: new Int32Array(N),
+      encoded: al(N * C),
+      layers,
+      lnf: al(N * C),
+      lnfMean: al(N),
+      lnfRstd: al(N),
+      logits: al(N * c.vocabSize),
+      values: c.valueHead ? al(N) : null,
+      dres: al(N * C),
+      dln: al(N * C),
+      dq: al(N * qDim),
+      dk: al(N * kvDim),
+      dv: al(N * kvDim),
+      dqkv: gpt2 ? al(N * 3 * C) : null,
+      dqPre: qk ? al(N * qDim) : null,
+      dkPre: qk ? al(N * kvDim) : null,
+      datty: al(N * qDim),
+      dfc: al(N * F),
+      dup: gpt2 ? null : al(N * F),
+      dact: al(N * F),
+    };
+  }
+
+  /**
+   * Teacher-forced forward over ids (B,T) row-major. Returns a view of the logits (B·T, V), valid
+   * until the next forward. The value head output, when configured, is available from `values()`.
+   */
+  forward(ids: Int32Array, B: number, T: number): Buf {
+    const c = this.cfg;
+    const a = this.prepare(B, T);
+    const N = B * T;
+    const C = c.dModel;
+    const V = c.vocabSize;
+    const k = this.engine.kernels;
+    const qDim = c.nHeads * c.headDim;
+    const kvDim = c.nKvHeads * c.headDim;
+    const F = c.dFF;
+    const gpt2 = c.arch === "gpt2";
+    for (let i = 0; i < N; i++) {
+      const id = ids[i];
+      if (!(id >= 0 && id < V)) throw new Error(`token id ${id} at position ${i} is outside the vocabulary (0..${V - 1})`);
+      a.ids[i] = id;
+    }
+    const encoded = a.encoded.subarray(0, N * C);
+    if (gpt2) {
+      embeddingForward(encoded, a.ids, this.w("transformer.wte.weight"), N, C);
+      addPositionForward(encoded, this.w("transformer.wpe.weight"), a.pos, N, C);
+    } else {
+      embeddingForward(encoded, a.ids, this.w("model.embed_tokens.weight"), N, C);
+    }
+    let x: Buf = encoded;
+    for (let l = 0; l < c.nLayers; l++) {
+      const L = a.layers[l];
+      const p = gpt2 ? `transformer.h.${l}.` : `model.layers.${l}.`;
+      if (gpt2) {
+        layerNormForward(L.ln1, L.ln1Mean, L.ln1Rstd, x, this.w(p + "ln_1.weight"), this.w(p + "ln_1.bias"), N, C, c.normEps);
+        linearForward(k, L.qkv!, L.ln1, this.w(p + "attn.c_attn.weight"), this.w(p + "attn.c_attn.bias"), N, C, 3 * C);
+        splitQkv(L.qkv!, L.q, L.k, L.v, N, C);
+      } else {
+        rmsNormForward(L.ln1, L.ln1Rstd, x, this.w(p + "input_layernorm.weight"), N, C, c.normEps);
+        const qOut = L.qPre ?? L.q;
+        const kOut = L.kPre ?? L.k;
+        linearForward(k, qOut, L.ln1, this.w(p + "self_attn.q_proj.weight"), null, N, C, qDim);
+        linearForward(k, kOut, L.ln1, this.w(p + "self_attn.k_proj.weight"), null, N, C, kvDim);
+        linearForward(k, L.v, L.ln1, this.w(p + "self_attn.v_proj.weight"), null, N, C, kvDim);
+        if (L.qPre) {
+          rmsNormForward(L.q, L.qNormRstd!, L.qPre, this.w(p + "self_attn.q_norm.weight"), N * c.nHeads, c.headDim, c.normEps);
+          rmsNormForward(L.k, L.kNormRstd!, L.kPre!, this.w(p + "self_attn.k_norm.weight"), N * c.nKvHeads, c.headDim, c.normEps);
+        }
+        ropeApply(L.q, a.pos, this.rope!.cos, this.rope!.sin, N, c.nHeads, c.headDim, false);
+        ropeApply(L.k, a.pos, this.rope!.cos, this.rope!.sin, N, c.nKvHeads, c.headDim, false);
+      }
+      attentionForward(L.atty, L.att, L.q, L.k, L.v, B, T, c.nHeads, c.nKvHeads, c.headDim);
+      if (gpt2) {
+        linearForward(k, L.attProj, L.atty, this.w(p + "attn.c_proj.weight"), this.w(p + "attn.c_proj.bias"), N, C, C);
+      } else {
+        linearForward(k, L.attProj, L.atty, this.w(p + "self_attn.o_proj.weight"), null, N, qDim, C);
+      }
+      addInto(L.res2, x, L.attProj, N * C);
+      if (gpt2) {
+        layerNormForward(L.ln2, L.ln2Mean, L.ln2Rstd, L.res2, this.w(p + "ln_2.weight"), this.w(p + "ln_2.bias"), N, C, c.normEps);
+        linearForward(k, L.fc, L.ln2, this.w(p + "mlp.c_fc.weight"), this.w(p + "mlp.c_fc.bias"), N, C, F);
+        geluForward(L.act, L.fc, N * F);
+        linearForward(k, L.fcProj, L.act, this.w(p + "mlp.c_proj.weight"), this.w(p + "mlp.c_proj.bias"), N, F, C);
+      } else {
+        rmsNormForward(L.ln2, L.ln2Rstd, L.res2, this.w(p + "post_attention_layernorm.weight"), N, C, c.normEps);
+        linearForward(k, L.fc, L.ln2, this.w(p + "mlp.gate_proj.weight"), null, N, C, F);
+        linearForward(k, L.up!, L.ln2, this.w(p + "mlp.up_proj.weight"), null, N, C, F);
+        swigluForward(L.act, L.fc, L.up!, N * F);
+        linearForward(k, L.fcProj, L.act, this.w(p + "mlp.down_proj.weight"), null, N, F, C);
+      }
+      addInto(L.res3, L.res2, L.fcProj, N * C);
+      x = L.res3;
+    }
+    if (gpt2) {
+      layerNormForward(a.lnf, a.lnfMean, a.lnfRstd, x, this.w("transformer.ln_f.weight"), this.w("transformer.ln_f.bias"), N, C, c.normEps);
+    } else {
+      rmsNormForward(a.lnf, a.lnfRstd, x, this.w("model.norm.weight"), N, C, c.normEps);
+    }
+    const logits = a.logits.subarray(0, N * V);
+    linearForward(k, logits, a.lnf, this.w(this.lmHeadName()), null, N, C, V);
+    if (a.values) {
+      linearForward(k, a.values, a.lnf, this.w("v_head.summary.weight"), this.w("v_head.summary.bias"), N, C, 1);
+    }
+    this.last = { B, T };
+    return logits;
+  }
+
+  /** Value head outputs (B·T) of the last forward. */
+  values(): Buf {
+    if (!this.acts?.values || !this.last) throw new Error("values() needs a model with a value head and a forward first");
+    return this.acts.values.subarray(0, this.last.B * this.last.T);
+  }
+
+  /**
+   * Backward of the last forward: dlogits (B·T, V) and optionally dvalues (B·T) for the value head.
+   * Accumulates into `grads` (call zeroGrad first for a fresh gradient).
+   */
+  backward(dlogits: Buf, dvalues?: Buf): void {
+    if (!this.acts || !this.last) throw new Error("backward called before forward");
+    const c = this.cfg;
+    const a = this.acts;
+    const { B, T } = this.last;
+    const N = B * T;
+    const C = c.dModel;
+    const V = c.vocabSize;
+    const k = this.engine.kernels;
+    const qDim = c.nHeads * c.headDim;
+    const kvDim = c.nKvHeads * c.headDim;
+    const F = c.dFF;
+    const gpt2 = c.arch === "gpt2";
+    const dres = a.dres.subarray(0, N * C);
+    const dln = a.dln.subarray(0, N * C);
+    dln.fill(0);
+    const lm = this.lmHeadName();
+    linearBackward(k, dln, this.g(lm), null, dlogits, a.lnf, this.w(lm), N, C, V);
+    if (dvalues) {
+      if (!a.values) throw new Error("dvalues given but the model has no value head");
+      linearBackward(k, dln, this.g("v_head.summary.weight"), this.g("v_head.summary.bias"), dvalues, a.lnf, this.w("v_head.summary.weight"), N, C, 1);
+    }
+    dres.fill(0);
+    const lastX = c.nLayers > 0 ? a.layers[c.nLayers - 1].res3 : a.encoded;
+    if (gpt2) {
+      layerNormBackward(dres, this.g("transformer.ln_f.weight"), this.g("transformer.ln_f.bias"), dln, lastX, this.w("transformer.ln_f.weight"), a.lnfMean, a.lnfRstd, N, C);
+    } else {
+      rmsNormBackward(dres, this.g("model.norm.weight"), dln, lastX, this.w("model.norm.weight"), a.lnfRstd, N, C);
+    }
+    for (let l = c.nLayers - 1; l >= 0; l--) {
+      const L = a.layers[l];
+      const x = l > 0 ? a.layers[l - 1].res3 : a.encoded;
+      const p = gpt2 ? `transformer.h.${l}.` : `model.layers.${l}.`;
+      // MLP branch: res3 = res2 + fcProj(act(fc(ln2(res2)))).
+      const dact = a.dact.subarray(0, N * F);
+      const dfc = a.dfc.subarray(0, N * F);
+      dact.fill(0);
+      dfc.fill(0);
+      dln.fill(0);
+      if (gpt2) {
+        linearBackward(k, dact, this.g(p + "mlp.c_proj.weight"), this.g(p + "mlp.c_proj.bias"), dres, L.act, this.w(p + "mlp.c_proj.weight"), N, F, C);
+        geluBackward(dfc, L.fc, dact, N * F);
+        linearBackward(k, dln, this.g(p + "mlp.c_fc.weight"), this.g(p + "mlp.c_fc.bias"), dfc, L.ln2, this.w(p + "mlp.c_fc.weight"), N, C, F);
+        layerNormBackward(dres, this.g(p + "ln_2.weight"), this.g(p + "ln_2.bias"), dln, L.res2, this.w(p + "ln_2.weight"), L.ln2Mean, L.ln2Rstd, N, C);
+      } else {
+        const dup = a.dup!.subarray(0, N * F);
+        dup.fill(0);
+        linearBackward(k, dact, this.g(p + "mlp.down_proj.weight"), null, dres, L.act, this.w(p + "mlp.down_proj.weight"), N, F, C);
+        swigluBackward(dfc, dup, dact, L.fc, L.up!, N * F);
+        linearBackward(k, dln, this.g(p + "mlp.gate_proj.weight"), null, dfc, L.ln2, this.w(p + "mlp.gate_proj.weight"), N, C, F);
+        linearBackward(k, dln, this.g(p + "mlp.up_proj.weight"), null, dup, L.ln2, this.w(p + "mlp.up_proj.weight"), N, C, F);
+        rmsNormBackward(dres, this.g(p + "post_attention_layernorm.weight"), dln, L.res2, this.w(p + "post_attention_layernorm.weight"), L.ln2Rstd, N, C);
+      }
+      // Attention branch: res2 = x + proj(attention(q, k, v)).
+      const datty = a.datty.subarray(0, N * qDim);
+      const dq = a.dq.subarray(0, N * qDim);
+      const dk = a.dk.subarray(0, N * kvDim);
+      const dv = a.dv.subarray(0, N * kvDim);
+      datty.fill(0);
+      dq.fill(0);
+      dk.fill(0);
+      dv.fill(0);
+      dln.fill(0);
+      if (gpt2) {
+        linearBackward(k, datty, this.g(p + "attn.c_proj.weight"), this.g(p + "attn.c_proj.bias"), dres, L.atty, this.w(p + "attn.c_proj.weight"), N, C, C);
+      } else {
+        linearBackward(k, datty, this.g(p + "self_attn.o_proj.weight"), null, dres, L.atty, this.w(p + "self_attn.o_proj.weight"), N, qDim, C);
+      }
+      attentionBackward(dq, dk, dv, datty, L.att, L.q, L.k, L.v, B, T, c.nHeads, c.nKvHeads, c.headDim);
+      if (gpt2) {
+        const dqkv = a.dqkv!.subarray(0, N * 3 * C);
+        mergeQkv(dqkv, dq, dk, dv, N, C);
+        linearBackward(k, dln, this.g(p + "attn.c_attn.weight"), this.g(p + "attn.c_attn.bias"), dqkv, L.ln1, this.w(p + "attn.c_attn.weight"), N, C, 3 * C);
+        layerNormBackward(dres, this.g(p + "ln_1.weight"), this.g(p + "ln_1.bias"), dln, x, this.w(p + "ln_1.weight"), L.ln1Mean, L.ln1Rstd, N, C);
+      } else {
+        ropeApply(dq, a.pos, this.rope!.cos, this.rope!.sin, N, c.nHeads, c.headDim, true);
+        ropeApply(dk, a.pos, this.rope!.cos, this.rope!.sin, N, c.nKvHeads, c.headDim, true);
+        let dqIn: Buf = dq;
+        let dkIn: Buf = dk;
+        if (L.qPre) {
+          dqIn = a.dqPre!.subarray(0, N * qDim);
+          dkIn = a.dkPre!.subarray(0, N * kvDim);
+          dqIn.fill(0);
+          dkIn.fill(0);
+          rmsNormBackward(dqIn, this.g(p + "self_attn.q_norm.weight"), dq, L.qPre, this.w(p + "self_attn.q_norm.weight"), L.qNormRstd!, N * c.nHeads, c.headDim);
+          rmsNormBackward(dkIn, this.g(p + "self_attn.k_norm.weight"), dk, L.kPre!, this.w(p + "self_attn.k_norm.weight"), L.kNormRstd!, N * c.nKvHeads, c.headDim);
+        }
+        linearBackward(k, dln, this.g(p + "self_attn.q_proj.weight"), null, dqIn, L.ln1, this.w(p + "self_attn.q_proj.weight"), N, C, qDim);
+        linearBackward(k, dln, this.g(p + "self_attn.k_proj.weight"), null, dkIn, L.ln1, this.w(p + "self_attn.k_proj.weight"), N, C, kvDim);
+        linearBackward(k, dln, this.g(p + "self_attn.v_proj.weight"), null, dv, L.ln1, this.w(p + "self_attn.v_proj.weight"), N, C, kvDim);
+        rmsNormBackward(dres, this.g(p + "input_layernorm.weight"), dln, x, this.w(p + "input_layernorm.weight"), L.ln1Rstd, N, C);
+      }
+    }
+    if (gpt2) {
+      embeddingBackward(this.g("transformer.wte.weight"), dres, a.ids, N, C);
+      addPositionBackward(this.g("transformer.wpe.weight"), dres, a.pos, N, C);
+    } else {
+      embeddingBackward(this.g("model.embed_tokens.weight"), dres, a.ids, N, C);
+    }
+  }
+}
+
+/** (N,3C) fused projection → q, k, v (N,C) each. */
+function splitQkv(qkv: Buf, q: Buf, k: Buf, v: Buf, N: number, C: number): void {
+  for (let n = 0; n < N; n++) {
+    const base = n * 3 * C;
+    q.set(qkv.subarray(base, base + C), n * C);
+    k.set(qkv.subarray(base + C, base + 2 * C), n * C);
+    v.set(qkv.subarray(base + 2 * C, base + 3 * C), n * C);
+  }
+}
+
+/** Inverse of splitQkv for gradients. */
+function mergeQkv(dqkv: Buf, dq: Buf, dk: Buf, dv: Buf, N: number, C: number): void {
+  for (let n = 0; n < N; n++) {
+    const base = n * 3 * C;
+    dqkv.set(dq.subarray(n * C, (n + 1) * C), base);
+    dqkv.set(dk.subarray(n * C, (n + 1) * C), base + C);
+    dqkv.set(dv.subarray(n * C, (n + 1) * C), base + 2 * C);
+  }
+}
