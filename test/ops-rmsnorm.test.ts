@@ -38,8 +38,11 @@ test("rmsnorm gradients match finite differences (float64)", () => {
     return dot(out, w);
   };
   loss();
-  gradCheck("rmsnorm dinp", inp, accumulated(N * C, (g) => rmsNormBackward(g, new Float64Array(C), w, inp, weight, rstd, N, C)), loss);
-  gradCheck("rmsnorm dweight", weight, accumulated(C, (g) => rmsNormBackward(new Float64Array(N * C), g, w, inp, weight, rstd, N, C)), loss);
+  // All analytic grads first: the finite-difference loop leaves `rstd` from a perturbed input.
+  const dinp = accumulated(N * C, (g) => rmsNormBackward(g, new Float64Array(C), w, inp, weight, rstd, N, C));
+  const dweight = accumulated(C, (g) => rmsNormBackward(new Float64Array(N * C), g, w, inp, weight, rstd, N, C));
+  gradCheck("rmsnorm dinp", inp, dinp, loss);
+  gradCheck("rmsnorm dweight", weight, dweight, loss);
 });
 
 test("rmsnorm float32 forward agrees with float64", () => {

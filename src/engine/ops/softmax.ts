@@ -24,8 +24,9 @@ export function logSoftmaxForward(
     }
     let sum = 0;
     for (let i = 0; i < V; i++) sum += Math.exp(logits[o + i] * invTemp - max);
-    const shift = max + Math.log(sum);
-    for (let i = 0; i < V; i++) out[o + i] = logits[o + i] * invTemp - shift;
+    // (z − max) first: exact for the top logit, so large logits lose no precision to the shift.
+    const logSum = Math.log(sum);
+    for (let i = 0; i < V; i++) out[o + i] = logits[o + i] * invTemp - max - logSum;
   }
 }
 
