@@ -30,9 +30,14 @@ test("registry: at least add, multistep and one logic family; names match", () =
     const [lo, hi] = fam.difficulties;
     assert.ok(lo <= fam.defaultDifficulty && fam.defaultDifficulty <= hi, key);
   }
-  assert.throws(() => getTask("ad"), { message: 'unknown task "ad"; did you mean "add"? known tasks: add, multistep, sort' });
+  assert.throws(() => getTask("ad"), {
+    message: 'unknown task "ad"; did you mean "add"? known tasks: add, multistep, sort',
+  });
   assert.throws(() => getTask("multstep"), /did you mean "multistep"\?/);
-  assert.throws(() => getTask("zzzzzzzz"), (e: Error) => !/did you mean/.test(e.message) && /known tasks/.test(e.message));
+  assert.throws(
+    () => getTask("zzzzzzzz"),
+    (e: Error) => !/did you mean/.test(e.message) && /known tasks/.test(e.message),
+  );
   assert.throws(() => getTask("toString"), /unknown task "toString"/);
 });
 
@@ -174,7 +179,8 @@ test("extractAnswer: last marker wins; stops at end of line or a rendered specia
   assert.equal(extractAnswer("#12\nmore\n#13"), "13");
   assert.equal(extractAnswer("#12\n#  13  \ntrailing text"), "13");
   assert.equal(extractAnswer("x#5"), "5");
-  for (const special of SPECIAL_TOKENS) assert.equal(extractAnswer(`1+1=2\n#42${special}junk`), "42", special);
+  for (const special of SPECIAL_TOKENS)
+    assert.equal(extractAnswer(`1+1=2\n#42${special}junk`), "42", special);
   const p = TASKS.sort.generate(new Rng(4), 4);
   // An agent that corrects an earlier agent's answer is scored on the correction, and vice versa.
   assert.equal(verifyExact(p, `#9999\n${p.solution}`).correct, true);
@@ -191,7 +197,10 @@ test("generate is deterministic from the rng and rejects difficulties out of ran
     const b = family.generate(new Rng(5), family.defaultDifficulty);
     assert.deepEqual(a, b);
     const [lo, hi] = family.difficulties;
-    assert.throws(() => family.generate(new Rng(1), hi + 1), new RegExp(`task ${family.name}: difficulty ${hi + 1} is not an integer in \\[${lo}, ${hi}\\]`));
+    assert.throws(
+      () => family.generate(new Rng(1), hi + 1),
+      new RegExp(`task ${family.name}: difficulty ${hi + 1} is not an integer in \\[${lo}, ${hi}\\]`),
+    );
     assert.throws(() => family.generate(new Rng(1), lo - 1), /is not an integer in/);
     assert.throws(() => family.generate(new Rng(1), lo + 0.5), /is not an integer in/);
   }

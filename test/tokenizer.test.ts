@@ -9,7 +9,10 @@ test("vocabulary: small, specials at 0..3, every character has its own id", () =
   assert.ok(tok.vocabSize <= 64, `vocabSize ${tok.vocabSize}`);
   assert.equal(tok.vocabSize, SPECIAL_TOKENS.length + Array.from(DEFAULT_CHARS).length);
   assert.deepEqual([tok.pad, tok.bos, tok.eos, tok.eot], [0, 1, 2, 3]);
-  assert.deepEqual([0, 1, 2, 3].map((i) => tok.idToToken(i)), ["<pad>", "<bos>", "<eos>", "<eot>"]);
+  assert.deepEqual(
+    [0, 1, 2, 3].map((i) => tok.idToToken(i)),
+    ["<pad>", "<bos>", "<eos>", "<eot>"],
+  );
   const ids = tok.encode(DEFAULT_CHARS);
   assert.equal(new Set(ids).size, ids.length);
   assert.ok(ids.every((id) => id >= 4 && id < tok.vocabSize));
@@ -42,7 +45,9 @@ test("decode renders special tokens by name, or skips them", () => {
 });
 
 test("encode names the offending character and its position", () => {
-  assert.throws(() => tok.encode("12+é3"), { message: 'tokenizer: character "é" (U+00E9) at position 3 is not in the vocabulary' });
+  assert.throws(() => tok.encode("12+é3"), {
+    message: 'tokenizer: character "é" (U+00E9) at position 3 is not in the vocabulary',
+  });
   assert.throws(() => tok.encode("ab\tc"), /character "\\t" \(U\+0009\) at position 2/);
   assert.throws(() => tok.encode("Abc"), /character "A" \(U\+0041\) at position 0/);
   // Position counts characters (code points), not UTF-16 units.
@@ -62,7 +67,11 @@ test("Hugging Face tokenizer.json: structure, its own pipeline matches encode, r
   assert.equal(json.version, "1.0");
   assert.equal(json.model.type, "WordLevel");
   assert.equal(Object.keys(json.model.vocab).length, tok.vocabSize);
-  assert.equal(json.model.vocab[json.model.unk_token], undefined, "unknown characters must fail, not map to a token");
+  assert.equal(
+    json.model.vocab[json.model.unk_token],
+    undefined,
+    "unknown characters must fail, not map to a token",
+  );
   assert.deepEqual(
     json.added_tokens.map((t: any) => [t.id, t.content, t.special]),
     SPECIAL_TOKENS.map((s, i) => [i, s, true]),
@@ -74,12 +83,17 @@ test("Hugging Face tokenizer.json: structure, its own pipeline matches encode, r
   assert.equal(json.pre_tokenizer.behavior, "Isolated");
   const pieces = text.match(re)!;
   assert.equal(pieces.join(""), text);
-  assert.deepEqual(pieces.map((p) => json.model.vocab[p]), tok.encode(text));
+  assert.deepEqual(
+    pieces.map((p) => json.model.vocab[p]),
+    tok.encode(text),
+  );
   const back = CharTokenizer.fromHuggingFaceJSON(json);
   assert.equal(back.vocabSize, tok.vocabSize);
   assert.deepEqual(back.encode(DEFAULT_CHARS), tok.encode(DEFAULT_CHARS));
   const custom = new CharTokenizer("xyz\n");
-  const customBack = CharTokenizer.fromHuggingFaceJSON(JSON.parse(JSON.stringify(custom.toHuggingFaceJSON())));
+  const customBack = CharTokenizer.fromHuggingFaceJSON(
+    JSON.parse(JSON.stringify(custom.toHuggingFaceJSON())),
+  );
   assert.deepEqual(customBack.chars, ["x", "y", "z", "\n"]);
 });
 
@@ -88,19 +102,30 @@ test("fromHuggingFaceJSON explains why a file is not one of ours", () => {
   const cases: [string, (j: any) => any, RegExp][] = [
     ["not an object", () => [1, 2], /expected a JSON object/],
     ["BPE model", (j) => ((j.model.type = "BPE"), j), /model.type is "BPE", expected "WordLevel"/],
-    ["other pre-tokenizer", (j) => ((j.pre_tokenizer = { type: "Whitespace" }), j), /pre_tokenizer is not a Split/],
+    [
+      "other pre-tokenizer",
+      (j) => ((j.pre_tokenizer = { type: "Whitespace" }), j),
+      /pre_tokenizer is not a Split/,
+    ],
     ["specials moved", (j) => ((j.model.vocab["<eot>"] = 99), j), /id 3 is undefined, expected "<eot>"/],
-    ["multi-character token", (j) => ((j.model.vocab["ab"] = tok.vocabSize), j), /token "ab" \(id 64\) is not one character/],
+    [
+      "multi-character token",
+      (j) => ((j.model.vocab["ab"] = tok.vocabSize), j),
+      /token "ab" \(id 64\) is not one character/,
+    ],
     ["gap in ids", (j) => ((j.model.vocab["~"] = tok.vocabSize + 1), j), /no token with id 64/],
     ["duplicate id", (j) => ((j.model.vocab["~"] = 10), j), /id 10 is used by/],
     ["no added tokens", (j) => ((j.added_tokens = []), j), /added_tokens lacks special <pad>/],
     ["version", (j) => ((j.version = "2.0"), j), /version is "2.0"/],
   ];
   for (const [name, mutate, re] of cases) {
-    assert.throws(() => CharTokenizer.fromHuggingFaceJSON(mutate(good())), (e: Error) => {
-      assert.match(e.message, /^tokenizer.json is not a sat-llm character tokenizer: /, name);
-      assert.match(e.message, re, name);
-      return true;
-    });
+    assert.throws(
+      () => CharTokenizer.fromHuggingFaceJSON(mutate(good())),
+      (e: Error) => {
+        assert.match(e.message, /^tokenizer.json is not a sat-llm character tokenizer: /, name);
+        assert.match(e.message, re, name);
+        return true;
+      },
+    );
   }
 });

@@ -96,7 +96,9 @@ export class CharTokenizer implements Tokenizer {
         const ch = String.fromCodePoint(text.codePointAt(i)!);
         id = this.idOf.get(ch) ?? -1;
         if (id < 0) {
-          throw new Error(`tokenizer: character ${describeChar(ch)} at position ${pos} is not in the vocabulary`);
+          throw new Error(
+            `tokenizer: character ${describeChar(ch)} at position ${pos} is not in the vocabulary`,
+          );
         }
         i += ch.length - 1;
       }
@@ -145,7 +147,12 @@ export class CharTokenizer implements Tokenizer {
         special: true,
       })),
       normalizer: null,
-      pre_tokenizer: { type: "Split", pattern: { Regex: SPLIT_EVERY_CHAR }, behavior: "Isolated", invert: false },
+      pre_tokenizer: {
+        type: "Split",
+        pattern: { Regex: SPLIT_EVERY_CHAR },
+        behavior: "Isolated",
+        invert: false,
+      },
       // No template: the training code places <bos>/<eot>/<eos> itself.
       post_processor: null,
       decoder: { type: "Fuse" },
@@ -162,7 +169,7 @@ export class CharTokenizer implements Tokenizer {
     const root = obj as Record<string, any>;
     if (root.version !== "1.0") fail(`version is ${JSON.stringify(root.version)}, expected "1.0"`);
     const model = root.model;
-    if (typeof model !== "object" || model === null) fail("missing field \"model\"");
+    if (typeof model !== "object" || model === null) fail('missing field "model"');
     if (model.type !== "WordLevel") fail(`model.type is ${JSON.stringify(model.type)}, expected "WordLevel"`);
     const pre = root.pre_tokenizer;
     if (
@@ -177,28 +184,34 @@ export class CharTokenizer implements Tokenizer {
     }
     if (root.normalizer !== null && root.normalizer !== undefined) fail("it has a normalizer");
     const vocab = model.vocab;
-    if (typeof vocab !== "object" || vocab === null || Array.isArray(vocab)) fail("model.vocab is not an object");
+    if (typeof vocab !== "object" || vocab === null || Array.isArray(vocab))
+      fail("model.vocab is not an object");
     const byId: string[] = [];
     for (const [tok, id] of Object.entries(vocab as Record<string, unknown>)) {
-      if (typeof id !== "number" || !Number.isInteger(id) || id < 0) fail(`model.vocab[${JSON.stringify(tok)}] = ${id}`);
+      if (typeof id !== "number" || !Number.isInteger(id) || id < 0)
+        fail(`model.vocab[${JSON.stringify(tok)}] = ${id}`);
       const i = id as number;
-      if (byId[i] !== undefined) fail(`model.vocab id ${i} is used by ${JSON.stringify(byId[i])} and ${JSON.stringify(tok)}`);
+      if (byId[i] !== undefined)
+        fail(`model.vocab id ${i} is used by ${JSON.stringify(byId[i])} and ${JSON.stringify(tok)}`);
       byId[i] = tok;
     }
     SPECIAL_TOKENS.forEach((tok, id) => {
-      if (byId[id] !== tok) fail(`model.vocab id ${id} is ${JSON.stringify(byId[id])}, expected ${JSON.stringify(tok)}`);
+      if (byId[id] !== tok)
+        fail(`model.vocab id ${id} is ${JSON.stringify(byId[id])}, expected ${JSON.stringify(tok)}`);
     });
     const added = root.added_tokens;
     if (!Array.isArray(added)) fail("added_tokens is not an array");
     for (const [id, tok] of SPECIAL_TOKENS.entries()) {
       const entry = added.find((a: any) => a?.content === tok);
-      if (!entry || entry.id !== id || entry.special !== true) fail(`added_tokens lacks special ${tok} with id ${id}`);
+      if (!entry || entry.id !== id || entry.special !== true)
+        fail(`added_tokens lacks special ${tok} with id ${id}`);
     }
     let chars = "";
     for (let id = SPECIAL_TOKENS.length; id < byId.length; id++) {
       const tok = byId[id];
       if (tok === undefined) fail(`model.vocab has no token with id ${id} (ids must be contiguous)`);
-      if (Array.from(tok).length !== 1) fail(`model.vocab token ${JSON.stringify(tok)} (id ${id}) is not one character`);
+      if (Array.from(tok).length !== 1)
+        fail(`model.vocab token ${JSON.stringify(tok)} (id ${id}) is not one character`);
       chars += tok;
     }
     return new CharTokenizer(chars);

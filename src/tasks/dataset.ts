@@ -22,7 +22,10 @@ export function splitBucket(family: string, prompt: string): number {
   return fmix32(hashString(`split/${canonicalKey(family, prompt)}`)) % 100;
 }
 
-export function splitOf(problem: Pick<Problem, "family" | "prompt">, testPercent = DEFAULT_TEST_PERCENT): Split {
+export function splitOf(
+  problem: Pick<Problem, "family" | "prompt">,
+  testPercent = DEFAULT_TEST_PERCENT,
+): Split {
   return splitBucket(problem.family, problem.prompt) < testPercent ? "test" : "train";
 }
 
@@ -34,8 +37,8 @@ function checkTestPercent(testPercent: number, split: Split): void {
   if (!(testPercent >= 0 && testPercent <= 100)) {
     throw new Error(`testPercent must be in [0, 100], got ${testPercent}`);
   }
-  if (split === "test" && testPercent === 0) throw new Error("split \"test\" is empty: testPercent is 0");
-  if (split === "train" && testPercent === 100) throw new Error("split \"train\" is empty: testPercent is 100");
+  if (split === "test" && testPercent === 0) throw new Error('split "test" is empty: testPercent is 0');
+  if (split === "train" && testPercent === 100) throw new Error('split "train" is empty: testPercent is 100');
 }
 
 export interface MakeProblemsOptions {
@@ -52,10 +55,12 @@ export function makeProblems(familyOrName: TaskFamily | string, opts: MakeProble
   const family = resolveFamily(familyOrName);
   const difficulty = opts.difficulty ?? family.defaultDifficulty;
   const testPercent = opts.testPercent ?? DEFAULT_TEST_PERCENT;
-  if (opts.split !== "train" && opts.split !== "test") throw new Error(`split must be "train" or "test", got "${opts.split}"`);
+  if (opts.split !== "train" && opts.split !== "test")
+    throw new Error(`split must be "train" or "test", got "${opts.split}"`);
   checkDifficulty(family, difficulty);
   checkTestPercent(testPercent, opts.split);
-  if (!Number.isInteger(opts.n) || opts.n < 0) throw new Error(`n must be a non-negative integer, got ${opts.n}`);
+  if (!Number.isInteger(opts.n) || opts.n < 0)
+    throw new Error(`n must be a non-negative integer, got ${opts.n}`);
   const rng = new Rng(opts.seed).fork(`${family.name}/${difficulty}/${opts.split}`);
   const seen = new Set<string>();
   const out: Problem[] = [];

@@ -16,15 +16,16 @@ export const JSONL_FAMILY = "jsonl";
 
 export function problemsToJSONL(problems: readonly Problem[]): string {
   return problems
-    .map((p) =>
-      JSON.stringify({
-        id: p.id,
-        family: p.family,
-        difficulty: p.difficulty,
-        prompt: p.prompt,
-        solution: p.solution,
-        answer: p.answer,
-      }) + "\n",
+    .map(
+      (p) =>
+        JSON.stringify({
+          id: p.id,
+          family: p.family,
+          difficulty: p.difficulty,
+          prompt: p.prompt,
+          solution: p.solution,
+          answer: p.answer,
+        }) + "\n",
     )
     .join("");
 }
@@ -58,7 +59,8 @@ export function parseProblemsJSONL(text: string, source: string): Problem[] {
         if (required) throw new Error(`${where}: missing string field "${field}"`);
         return undefined;
       }
-      if (typeof v !== "string") throw new Error(`${where}: field "${field}" must be a string, got ${typeName(v)}`);
+      if (typeof v !== "string")
+        throw new Error(`${where}: field "${field}" must be a string, got ${typeName(v)}`);
       return v;
     };
     const prompt = str("prompt", true)!;
@@ -77,7 +79,10 @@ export function parseProblemsJSONL(text: string, source: string): Problem[] {
       );
     }
     const id = str("id", false) ?? `${basename(source)}:${i + 1}`;
-    if (firstLineOfId.has(id)) throw new Error(`${where}: duplicate id ${JSON.stringify(id)} (first on line ${firstLineOfId.get(id)})`);
+    if (firstLineOfId.has(id))
+      throw new Error(
+        `${where}: duplicate id ${JSON.stringify(id)} (first on line ${firstLineOfId.get(id)})`,
+      );
     firstLineOfId.set(id, i + 1);
     const family = str("family", false) ?? JSONL_FAMILY;
     const difficulty = rec.difficulty ?? 0;

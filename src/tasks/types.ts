@@ -103,8 +103,21 @@ export function fmix32(h: number): number {
   return h >>> 0;
 }
 
-export function makeProblem(family: string, difficulty: number, prompt: string, solution: string, answer: string): Problem {
-  return { id: `${family}-${contentHash(canonicalKey(family, prompt))}`, family, difficulty, prompt, solution, answer };
+export function makeProblem(
+  family: string,
+  difficulty: number,
+  prompt: string,
+  solution: string,
+  answer: string,
+): Problem {
+  return {
+    id: `${family}-${contentHash(canonicalKey(family, prompt))}`,
+    family,
+    difficulty,
+    prompt,
+    solution,
+    answer,
+  };
 }
 
 /** Throws a one-line error when `difficulty` is not an integer in the family's range. */

@@ -25,7 +25,11 @@ function apply(op: Op, x: number, y: number): number {
 }
 
 /** Parenthesised prompt and worked solution for start `op[0] operands[0] op[1] ...` left to right. */
-export function solveChain(start: number, ops: Op[], operands: number[]): { prompt: string; solution: string; answer: string } {
+export function solveChain(
+  start: number,
+  ops: Op[],
+  operands: number[],
+): { prompt: string; solution: string; answer: string } {
   let expr = String(start);
   let value = start;
   const lines: string[] = [];
