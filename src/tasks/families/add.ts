@@ -48,7 +48,7 @@ export const add: TaskFamily = {
   defaultDifficulty: 3,
   difficulties: [1, 8],
   generate(rng: Rng, difficulty: number): Problem {
-    checkDifficulty(this, difficulty);
+    checkDifficulty(add, difficulty);
     const a = randomDigits(rng, difficulty);
     const b = randomDigits(rng, difficulty);
     const { solution, answer } = solveAdd(a, b);

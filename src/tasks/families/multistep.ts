@@ -53,7 +53,7 @@ export const multistep: TaskFamily = {
   defaultDifficulty: 3,
   difficulties: [1, 8],
   generate(rng: Rng, difficulty: number): Problem {
-    checkDifficulty(this, difficulty);
+    checkDifficulty(multistep, difficulty);
     const start = 1 + rng.int(9);
     const ops: Op[] = [];
     const operands: number[] = [];

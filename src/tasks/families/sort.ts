@@ -39,7 +39,7 @@ export const sort: TaskFamily = {
   defaultDifficulty: 4,
   difficulties: [2, 8],
   generate(rng: Rng, difficulty: number): Problem {
-    checkDifficulty(this, difficulty);
+    checkDifficulty(sort, difficulty);
     let digits = "";
     for (let i = 0; i < difficulty; i++) digits += String(rng.int(10));
     const { solution, answer } = solveSort(digits);
