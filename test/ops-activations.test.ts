@@ -52,10 +52,25 @@ test("gelu and swiglu gradients match finite differences (float64)", () => {
   const w = randn(rng, n);
   const out = new Float64Array(n);
   const geluLoss = () => (geluForward(out, x, n), dot(out, w));
-  gradCheck("gelu dinp", x, accumulated(n, (g) => geluBackward(g, x, w, n)), geluLoss);
+  gradCheck(
+    "gelu dinp",
+    x,
+    accumulated(n, (g) => geluBackward(g, x, w, n)),
+    geluLoss,
+  );
   const swigluLoss = () => (swigluForward(out, x, up, n), dot(out, w));
-  gradCheck("swiglu dgate", x, accumulated(n, (g) => swigluBackward(g, new Float64Array(n), w, x, up, n)), swigluLoss);
-  gradCheck("swiglu dup", up, accumulated(n, (g) => swigluBackward(new Float64Array(n), g, w, x, up, n)), swigluLoss);
+  gradCheck(
+    "swiglu dgate",
+    x,
+    accumulated(n, (g) => swigluBackward(g, new Float64Array(n), w, x, up, n)),
+    swigluLoss,
+  );
+  gradCheck(
+    "swiglu dup",
+    up,
+    accumulated(n, (g) => swigluBackward(new Float64Array(n), g, w, x, up, n)),
+    swigluLoss,
+  );
 });
 
 test("activations float32 forward agrees with float64", () => {

@@ -51,7 +51,13 @@ test("attention is causal: future keys and values do not change earlier outputs"
   }
   const b = forward(d, q, k, v);
   expectAllClose(b.out.subarray(0, 4 * 6), a.out.subarray(0, 4 * 6), 0, 0, "seq 0 positions 0..3");
-  expectAllClose(b.out.subarray(30, 30 + 3 * 6), a.out.subarray(30, 30 + 3 * 6), 0, 0, "seq 1 positions 0..2");
+  expectAllClose(
+    b.out.subarray(30, 30 + 3 * 6),
+    a.out.subarray(30, 30 + 3 * 6),
+    0,
+    0,
+    "seq 1 positions 0..2",
+  );
   for (let row = 0; row < 2 * 2 * 5; row++) {
     const t = row % 5;
     let s = 0;
@@ -68,7 +74,14 @@ test("attention is causal: future keys and values do not change earlier outputs"
 function repeatKv(x: Float64Array, B: number, T: number, Hq: number, Hkv: number, hd: number) {
   const y = new Float64Array(B * T * Hq * hd);
   for (let bt = 0; bt < B * T; bt++)
-    for (let h = 0; h < Hq; h++) y.set(x.subarray((bt * Hkv + Math.floor(h / (Hq / Hkv))) * hd, (bt * Hkv + Math.floor(h / (Hq / Hkv)) + 1) * hd), (bt * Hq + h) * hd);
+    for (let h = 0; h < Hq; h++)
+      y.set(
+        x.subarray(
+          (bt * Hkv + Math.floor(h / (Hq / Hkv))) * hd,
+          (bt * Hkv + Math.floor(h / (Hq / Hkv)) + 1) * hd,
+        ),
+        (bt * Hq + h) * hd,
+      );
   return y;
 }
 
@@ -84,8 +97,16 @@ test("grouped-query attention equals multi-head attention with duplicated kv hea
   const g = forward({ B, T, Hq, Hkv, hd }, q, k, v);
   const m = forward({ B, T, Hq, Hkv: Hq, hd }, q, kk, vv);
   expectAllClose(g.out, m.out, 1e-14, 1e-14, "GQA vs MHA out");
-  const [dqG, dkG, dvG] = [new Float64Array(q.length), new Float64Array(k.length), new Float64Array(v.length)];
-  const [dqM, dkM, dvM] = [new Float64Array(q.length), new Float64Array(kk.length), new Float64Array(vv.length)];
+  const [dqG, dkG, dvG] = [
+    new Float64Array(q.length),
+    new Float64Array(k.length),
+    new Float64Array(v.length),
+  ];
+  const [dqM, dkM, dvM] = [
+    new Float64Array(q.length),
+    new Float64Array(kk.length),
+    new Float64Array(vv.length),
+  ];
   attentionBackward(dqG, dkG, dvG, dout, g.att, q, k, v, B, T, Hq, Hkv, hd);
   attentionBackward(dqM, dkM, dvM, dout, m.att, q, kk, vv, B, T, Hq, Hq, hd);
   expectAllClose(dqG, dqM, 1e-13, 1e-13, "dq");
@@ -99,34 +120,42 @@ test("grouped-query attention equals multi-head attention with duplicated kv hea
   };
   expectAllClose(dkG, sumCopies(dkM), 1e-13, 1e-13, "dk");
   expectAllClose(dvG, sumCopies(dvM), 1e-13, 1e-13, "dv");
-  assert.throws(() => forward({ B, T, Hq: 3, Hkv: 2, hd }, q, k, v), /Hq=3 must be a positive multiple of Hkv=2/);
+  assert.throws(
+    () => forward({ B, T, Hq: 3, Hkv: 2, hd }, q, k, v),
+    /Hq=3 must be a positive multiple of Hkv=2/,
+  );
 });
 
-test("attention gradients match finite differences (float64, grouped-query)", () => {
-  const rng = new Rng(18);
-  const [B, T, Hq, Hkv, hd] = [2, 4, 4, 2, 3];
-  const q = randn(rng, B * T * Hq * hd);
-  const k = randn(rng, B * T * Hkv * hd);
-  const v = randn(rng, B * T * Hkv * hd);
-  const w = randn(rng, B * T * Hq * hd);
-  const out = new Float64Array(w.length);
-  const att = new Float64Array(B * Hq * T * T);
-  const loss = () => {
-    attentionForward(out, att, q, k, v, B, T, Hq, Hkv, hd);
-    return dot(out, w);
-  };
-  loss();
-  const back = (dq: Float64Array, dk: Float64Array, dv: Float64Array) =>
-    attentionBackward(dq, dk, dv, w, att, q, k, v, B, T, Hq, Hkv, hd);
-  const z = (n: number) => new Float64Array(n);
-  // All analytic grads first: the finite-difference loop leaves `att` from a perturbed input.
-  const dq = accumulated(q.length, (g) => back(g, z(k.length), z(v.length)));
-  const dk = accumulated(k.length, (g) => back(z(q.length), g, z(v.length)));
-  const dv = accumulated(v.length, (g) => back(z(q.length), z(k.length), g));
-  gradCheck("attention dq", q, dq, loss);
-  gradCheck("attention dk", k, dk, loss);
-  gradCheck("attention dv", v, dv, loss);
-});
+// Shapes cover full 4×4 tiles, leftover rows (T % 4) and leftover columns (hd % 4).
+for (const [B, T, Hq, Hkv, hd] of [
+  [2, 4, 4, 2, 3],
+  [1, 7, 2, 1, 4],
+]) {
+  test(`attention gradients match finite differences (float64, B=${B} T=${T} Hq=${Hq} Hkv=${Hkv} hd=${hd})`, () => {
+    const rng = new Rng(18 + T);
+    const q = randn(rng, B * T * Hq * hd);
+    const k = randn(rng, B * T * Hkv * hd);
+    const v = randn(rng, B * T * Hkv * hd);
+    const w = randn(rng, B * T * Hq * hd);
+    const out = new Float64Array(w.length);
+    const att = new Float64Array(B * Hq * T * T);
+    const loss = () => {
+      attentionForward(out, att, q, k, v, B, T, Hq, Hkv, hd);
+      return dot(out, w);
+    };
+    loss();
+    const back = (dq: Float64Array, dk: Float64Array, dv: Float64Array) =>
+      attentionBackward(dq, dk, dv, w, att, q, k, v, B, T, Hq, Hkv, hd);
+    const z = (n: number) => new Float64Array(n);
+    // All analytic grads first: the finite-difference loop leaves `att` from a perturbed input.
+    const dq = accumulated(q.length, (g) => back(g, z(k.length), z(v.length)));
+    const dk = accumulated(k.length, (g) => back(z(q.length), g, z(v.length)));
+    const dv = accumulated(v.length, (g) => back(z(q.length), z(k.length), g));
+    gradCheck("attention dq", q, dq, loss);
+    gradCheck("attention dk", k, dk, loss);
+    gradCheck("attention dv", v, dv, loss);
+  });
+}
 
 test("attentionDecode over a kv cache equals the matching row of attentionForward; inactive rows are untouched", () => {
   const rng = new Rng(19);
@@ -145,7 +174,8 @@ test("attentionDecode over a kv cache equals the matching row of attentionForwar
   const lengths = new Int32Array([5, 2, 4]);
   const active = new Uint8Array([1, 0, 1]);
   const qStep = new Float64Array(B * Hq * hd);
-  for (let b = 0; b < B; b++) qStep.set(q.subarray(((b * T + lengths[b] - 1) * Hq) * hd, ((b * T + lengths[b]) * Hq) * hd), b * Hq * hd);
+  for (let b = 0; b < B; b++)
+    qStep.set(q.subarray((b * T + lengths[b] - 1) * Hq * hd, (b * T + lengths[b]) * Hq * hd), b * Hq * hd);
   const out = new Float64Array(B * Hq * hd).fill(42);
   attentionDecode(out, new Float64Array(Tmax), qStep, kCache, vCache, lengths, active, B, Tmax, Hq, Hkv, hd);
   for (const b of [0, 2]) {
@@ -153,14 +183,53 @@ test("attentionDecode over a kv cache equals the matching row of attentionForwar
     const want = full.out.subarray((b * T + t) * Hq * hd, (b * T + t + 1) * Hq * hd);
     expectAllClose(out.subarray(b * Hq * hd, (b + 1) * Hq * hd), want, 1e-13, 1e-13, `decode seq ${b}`);
   }
-  assert.ok(out.subarray(Hq * hd, 2 * Hq * hd).every((x) => x === 42), "inactive row untouched");
+  assert.ok(
+    out.subarray(Hq * hd, 2 * Hq * hd).every((x) => x === 42),
+    "inactive row untouched",
+  );
   // float32 decode agrees with the float64 forward
   const out32 = new Float32Array(B * Hq * hd);
-  attentionDecode(out32, new Float32Array(Tmax), toF32(qStep), toF32(kCache), toF32(vCache), lengths, active, B, Tmax, Hq, Hkv, hd);
+  attentionDecode(
+    out32,
+    new Float32Array(Tmax),
+    toF32(qStep),
+    toF32(kCache),
+    toF32(vCache),
+    lengths,
+    active,
+    B,
+    Tmax,
+    Hq,
+    Hkv,
+    hd,
+  );
   const t0 = lengths[0] - 1;
-  expectAllClose(out32.subarray(0, Hq * hd), full.out.subarray(t0 * Hq * hd, (t0 + 1) * Hq * hd), 1e-5, 1e-5, "decode f32");
+  expectAllClose(
+    out32.subarray(0, Hq * hd),
+    full.out.subarray(t0 * Hq * hd, (t0 + 1) * Hq * hd),
+    1e-5,
+    1e-5,
+    "decode f32",
+  );
   lengths[2] = 0;
-  assert.throws(() => attentionDecode(out, new Float64Array(Tmax), qStep, kCache, vCache, lengths, active, B, Tmax, Hq, Hkv, hd), /lengths\[2\]=0/);
+  assert.throws(
+    () =>
+      attentionDecode(
+        out,
+        new Float64Array(Tmax),
+        qStep,
+        kCache,
+        vCache,
+        lengths,
+        active,
+        B,
+        Tmax,
+        Hq,
+        Hkv,
+        hd,
+      ),
+    /lengths\[2\]=0/,
+  );
 });
 
 test("attention float32 forward agrees with float64; large scores do not overflow", () => {

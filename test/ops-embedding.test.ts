@@ -43,8 +43,18 @@ test("embedding and position gradients match finite differences (float64)", () =
     addPositionForward(out, wpe, pos, N, C);
     return dot(out, w);
   };
-  gradCheck("dwte", wte, accumulated(V * C, (g) => embeddingBackward(g, w, ids, N, C)), loss);
-  gradCheck("dwpe", wpe, accumulated(P * C, (g) => addPositionBackward(g, w, pos, N, C)), loss);
+  gradCheck(
+    "dwte",
+    wte,
+    accumulated(V * C, (g) => embeddingBackward(g, w, ids, N, C)),
+    loss,
+  );
+  gradCheck(
+    "dwpe",
+    wpe,
+    accumulated(P * C, (g) => addPositionBackward(g, w, pos, N, C)),
+    loss,
+  );
 });
 
 test("embedding float32 forward agrees with float64", () => {

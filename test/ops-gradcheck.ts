@@ -38,7 +38,13 @@ export function accumulated(n: number, backward: (g: Float64Array) => void): Flo
  * Throws unless max|analytic − numeric| ≤ tol · max(max|numeric|, 1e-3); returns the normwise
  * relative error. `loss` must recompute the scalar from the current contents of `x`.
  */
-export function gradCheck(what: string, x: Buf, analytic: ArrayLike<number>, loss: () => number, tol = GRAD_TOL): number {
+export function gradCheck(
+  what: string,
+  x: Buf,
+  analytic: ArrayLike<number>,
+  loss: () => number,
+  tol = GRAD_TOL,
+): number {
   const numeric = numericGrad(loss, x, FD_STEP);
   let maxDiff = 0;
   let maxRef = 0;

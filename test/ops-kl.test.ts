@@ -26,11 +26,17 @@ test("KL(p‖p) is exactly 0 and KL ≥ 0 on random pairs, including near-equal 
   logSoftmaxForward(lp, randn(rng, N * V, 3), N, V, 1);
   const kl = new Float64Array(N);
   klForward(kl, lp, lp, N, V);
-  assert.ok(kl.every((x) => x === 0), "KL(p‖p) = 0");
+  assert.ok(
+    kl.every((x) => x === 0),
+    "KL(p‖p) = 0",
+  );
   const near = lp.map((x) => x + 1e-9 * rng.normal());
   logSoftmaxForward(lq, near, N, V, 1);
   klForward(kl, lp, lq, N, V);
-  assert.ok(kl.every((x) => x >= 0 && x < 1e-15), `near-equal: max ${Math.max(...kl)}`);
+  assert.ok(
+    kl.every((x) => x >= 0 && x < 1e-15),
+    `near-equal: max ${Math.max(...kl)}`,
+  );
   logSoftmaxForward(lq, randn(rng, N * V, 3), N, V, 1);
   klForward(kl, lp, lq, N, V);
   assert.ok(kl.every((x) => x > 0 && Number.isFinite(x)));
@@ -66,13 +72,31 @@ test("KL and entropy gradients match finite differences, w.r.t. log-probs and th
   logSoftmaxForward(lp, logits, N, V, 1);
   const lpFree = lp.slice();
   const klFree = () => (klForward(out, lpFree, lq, N, V), dot(out, w));
-  gradCheck("KL dlogpP", lpFree, accumulated(N * V, (g) => klBackward(g, w, lpFree, lq, N, V)), klFree);
+  gradCheck(
+    "KL dlogpP",
+    lpFree,
+    accumulated(N * V, (g) => klBackward(g, w, lpFree, lq, N, V)),
+    klFree,
+  );
   const entFree = () => (entropyForward(out, lpFree, N, V), dot(out, w));
-  gradCheck("entropy dlogp", lpFree, accumulated(N * V, (g) => entropyBackward(g, w, lpFree, N, V)), entFree);
+  gradCheck(
+    "entropy dlogp",
+    lpFree,
+    accumulated(N * V, (g) => entropyBackward(g, w, lpFree, N, V)),
+    entFree,
+  );
   // through log-softmax, at invTemp 0.8, to the logits
   for (const [name, fwd, bwd] of [
-    ["KL", (o: Float64Array) => klForward(o, lp, lq, N, V), (g: Float64Array) => klBackward(g, w, lp, lq, N, V)],
-    ["entropy", (o: Float64Array) => entropyForward(o, lp, N, V), (g: Float64Array) => entropyBackward(g, w, lp, N, V)],
+    [
+      "KL",
+      (o: Float64Array) => klForward(o, lp, lq, N, V),
+      (g: Float64Array) => klBackward(g, w, lp, lq, N, V),
+    ],
+    [
+      "entropy",
+      (o: Float64Array) => entropyForward(o, lp, N, V),
+      (g: Float64Array) => entropyBackward(g, w, lp, N, V),
+    ],
   ] as const) {
     const loss = () => (logSoftmaxForward(lp, logits, N, V, 0.8), fwd(out), dot(out, w));
     loss();

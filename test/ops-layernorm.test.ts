@@ -24,7 +24,17 @@ test("layernorm of a constant row gives the bias (eps keeps it finite) and of a 
   const mean = new Float64Array(1);
   const rstd = new Float64Array(1);
   const ones = new Float64Array([1, 1, 1]);
-  layerNormForward(out, mean, rstd, new Float64Array([7, 7, 7]), ones, new Float64Array([0.5, -1, 2]), 1, 3, 1e-5);
+  layerNormForward(
+    out,
+    mean,
+    rstd,
+    new Float64Array([7, 7, 7]),
+    ones,
+    new Float64Array([0.5, -1, 2]),
+    1,
+    3,
+    1e-5,
+  );
   assert.deepEqual(Array.from(out), [0.5, -1, 2]);
   const a = new Float64Array(3);
   const b = new Float64Array(3);
@@ -49,9 +59,15 @@ test("layernorm gradients match finite differences (float64), with and without b
       return dot(out, w);
     };
     loss();
-    const dinp = accumulated(N * C, (g) => layerNormBackward(g, new Float64Array(C), null, w, inp, weight, mean, rstd, N, C));
-    const dweight = accumulated(C, (g) => layerNormBackward(new Float64Array(N * C), g, null, w, inp, weight, mean, rstd, N, C));
-    const dbias = accumulated(C, (g) => layerNormBackward(new Float64Array(N * C), new Float64Array(C), g, w, inp, weight, mean, rstd, N, C));
+    const dinp = accumulated(N * C, (g) =>
+      layerNormBackward(g, new Float64Array(C), null, w, inp, weight, mean, rstd, N, C),
+    );
+    const dweight = accumulated(C, (g) =>
+      layerNormBackward(new Float64Array(N * C), g, null, w, inp, weight, mean, rstd, N, C),
+    );
+    const dbias = accumulated(C, (g) =>
+      layerNormBackward(new Float64Array(N * C), new Float64Array(C), g, w, inp, weight, mean, rstd, N, C),
+    );
     // Analytic grads are all taken before the finite-difference loop perturbs mean/rstd.
     gradCheck("layernorm dinp", inp, dinp, loss);
     gradCheck("layernorm dweight", weight, dweight, loss);
@@ -68,6 +84,16 @@ test("layernorm float32 forward agrees with float64", () => {
   const o64 = new Float64Array(N * C);
   const o32 = new Float32Array(N * C);
   layerNormForward(o64, new Float64Array(N), new Float64Array(N), inp, weight, bias, N, C, 1e-5);
-  layerNormForward(o32, new Float32Array(N), new Float32Array(N), toF32(inp), toF32(weight), toF32(bias), N, C, 1e-5);
+  layerNormForward(
+    o32,
+    new Float32Array(N),
+    new Float32Array(N),
+    toF32(inp),
+    toF32(weight),
+    toF32(bias),
+    N,
+    C,
+    1e-5,
+  );
   expectAllClose(o32, o64, 1e-5, 1e-5, "layernorm f32 vs f64");
 });

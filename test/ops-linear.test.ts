@@ -29,9 +29,24 @@ test("linear gradients match finite differences (float64)", () => {
   };
   const back = (dinp: Float64Array | null, dw: Float64Array, db: Float64Array | null) =>
     linearBackward(tsKernels, dinp, dw, db, w, inp, weight, N, IC, OC);
-  gradCheck("linear dinp", inp, accumulated(N * IC, (g) => back(g, new Float64Array(OC * IC), null)), loss);
-  gradCheck("linear dweight", weight, accumulated(OC * IC, (g) => back(null, g, null)), loss);
-  gradCheck("linear dbias", bias, accumulated(OC, (g) => back(null, new Float64Array(OC * IC), g)), loss);
+  gradCheck(
+    "linear dinp",
+    inp,
+    accumulated(N * IC, (g) => back(g, new Float64Array(OC * IC), null)),
+    loss,
+  );
+  gradCheck(
+    "linear dweight",
+    weight,
+    accumulated(OC * IC, (g) => back(null, g, null)),
+    loss,
+  );
+  gradCheck(
+    "linear dbias",
+    bias,
+    accumulated(OC, (g) => back(null, new Float64Array(OC * IC), g)),
+    loss,
+  );
 });
 
 test("linear float32 forward agrees with float64", () => {

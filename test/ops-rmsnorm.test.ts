@@ -21,7 +21,16 @@ test("rmsnorm of a zero row is zero, not NaN (eps)", () => {
   rmsNormForward(out, rstd, new Float64Array(3), new Float64Array([1, 1, 1]), 1, 3, 1e-6);
   assert.deepEqual(Array.from(out), [0, 0, 0]);
   const dinp = new Float64Array(3);
-  rmsNormBackward(dinp, new Float64Array(3), new Float64Array([1, 2, 3]), new Float64Array(3), new Float64Array([1, 1, 1]), rstd, 1, 3);
+  rmsNormBackward(
+    dinp,
+    new Float64Array(3),
+    new Float64Array([1, 2, 3]),
+    new Float64Array(3),
+    new Float64Array([1, 1, 1]),
+    rstd,
+    1,
+    3,
+  );
   assert.ok(dinp.every(Number.isFinite));
 });
 
@@ -40,7 +49,9 @@ test("rmsnorm gradients match finite differences (float64)", () => {
   loss();
   // All analytic grads first: the finite-difference loop leaves `rstd` from a perturbed input.
   const dinp = accumulated(N * C, (g) => rmsNormBackward(g, new Float64Array(C), w, inp, weight, rstd, N, C));
-  const dweight = accumulated(C, (g) => rmsNormBackward(new Float64Array(N * C), g, w, inp, weight, rstd, N, C));
+  const dweight = accumulated(C, (g) =>
+    rmsNormBackward(new Float64Array(N * C), g, w, inp, weight, rstd, N, C),
+  );
   gradCheck("rmsnorm dinp", inp, dinp, loss);
   gradCheck("rmsnorm dweight", weight, dweight, loss);
 });

@@ -51,7 +51,10 @@ test("cross-entropy: uniform logits give ln V, ignored rows give 0 and no gradie
   const d = new Float64Array(3 * V);
   crossEntropyBackward(d, new Float64Array([1, 1, 1]), logp, targets, 3, V);
   expectAllClose(d.subarray(0, V), [0.2, 0.2, 0.2, -0.8, 0.2], 1e-15, 1e-16, "uniform row grad");
-  assert.ok(d.subarray(V, 2 * V).every((x) => x === 0), "ignored row has no gradient");
+  assert.ok(
+    d.subarray(V, 2 * V).every((x) => x === 0),
+    "ignored row has no gradient",
+  );
   expectAllClose(d.subarray(2 * V), [1, -1, 0, 0, 0], 0, 1e-15, "saturated row grad");
 });
 

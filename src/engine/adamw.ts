@@ -47,8 +47,10 @@ export class AdamW {
       throw new Error(`AdamW: decayMask length ${opts.decayMask.length} != params length ${params.length}`);
     }
     if (!(opts.lr >= 0)) throw new Error(`AdamW: lr must be >= 0, got ${opts.lr}`);
-    if (!(opts.beta1 >= 0 && opts.beta1 < 1)) throw new Error(`AdamW: beta1 must be in [0, 1), got ${opts.beta1}`);
-    if (!(opts.beta2 >= 0 && opts.beta2 < 1)) throw new Error(`AdamW: beta2 must be in [0, 1), got ${opts.beta2}`);
+    if (!(opts.beta1 >= 0 && opts.beta1 < 1))
+      throw new Error(`AdamW: beta1 must be in [0, 1), got ${opts.beta1}`);
+    if (!(opts.beta2 >= 0 && opts.beta2 < 1))
+      throw new Error(`AdamW: beta2 must be in [0, 1), got ${opts.beta2}`);
     if (!(opts.eps > 0)) throw new Error(`AdamW: eps must be > 0, got ${opts.eps}`);
     if (!(opts.weightDecay >= 0)) throw new Error(`AdamW: weightDecay must be >= 0, got ${opts.weightDecay}`);
     this.params = params;

@@ -15,7 +15,12 @@ export function geluForward(out: Buf /* (n) */, inp: Buf /* (n) */, n: number): 
   }
 }
 
-export function geluBackward(dinp: Buf /* (n) += */, inp: Buf /* (n) */, dout: Buf /* (n) */, n: number): void {
+export function geluBackward(
+  dinp: Buf /* (n) += */,
+  inp: Buf /* (n) */,
+  dout: Buf /* (n) */,
+  n: number,
+): void {
   for (let i = 0; i < n; i++) {
     const x = inp[i];
     const th = Math.tanh(GELU_K * (x + GELU_A * x * x * x));
