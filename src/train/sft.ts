@@ -1,0 +1,237 @@
+/**
+ * Supervised pretraining of base agents on worked solutions (`sat pretrain`). A training sequence
+ * is `<bos> prompt solution <eos>`, with the loss on the solution and <eos> only. So that agents
+ * can later share one transcript in a relay, an end-of-turn token is inserted after a solution
+ * line with probability `eotProb`: the model learns both to hand over after a step and to continue
+ * a transcript that another agent started. Training stops at `steps`, or earlier once held-out
+ * accuracy reaches `targetAccuracy` (kept below 1 so RL has headroom).
+ */
+import type { Buf } from "../engine/kernels/types.js";
+import { Rng } from "../engine/rng.js";
+import { AdamW } from "../engine/adamw.js";
+import { crossEntropyForward, crossEntropyBackward } from "../engine/ops/softmax.js";
+import type { Transformer } from "../model/transformer.js";
+import type { Tokenizer } from "../model/tokenizer.js";
+import { generate } from "../model/generate.js";
+import type { Problem, TaskFamily } from "../tasks/index.js";
+import { ProblemStream } from "../tasks/index.js";
+
+export interface SftOptions {
+  steps: number;
+  batchSize: number; // sequences per step
+  lr: number;
+  minLrRatio: number; // cosine decay floor, as a fraction of lr
+  warmupSteps: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  maxGradNorm: number; // 0 = off
+  difficulty?: number;
+  eotProb: number;
+  evalEvery: number; // steps; 0 = only at the end
+  targetAccuracy: number; // stop once test accuracy ≥ this (1 = never stop early)
+  seed: number;
+}
+
+export const DEFAULT_SFT: SftOptions = {
+  steps: 2000,
+  batchSize: 32,
+  lr: 3e-3,
+  minLrRatio: 0.1,
+  warmupSteps: 50,
+  weightDecay: 0.01,
+  beta1: 0.9,
+  beta2: 0.99,
+  maxGradNorm: 1.0,
+  eotProb: 0.3,
+  evalEvery: 100,
+  targetAccuracy: 1,
+  seed: 42,
+};
+
+export interface SftStep {
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokens: number; // tokens in this batch (padding excluded)
+  seconds: number; // wall time of this step
+}
+
+export interface SftEval {
+  step: number;
+  accuracy: number;
+  n: number;
+}
+
+export interface SftResult {
+  steps: number;
+  evals: SftEval[];
+  finalAccuracy: number;
+  stoppedEarly: boolean;
+  optimizer: AdamW;
+}
+
+export interface SftHooks {
+  onStep?(s: SftStep): void;
+  onEval?(e: SftEval): void;
+  signal?: AbortSignal;
+}
+
+/** Token ids and per-position targets (-1 = no loss) for one training sequence. */
+export function encodeSftExample(
+  tok: Tokenizer,
+  p: Problem,
+  rng: Rng,
+  eotProb: number,
+): { ids: number[]; targets: number[] } {
+  const ids = [tok.bos, ...tok.encode(p.prompt)];
+  const firstTarget = ids.length - 1; // predicting the first solution token from the last prompt token
+  const lines = p.solution.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    ids.push(...tok.encode(i < lines.length - 1 ? lines[i] + "\n" : lines[i]));
+    if (i < lines.length - 1 && rng.uniform() < eotProb) ids.push(tok.eot);
+  }
+  ids.push(tok.eos);
+  const targets = ids.map((_, t) => (t >= firstTarget && t + 1 < ids.length ? ids[t + 1] : -1));
+  return { ids, targets };
+}
+
+export function learningRate(step: number, o: SftOptions): number {
+  if (step < o.warmupSteps) return (o.lr * (step + 1)) / o.warmupSteps;
+  const progress = Math.min(1, (step - o.warmupSteps) / Math.max(1, o.steps - o.warmupSteps));
+  return o.lr * (o.minLrRatio + (1 - o.minLrRatio) * 0.5 * (1 + Math.cos(Math.PI * progress)));
+}
+
+export function decayMaskFor(model: Transformer): Uint8Array {
+  const mask = new Uint8Array(model.params.length);
+  for (const t of model.layout.tensors) if (t.decay) mask.fill(1, t.offset, t.offset + t.size);
+  return mask;
+}
+
+/** Greedy solo accuracy: the agent writes the whole solution alone (end-of-turn tokens are skipped over). */
+export function soloAccuracy(
+  model: Transformer,
+  tok: Tokenizer,
+  family: TaskFamily,
+  problems: Problem[],
+  opts: { batch?: number; maxNewTokens?: number; temperature?: number; rng?: Rng } = {},
+): number {
+  const batch = opts.batch ?? 64;
+  const rng = opts.rng ?? new Rng(0);
+  let correct = 0;
+  for (let i = 0; i < problems.length; i += batch) {
+    const chunk = problems.slice(i, i + batch);
+    const prompts = chunk.map((p) => [tok.bos, ...tok.encode(p.prompt)]);
+    const longest = Math.max(...prompts.map((p) => p.length));
+    const maxNew = Math.min(opts.maxNewTokens ?? model.cfg.maxSeqLen - longest, model.cfg.maxSeqLen - longest);
+    const gen = generate(model, prompts, {
+      maxNewTokens: maxNew,
+      temperature: opts.temperature ?? 0,
+      topP: 1,
+      stopTokens: [tok.eos],
+      rng,
+    });
+    for (let j = 0; j < chunk.length; j++) {
+      const text = tok.decode(gen.tokens[j].filter((t) => t !== tok.eot && t !== tok.eos));
+      if (family.verify(chunk[j], text).correct) correct++;
+    }
+  }
+  return problems.length ? correct / problems.length : 0;
+}
+
+/** Trains `model` in place on `family`'s worked solutions; evaluates on `testProblems`. */
+export function sftTrain(
+  model: Transformer,
+  tok: Tokenizer,
+  family: TaskFamily,
+  testProblems: Problem[],
+  o: SftOptions,
+  hooks: SftHooks = {},
+): SftResult {
+  const V = model.cfg.vocabSize;
+  const rng = new Rng(o.seed);
+  const stream = new ProblemStream(family, { seed: rng.fork("data").seed, difficulty: o.difficulty });
+  const eotRng = rng.fork("eot");
+  const opt = new AdamW(model.params, model.grads, {
+    lr: o.lr,
+    beta1: o.beta1,
+    beta2: o.beta2,
+    eps: 1e-8,
+    weightDecay: o.weightDecay,
+    decayMask: decayMaskFor(model),
+  });
+  const evals: SftEval[] = [];
+  let ids = new Int32Array(0);
+  let targets = new Int32Array(0);
+  let losses: Buf = new Float64Array(0);
+  let logp: Buf = new Float64Array(0);
+  let dlogits: Buf = new Float64Array(0);
+  let dlosses: Buf = new Float64Array(0);
+  let step = 0;
+  let stoppedEarly = false;
+  const evaluate = (atStep: number): number => {
+    const acc = soloAccuracy(model, tok, family, testProblems);
+    const e = { step: atStep, accuracy: acc, n: testProblems.length };
+    evals.push(e);
+    hooks.onEval?.(e);
+    return acc;
+  };
+  for (step = 0; step < o.steps; step++) {
+    if (hooks.signal?.aborted) break;
+    const t0 = performance.now();
+    const examples = stream.take(o.batchSize).map((p) => encodeSftExample(tok, p, eotRng, o.eotProb));
+    const T = Math.max(...examples.map((e) => e.ids.length));
+    if (T > model.cfg.maxSeqLen) {
+      throw new Error(`a training sequence has ${T} tokens, more than the model context (${model.cfg.maxSeqLen}); lower the task difficulty or raise the context`);
+    }
+    const B = examples.length;
+    const N = B * T;
+    if (ids.length < N) {
+      ids = new Int32Array(N);
+      targets = new Int32Array(N);
+      losses = model.engine.alloc(N);
+      dlosses = model.engine.alloc(N);
+      logp = model.engine.alloc(N * V);
+      dlogits = model.engine.alloc(N * V);
+    }
+    ids.fill(0, 0, N);
+    targets.fill(-1, 0, N);
+    let count = 0;
+    for (let b = 0; b < B; b++) {
+      const e = examples[b];
+      for (let t = 0; t < e.ids.length; t++) {
+        ids[b * T + t] = e.ids[t];
+        targets[b * T + t] = e.targets[t];
+        if (e.targets[t] >= 0) count++;
+      }
+    }
+    const tg = targets.subarray(0, N);
+    const logits = model.forward(ids.subarray(0, N), B, T);
+    crossEntropyForward(losses, logp, logits, tg, N, V);
+    let loss = 0;
+    for (let n = 0; n < N; n++) loss += losses[n];
+    loss /= count;
+    for (let n = 0; n < N; n++) dlosses[n] = tg[n] >= 0 ? 1 / count : 0;
+    const dl = dlogits.subarray(0, N * V);
+    dl.fill(0);
+    crossEntropyBackward(dl, dlosses, logp, tg, N, V);
+    model.zeroGrad();
+    model.backward(dl);
+    const gradNorm = opt.clipGradNorm(o.maxGradNorm);
+    const lr = learningRate(step, o);
+    opt.step(lr);
+    let tokens = 0;
+    for (const e of examples) tokens += e.ids.length;
+    hooks.onStep?.({ step: step + 1, loss, lr, gradNorm, tokens, seconds: (performance.now() - t0) / 1000 });
+    if (o.evalEvery > 0 && (step + 1) % o.evalEvery === 0 && step + 1 < o.steps) {
+      if (evaluate(step + 1) >= o.targetAccuracy) {
+        step++;
+        stoppedEarly = true;
+        break;
+      }
+    }
+  }
+  const finalAccuracy = stoppedEarly ? evals[evals.length - 1].accuracy : evaluate(step);
+  return { steps: step, evals, finalAccuracy, stoppedEarly, optimizer: opt };
+}
