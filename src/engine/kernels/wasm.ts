@@ -1,0 +1,130 @@
+/**
+ * The WebAssembly SIMD kernels (assembly/kernels.ts, built to build/kernels.wasm) bound to a Heap.
+ * gemm packs op(B) once on the calling thread, then computes output rows: all of them on the
+ * calling thread for small products, split between the calling thread and the worker pool for
+ * large ones. Arguments that the wasm code cannot take (Float64Array, arrays not on the heap) go to
+ * the TypeScript reference, so callers never need to care where their buffers live.
+ */
+import { readFile } from "node:fs/promises";
+import type { Heap } from "./heap.js";
+import type { WorkerPool } from "./pool.js";
+import { gemmReference } from "./ts.js";
+import type { Buf, Kernels } from "./types.js";
+
+/** The functions exported by build/kernels.wasm (pointers are byte offsets, booleans 0/1). */
+export interface KernelExports {
+  scratchBytes(K: number): number;
+  packB(transB: number, N: number, K: number, b: number, dst: number): void;
+  gemmRows(
+    transA: number,
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    packedB: number,
+    c: number,
+    accumulate: number,
+    m0: number,
+    m1: number,
+    scratch: number,
+  ): void;
+}
+
+/**
+ * Products with fewer multiply-adds than this stay on the calling thread: waking a worker costs
+ * ~30 µs, about what the calling thread needs for ~1.5M multiply-adds on its own.
+ */
+export const PARALLEL_MIN_MACS = 1 << 21;
+
+// Compiled files sit in dist/src/engine/kernels/, four levels below the package root.
+const WASM_URL = new URL("../../../../build/kernels.wasm", import.meta.url);
+
+let modulePromise: Promise<WebAssembly.Module> | null = null;
+
+/** The compiled kernel module (compiled once per process, shared by every heap and worker). */
+export function loadKernelModule(): Promise<WebAssembly.Module> {
+  modulePromise ??= readFile(WASM_URL).then(
+    (bytes) => WebAssembly.compile(bytes),
+    (err: NodeJS.ErrnoException) => {
+      modulePromise = null;
+      throw new Error(`wasm kernels: cannot read ${WASM_URL.pathname} (${err.code ?? err.message}); run \`npm run build\``);
+    },
+  );
+  return modulePromise;
+}
+
+/** Instantiates the kernel module on a shared memory (synchronous: the module is tiny). */
+export function instantiateKernels(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  return instance.exports as unknown as KernelExports;
+}
+
+/** One gemm as the workers receive it: everything but the row range and the scratch block. */
+export interface GemmJob {
+  transA: boolean;
+  M: number;
+  N: number;
+  K: number;
+  a: number;
+  packedB: number;
+  c: number;
+  accumulate: boolean;
+}
+
+export class WasmKernels implements Kernels {
+  readonly name = "wasm";
+
+  constructor(
+    private readonly exports: KernelExports,
+    private readonly heap: Heap,
+    private readonly pool: WorkerPool | null,
+  ) {}
+
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Buf, B: Buf, C: Buf, accumulate: boolean): void {
+    if (!this.takes(A) || !this.takes(B) || !this.takes(C)) {
+      gemmReference(transA, transB, M, N, K, A, B, C, accumulate);
+      return;
+    }
+    checkSizes(M, N, K, A, B, C);
+    if (M === 0 || N === 0) return;
+    // Scratch slot 0 holds packed op(B); slot 1 + t is thread t's row-block scratch.
+    const packed = this.heap.scratch(0, ((N + 7) >> 3) * 8 * K);
+    const { exports: wasm } = this;
+    wasm.packB(transB ? 1 : 0, N, K, B.byteOffset, packed.byteOffset);
+    const job: GemmJob = { transA, M, N, K, a: A.byteOffset, packedB: packed.byteOffset, c: C.byteOffset, accumulate };
+    const threads = this.pool === null || M * N * K < PARALLEL_MIN_MACS ? 1 : this.pool.workers + 1;
+    const scratchFloats = wasm.scratchBytes(K) / 4;
+    const ranges = splitRows(M, threads);
+    const scratch = ranges.map((_, t) => this.heap.scratch(1 + t, scratchFloats).byteOffset);
+    if (threads === 1) {
+      wasm.gemmRows(transA ? 1 : 0, M, N, K, job.a, job.packedB, job.c, accumulate ? 1 : 0, 0, M, scratch[0]);
+    } else {
+      this.pool!.gemmRows(job, ranges, scratch, wasm);
+    }
+  }
+
+  private takes(x: Buf): x is Float32Array {
+    return x instanceof Float32Array && this.heap.owns(x);
+  }
+}
+
+/** [m0, m1) per thread, boundaries on multiples of 4 (the register tile height), thread 0 first. */
+export function splitRows(M: number, threads: number): Array<[number, number]> {
+  const per = Math.ceil(M / threads / 4) * 4;
+  const ranges: Array<[number, number]> = [];
+  for (let t = 0; t < threads; t++) ranges.push([Math.min(M, t * per), Math.min(M, (t + 1) * per)]);
+  return ranges;
+}
+
+function checkSizes(M: number, N: number, K: number, A: Buf, B: Buf, C: Buf): void {
+  for (const [name, x] of [["M", M], ["N", N], ["K", K]] as const) {
+    if (!Number.isInteger(x) || x < 0) throw new Error(`gemm: ${name}=${x} is not a non-negative integer`);
+  }
+  // The wasm code reads the heap directly, so a short array would silently read its neighbours.
+  const need = (what: string, x: Buf, n: number): void => {
+    if (x.length < n) throw new Error(`gemm: ${what} has ${x.length} elements, needs ${n} (M=${M} N=${N} K=${K})`);
+  };
+  need("A", A, M * K);
+  need("B", B, K * N);
+  need("C", C, M * N);
+}
