@@ -41,8 +41,10 @@ export function presetConfig(
   style: Style = "gpt2",
   overrides: Partial<ModelConfig> = {},
 ): ModelConfig {
-  const dims = PRESET_DIMS[preset];
-  if (!dims) throw new Error(`unknown model preset "${preset}" (choose one of ${PRESET_NAMES.join(", ")})`);
+  if (!PRESET_DIMS[preset]) throw new Error(`unknown model preset "${preset}" (choose one of ${PRESET_NAMES.join(", ")})`);
+  // Size overrides apply before the derived sizes (head dim, kv heads, MLP width) are computed.
+  const dims = { ...PRESET_DIMS[preset] };
+  for (const k of ["dModel", "nLayers", "nHeads", "maxSeqLen"] as const) if (overrides[k] !== undefined) dims[k] = overrides[k]!;
   const headDim = dims.dModel / dims.nHeads;
   const base: ModelConfig =
     style === "gpt2"

@@ -19,7 +19,7 @@ import type { Rng } from "../engine/rng.js";
 import { sampleToken } from "../model/generate.js";
 import type { Tokenizer } from "../model/tokenizer.js";
 import type { Problem, Verdict } from "../tasks/index.js";
-import type { Trajectory } from "./trajectory.js";
+import type { TeamTrajectory } from "./trajectory.js";
 
 /** Incremental next-token scorer over B sequences (a KV-cached model, or a mixture of two). */
 export interface StepDecoder {
@@ -78,7 +78,7 @@ export function rolloutTeam(
   opts: RolloutOptions,
   verify: Verifier,
   rng: Rng,
-): Trajectory[] {
+): TeamTrajectory[] {
   if (team.length === 0) throw new Error("a team needs at least one agent");
   const V = team[0].vocabSize;
   for (const m of team) if (m.vocabSize !== V) throw new Error("all agents of a team must share the tokenizer (vocabulary sizes differ)");

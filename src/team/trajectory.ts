@@ -1,21 +1,13 @@
 /**
- * One team episode as the algorithm sees it: every token with its owner (the agent that chose it,
- * -1 for prompt and protocol tokens), the log-prob under the owner's sampling policy at rollout time
- * and the owner's policy version; plus the episode's reward from the verifier.
+ * A team episode from a language-model rollout: the algorithm's Trajectory plus what the protocol
+ * knows about it (which problem, who wrote it in the independent protocol, where the prompt ends).
  */
-export interface Trajectory {
-  promptId: number;
-  groupId: number;
+import type { Trajectory } from "../algorithm/policy.js";
+
+export interface TeamTrajectory extends Trajectory {
   problemId: string;
   /** independent protocol: the agent that wrote the episode alone; relay: -1. */
   writer: number;
-  tokens: Int32Array; // (L)
-  owner: Int8Array; // (L)
-  behaviourLogp: Float32Array; // (L), 0 where owner = -1
-  ownerVersion: Int32Array; // (L), -1 where owner = -1
   promptLength: number;
-  reward: number;
-  answer: string | null;
-  /** The episode ended without <eos> (context, length or round limit). */
-  truncated: boolean;
+  behaviourLogp: Float32Array;
 }
