@@ -36,6 +36,8 @@ export interface FlagOverride {
   flag: string;
   path: string;
   value: unknown;
+  /** Take a string value as-is instead of parsing it as JSON (paths). */
+  raw?: boolean;
 }
 
 export interface LoadOptions {
@@ -299,7 +301,7 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
     origins.set(path.join("."), label);
   }
   for (const f of opts.flags ?? []) {
-    const value = typeof f.value === "string" ? parseValue(f.value) : f.value;
+    const value = typeof f.value === "string" && !f.raw ? parseValue(f.value) : f.value;
     setPath(raw, f.path.split("."), value, f.flag);
     origins.set(f.path, `${f.flag} ${typeof f.value === "string" ? f.value : JSON.stringify(f.value)}`);
   }

@@ -1,0 +1,54 @@
+/**
+ * Errors the CLI turns into one line on stderr: `UsageError` (exit 2: fix the command line or the
+ * config), `RunError` (exit 1: the run itself failed). Any error carrying a numeric `exitCode`
+ * (ConfigError, RunDirError, JsonlError) is treated the same way; anything else is unexpected
+ * and shows its stack only with --debug.
+ */
+
+export const EXIT_OK = 0;
+export const EXIT_RUNTIME = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_INTERRUPTED = 130;
+
+export class UsageError extends Error {
+  readonly exitCode = EXIT_USAGE;
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export class RunError extends Error {
+  readonly exitCode = EXIT_RUNTIME;
+  constructor(message: string) {
+    super(message);
+    this.name = "RunError";
+  }
+}
+
+/** The error a command throws while its library part does not exist yet. */
+export function notImplemented(command: string, needs: string): RunError {
+  return new RunError(`${command} is not available yet: it needs ${needs}, which is not wired to the CLI`);
+}
+
+/** Collapses a message to one line. */
+export function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, " ").trim();
+}
+
+export interface FormattedError {
+  exitCode: number;
+  /** Lines for stderr: one, or the stack as well with --debug. */
+  lines: string[];
+}
+
+export function formatError(err: unknown, debug: boolean): FormattedError {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const code = (e as { exitCode?: unknown }).exitCode;
+  const known = typeof code === "number" && code > 0;
+  const message = oneLine(e.message || e.name);
+  const suffix = known ? "" : debug ? " (unexpected error)" : " (unexpected error; rerun with --debug for the stack trace)";
+  const lines = [`sat: ${message}${suffix}`];
+  if (debug && e.stack) lines.push(e.stack);
+  return { exitCode: known ? (code as number) : EXIT_RUNTIME, lines };
+}
