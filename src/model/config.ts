@@ -183,6 +183,13 @@ export function fromHuggingFaceConfig(j: Record<string, unknown>, where: string)
       throw new Error(`${where}: hidden_act "${j.hidden_act}" is not supported (only "silu")`);
     }
     if (j.rope_scaling) throw new Error(`${where}: rope_scaling is not supported`);
+    // transformers ≥ 5 nests the RoPE settings under rope_parameters.
+    const rp = (j.rope_parameters ?? {}) as Record<string, unknown>;
+    if (rp.rope_type !== undefined && rp.rope_type !== "default") {
+      throw new Error(`${where}: rope_type "${rp.rope_type}" is not supported (only "default")`);
+    }
+    if (j.use_sliding_window === true) throw new Error(`${where}: sliding-window attention is not supported`);
+    const ropeTheta = typeof rp.rope_theta === "number" ? rp.rope_theta : num("rope_theta", 10000);
     const d = num("hidden_size");
     const nHeads = num("num_attention_heads");
     return validateModelConfig({
@@ -196,7 +203,7 @@ export function fromHuggingFaceConfig(j: Record<string, unknown>, where: string)
       dFF: num("intermediate_size"),
       maxSeqLen: num("max_position_embeddings"),
       normEps: num("rms_norm_eps", 1e-6),
-      ropeTheta: num("rope_theta", 10000),
+      ropeTheta,
       tiedEmbeddings: j.tie_word_embeddings === true,
       valueHead: false,
     });
