@@ -5,7 +5,7 @@
  * process.exit, so tests can run it in-process.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { loadConfig, type FlagOverride } from "../config/load.js";
 import { UPSTREAM_NAMES } from "../config/names.js";
@@ -131,15 +131,11 @@ function timestamp(d: Date): string {
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }
 
-/** With --resume and no --config, the run's own config.resolved.yaml is the base config. */
-function resumeConfigFile(resume: boolean | string, outputDir: string | undefined): string | null {
-  const candidates: string[] = [];
-  if (outputDir) candidates.push(join(outputDir, RUN_FILES.config));
-  if (typeof resume === "string") {
-    candidates.push(join(resume, RUN_FILES.config)); // a run dir
-    candidates.push(join(dirname(dirname(resume)), RUN_FILES.config)); // <run>/checkpoints/stage-K
-  }
-  return candidates.find((c) => existsSync(c)) ?? null;
+/** The run directory a --resume path belongs to: the path itself, or <run> of <run>/checkpoints/stage-K. */
+function runDirOf(resumePath: string): string | null {
+  if (existsSync(join(resumePath, RUN_FILES.config))) return resumePath;
+  if (basename(dirname(resumePath)) === RUN_FILES.checkpoints) return dirname(dirname(resumePath));
+  return null;
 }
 
 interface Parsed {
@@ -244,17 +240,24 @@ async function execute(p: Parsed, argv: string[], io: CliIO, signal: AbortSignal
       givenFlags[k.flag] = v;
     }
   }
+  // Resuming: the run being continued supplies the output dir and, without --config, the config.
+  const resumedRun = typeof flags.resume === "string" ? runDirOf(flags.resume) : ((opts.outputDir as string | undefined) ?? null);
   let configFile = (opts.config as string | undefined) ?? null;
-  if (!configFile && flags.resume) configFile = resumeConfigFile(flags.resume, opts.outputDir as string | undefined);
-
+  if (!configFile && flags.resume && resumedRun && existsSync(join(resumedRun, RUN_FILES.config))) {
+    configFile = join(resumedRun, RUN_FILES.config);
+  }
+  const freshDir = join("runs", `${spec.name}-${timestamp(io.now())}`);
   let config: ResolvedConfig | null = null;
   if (spec.flags !== "none") {
     config = loadConfig({
       file: configFile,
       sets,
       flags: keyFlags,
-      fallbacks: spec.flags === "run" ? { "run.output_dir": join("runs", `${spec.name}-${timestamp(io.now())}`) } : {},
+      fallbacks: spec.flags === "run" ? { "run.output_dir": resumedRun ?? freshDir } : {},
     });
+    if (flags.resume === true && config.run.output_dir === freshDir) {
+      throw new UsageError("--resume needs the run to continue: pass --output-dir <run-dir> or --resume <run-dir>");
+    }
   }
   const invocation: Invocation = {
     time: io.now().toISOString(),
