@@ -1,0 +1,43 @@
+/** Public API of the SAT algorithm core. */
+export type {
+  Trajectory,
+  StateRef,
+  ScoringPolicy,
+  TrainablePolicy,
+  ValuePolicy,
+  MetricRecord,
+  MetricsSink,
+} from "./policy.js";
+export {
+  defaultStageConfig,
+  validateStageConfig,
+  type StageConfig,
+  type AlgoName,
+  type AdvEstimator,
+  type ScaleRewards,
+  type Intermediate,
+  type OrderMode,
+} from "./config.js";
+export { runStage, type StageInput, type StageRecord, type AgentStageRecord, type Collect } from "./stage.js";
+export { stageMetrics } from "./metrics.js";
+export {
+  certificate,
+  certificateAMax,
+  empiricalImprovement,
+  exactImprovement,
+  type Certificate,
+  type CertificateAgentTerms,
+  type EmpiricalImprovement,
+} from "./certificate.js";
+export {
+  projectToTrustRegion,
+  projectRows,
+  ProjectedPolicy,
+  type Projection,
+  type ProjectionStats,
+} from "./projection.js";
+export { majorityVote } from "./vote.js";
+export { klRow, klRows, tvRow, entropyRow, weightedQuantile, dkwSlack } from "./kl.js";
+export { prepareBatch, type PreparedBatch, type AgentStates } from "./batch.js";
+export { normaliseAdvantages, gaeScores } from "./advantages.js";
+export { surrogate, type SurrogateData, type SurrogateValue } from "./surrogate.js";
