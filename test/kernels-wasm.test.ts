@@ -14,8 +14,14 @@ import { Rng } from "../src/engine/rng.js";
 import { Heap } from "../src/engine/kernels/heap.js";
 import { gemmReference } from "../src/engine/kernels/ts.js";
 import { createKernels, defaultTsKernels, type EngineKernels } from "../src/engine/kernels/select.js";
-import { PARALLEL_MIN_MACS } from "../src/engine/kernels/wasm.js";
-import type { Buf } from "../src/engine/kernels/types.js";
+import {
+  PARALLEL_MIN_MACS,
+  WasmKernels,
+  instantiateKernels,
+  loadKernelModule,
+} from "../src/engine/kernels/wasm.js";
+import { WorkerPool } from "../src/engine/kernels/pool.js";
+import type { Buf, Kernels } from "../src/engine/kernels/types.js";
 
 const U = 2 ** -24;
 const TRANSPOSES = [
@@ -38,7 +44,16 @@ function rowsToCheck(M: number): number[] {
 }
 
 /** Runs k.gemm on heap arrays and checks the chosen rows against the float64 reference and its bound. */
-function checkGemm(k: EngineKernels, rng: Rng, tA: boolean, tB: boolean, M: number, N: number, K: number, acc: boolean): void {
+function checkGemm(
+  k: EngineKernels,
+  rng: Rng,
+  tA: boolean,
+  tB: boolean,
+  M: number,
+  N: number,
+  K: number,
+  acc: boolean,
+): void {
   const heap = k.heap!;
   const A = fill(heap.f32(M * K), rng);
   const B = fill(heap.f32(K * N), rng);
@@ -59,7 +74,8 @@ function checkGemm(k: EngineKernels, rng: Rng, tA: boolean, tB: boolean, M: numb
       const got = C[i * N + j];
       const err = Math.abs(got - want[j]);
       const tol = (K + 2) * U * bound[j];
-      if (!(err <= tol)) assert.fail(`${where}: C[${i},${j}] = ${got}, reference ${want[j]}, error ${err} > ${tol}`);
+      if (!(err <= tol))
+        assert.fail(`${where}: C[${i},${j}] = ${got}, reference ${want[j]}, error ${err} > ${tol}`);
     }
   }
   for (const x of [A, B, C]) heap.free(x);
@@ -126,11 +142,14 @@ test("K = 0 gives zeros, or leaves C unchanged with accumulate; M = 0 or N = 0 t
   }
 });
 
-test("results are bit-identical with 1 and 2 threads", async () => {
+test("results are bit-identical with 1 and 2 threads, and the worker does part of the rows", async () => {
   const one = await createKernels({ impl: "wasm", threads: 1 });
-  const two = await createKernels({ impl: "wasm", threads: 2 });
+  // Assembled by hand to see the pool's per-thread chunk counts.
+  const module = await loadKernelModule();
+  const heap = new Heap();
+  const pool = await WorkerPool.start(module, heap, 1);
+  const two = new WasmKernels(instantiateKernels(module, heap.memory), heap, pool);
   try {
-    assert.equal(two.threads, 2);
     const rng = new Rng(3);
     // (M, N, K): engine shapes, and rows that do not split into whole 4-row tiles.
     const shapes = [
@@ -139,25 +158,33 @@ test("results are bit-identical with 1 and 2 threads", async () => {
       [1022, 130, 129],
       [101, 77, 515],
     ];
-    for (const [M, N, K] of shapes) {
+    const compare = (M: number, N: number, K: number, tA: boolean, tB: boolean): void => {
       assert.ok(M * N * K >= PARALLEL_MIN_MACS, "shape must be large enough to be split between threads");
-      for (const [tA, tB] of TRANSPOSES) {
-        const A = fill(new Float32Array(M * K), rng);
-        const B = fill(new Float32Array(K * N), rng);
-        const C = fill(new Float32Array(M * N), rng);
-        const out = [one, two].map((k) => {
-          const [a, b, c] = [A, B, C].map((x) => k.heap!.f32(x.length).fill(0));
-          a.set(A);
-          b.set(B);
-          c.set(C);
-          k.gemm(tA, tB, M, N, K, a, b, c, true);
-          return new Uint32Array(c.buffer, c.byteOffset, c.length).slice();
-        });
-        assert.deepEqual(out[1], out[0], `M=${M} N=${N} K=${K} transA=${tA} transB=${tB}`);
-      }
-    }
+      const A = fill(new Float32Array(M * K), rng);
+      const B = fill(new Float32Array(K * N), rng);
+      const C = fill(new Float32Array(M * N), rng);
+      const out = [
+        [one, one.heap!],
+        [two, heap],
+      ].map(([k, h]) => {
+        const [a, b, c] = [A, B, C].map((x) => (h as Heap).f32(x.length));
+        a.set(A);
+        b.set(B);
+        c.set(C);
+        (k as Kernels).gemm(tA, tB, M, N, K, a, b, c, true);
+        const bits = new Uint32Array(c.buffer, c.byteOffset, c.length).slice();
+        for (const x of [a, b, c]) (h as Heap).free(x);
+        return bits;
+      });
+      assert.deepEqual(out[1], out[0], `M=${M} N=${N} K=${K} transA=${tA} transB=${tB}`);
+    };
+    for (const [M, N, K] of shapes) for (const [tA, tB] of TRANSPOSES) compare(M, N, K, tA, tB);
+    // On a busy machine the worker may wake after the caller took every chunk: insist a little.
+    for (let i = 0; i < 200 && pool.chunksByThread()[1] === 0; i++) compare(1024, 384, 128, false, true);
+    const [mine, theirs] = pool.chunksByThread();
+    assert.ok(theirs > 0 && mine > 0, `chunks computed by caller/worker: ${mine}/${theirs}`);
   } finally {
-    await Promise.all([one.close(), two.close()]);
+    await Promise.all([one.close(), pool.close()]);
   }
 });
 
@@ -184,7 +211,20 @@ test("Float64Array and off-heap arrays fall back to the reference (same bits)", 
     k.gemm(false, true, M, N, K, A, Boff, C, false);
     assert.deepEqual(C, want32);
     const Coff = new Float32Array(M * N);
-    k.gemm(false, true, M, N, K, A, k.heap!.f32(K * N).fill(0).map((_, i) => Boff[i]), Coff, false);
+    k.gemm(
+      false,
+      true,
+      M,
+      N,
+      K,
+      A,
+      k
+        .heap!.f32(K * N)
+        .fill(0)
+        .map((_, i) => Boff[i]),
+      Coff,
+      false,
+    );
     assert.deepEqual(Coff, want32);
   } finally {
     await k.close();
@@ -195,8 +235,14 @@ test("gemm rejects arrays too short for their shape", async () => {
   const k = await createKernels({ impl: "wasm", threads: 1 });
   try {
     const h = k.heap!;
-    assert.throws(() => k.gemm(false, false, 4, 4, 4, h.f32(15), h.f32(16), h.f32(16), false), /gemm: A has 15 elements, needs 16/);
-    assert.throws(() => k.gemm(false, false, 4, 4, 4, h.f32(16), h.f32(16), h.f32(3), false), /gemm: C has 3 elements/);
+    assert.throws(
+      () => k.gemm(false, false, 4, 4, 4, h.f32(15), h.f32(16), h.f32(16), false),
+      /gemm: A has 15 elements, needs 16/,
+    );
+    assert.throws(
+      () => k.gemm(false, false, 4, 4, 4, h.f32(16), h.f32(16), h.f32(3), false),
+      /gemm: C has 3 elements/,
+    );
   } finally {
     await k.close();
   }
@@ -216,7 +262,10 @@ test("heap: zeroed 64-byte aligned blocks, reuse after free, accounting, growth,
   assert.equal(heap.bytesInUse(), 448);
   const a2 = heap.f32(16); // same 64-byte block size
   assert.equal(a2.byteOffset, offset);
-  assert.ok(a2.every((x) => x === 0), "reused block is zero-filled");
+  assert.ok(
+    a2.every((x) => x === 0),
+    "reused block is zero-filled",
+  );
   assert.throws(() => heap.free(a2.subarray(1)), /not a live heap block/);
   assert.throws(() => heap.free(a), /not a live heap block/, "double free");
 
@@ -269,7 +318,10 @@ test("selection: defaults, ts implementation, argument errors, close", async () 
   await k.close(); // idempotent
   const h = k.heap!;
   const [M, N, K] = [256, 256, 64];
-  assert.throws(() => k.gemm(false, false, M, N, K, h.f32(M * K), h.f32(K * N), h.f32(M * N), false), /used after close/);
+  assert.throws(
+    () => k.gemm(false, false, M, N, K, h.f32(M * K), h.f32(K * N), h.f32(M * N), false),
+    /used after close/,
+  );
 });
 
 test("an open pool does not keep the process alive", () => {
@@ -277,7 +329,10 @@ test("an open pool does not keep the process alive", () => {
   const script = `const m = await import(${JSON.stringify(select)}); const k = await m.createKernels({ threads: 3 });
     const h = k.heap; k.gemm(false, false, 256, 256, 64, h.f32(256 * 64), h.f32(64 * 256), h.f32(256 * 256), false);
     console.log("done", k.threads);`;
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+    encoding: "utf8",
+    timeout: 20_000,
+  });
   assert.equal(r.status, 0, `child exited with ${r.status} / ${r.signal}: ${r.stderr}`);
   assert.equal(r.stdout.trim(), "done 3");
 });

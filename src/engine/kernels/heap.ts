@@ -58,7 +58,9 @@ export class Heap {
   free(a: HeapArray): void {
     const block = this.live.get(a.byteOffset);
     if (block === undefined || block.view !== a) {
-      throw new Error(`Heap.free: array at byteOffset ${a.byteOffset} is not a live heap block (freed twice, or a subarray?)`);
+      throw new Error(
+        `Heap.free: array at byteOffset ${a.byteOffset} is not a live heap block (freed twice, or a subarray?)`,
+      );
     }
     const size = block.size;
     this.live.delete(a.byteOffset);
@@ -97,7 +99,11 @@ export class Heap {
     return b;
   }
 
-  private alloc<T extends HeapArray>(n: number, make: new (b: ArrayBufferLike, off: number, n: number) => T, what: string): T {
+  private alloc<T extends HeapArray>(
+    n: number,
+    make: new (b: ArrayBufferLike, off: number, n: number) => T,
+    what: string,
+  ): T {
     if (!Number.isInteger(n) || n < 0) throw new Error(`Heap.${what}: invalid length ${n}`);
     const bytes = n * 4;
     const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
@@ -125,7 +131,10 @@ export class Heap {
       throw new Error(`Heap.${what}: out of memory allocating ${bytes} bytes (heap limit ${maxBytes} bytes)`);
     }
     // Grow by at least half the current size so a sequence of allocations grows rarely.
-    const wantPages = Math.min(this.maxPages, Math.max(Math.ceil(end / PAGE), Math.ceil((have * 1.5) / PAGE)));
+    const wantPages = Math.min(
+      this.maxPages,
+      Math.max(Math.ceil(end / PAGE), Math.ceil((have * 1.5) / PAGE)),
+    );
     this.memory.grow(wantPages - have / PAGE);
     this.buffers.add(this.memory.buffer);
   }

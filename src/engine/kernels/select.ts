@@ -14,7 +14,7 @@ export type EngineKernels = Kernels & {
   /** Where float32 tensors must live for the fast path; null for the reference kernels. */
   readonly heap: Heap | null;
   readonly threads: number;
-  /** Stops the worker threads (the kernels fall back to... nothing: do not use them afterwards). */
+  /** Stops the worker threads. Large gemms throw afterwards; the heap stays usable. */
   close(): Promise<void>;
 };
 
@@ -37,7 +37,8 @@ export async function createKernels(opts: KernelOptions = {}): Promise<EngineKer
     throw new Error(`createKernels: threads must be a positive integer, got ${threads}`);
   }
   if (impl === "ts") return defaultTsKernels();
-  if (impl !== "wasm") throw new Error(`createKernels: unknown impl "${String(impl)}" (expected "ts" or "wasm")`);
+  if (impl !== "wasm")
+    throw new Error(`createKernels: unknown impl "${String(impl)}" (expected "ts" or "wasm")`);
 
   const module = await loadKernelModule();
   const heap = new Heap(opts.heap);

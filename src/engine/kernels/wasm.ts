@@ -47,7 +47,9 @@ export function loadKernelModule(): Promise<WebAssembly.Module> {
     (bytes) => WebAssembly.compile(bytes),
     (err: NodeJS.ErrnoException) => {
       modulePromise = null;
-      throw new Error(`wasm kernels: cannot read ${WASM_URL.pathname} (${err.code ?? err.message}); run \`npm run build\``);
+      throw new Error(
+        `wasm kernels: cannot read ${WASM_URL.pathname} (${err.code ?? err.message}); run \`npm run build\``,
+      );
     },
   );
   return modulePromise;
@@ -80,27 +82,61 @@ export class WasmKernels implements Kernels {
     private readonly pool: WorkerPool | null,
   ) {}
 
-  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Buf, B: Buf, C: Buf, accumulate: boolean): void {
+  gemm(
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    A: Buf,
+    B: Buf,
+    C: Buf,
+    accumulate: boolean,
+  ): void {
     if (!this.takes(A) || !this.takes(B) || !this.takes(C)) {
       gemmReference(transA, transB, M, N, K, A, B, C, accumulate);
       return;
     }
     checkSizes(M, N, K, A, B, C);
     if (M === 0 || N === 0) return;
-    // Scratch slot 0 holds packed op(B); slot 1 + t is thread t's row-block scratch.
+    // Heap scratch slot 0 holds packed op(B); slot 1 + t is thread t's row-block scratch.
     const packed = this.heap.scratch(0, ((N + 7) >> 3) * 8 * K);
-    const { exports: wasm } = this;
+    const wasm = this.exports;
     wasm.packB(transB ? 1 : 0, N, K, B.byteOffset, packed.byteOffset);
-    const job: GemmJob = { transA, M, N, K, a: A.byteOffset, packedB: packed.byteOffset, c: C.byteOffset, accumulate };
-    const threads = this.pool === null || M * N * K < PARALLEL_MIN_MACS ? 1 : this.pool.workers + 1;
     const scratchFloats = wasm.scratchBytes(K) / 4;
-    const ranges = splitRows(M, threads);
-    const scratch = ranges.map((_, t) => this.heap.scratch(1 + t, scratchFloats).byteOffset);
-    if (threads === 1) {
-      wasm.gemmRows(transA ? 1 : 0, M, N, K, job.a, job.packedB, job.c, accumulate ? 1 : 0, 0, M, scratch[0]);
-    } else {
-      this.pool!.gemmRows(job, ranges, scratch, wasm);
+    const pool = this.pool;
+    if (pool === null || M * N * K < PARALLEL_MIN_MACS) {
+      const scratch = this.heap.scratch(1, scratchFloats).byteOffset;
+      wasm.gemmRows(
+        transA ? 1 : 0,
+        M,
+        N,
+        K,
+        A.byteOffset,
+        packed.byteOffset,
+        C.byteOffset,
+        accumulate ? 1 : 0,
+        0,
+        M,
+        scratch,
+      );
+      return;
     }
+    const scratch = Array.from(
+      { length: pool.threads },
+      (_, t) => this.heap.scratch(1 + t, scratchFloats).byteOffset,
+    );
+    const job: GemmJob = {
+      transA,
+      M,
+      N,
+      K,
+      a: A.byteOffset,
+      packedB: packed.byteOffset,
+      c: C.byteOffset,
+      accumulate,
+    };
+    pool.gemm(job, chunkRows(M, pool.threads), scratch, wasm);
   }
 
   private takes(x: Buf): x is Float32Array {
@@ -108,21 +144,27 @@ export class WasmKernels implements Kernels {
   }
 }
 
-/** [m0, m1) per thread, boundaries on multiples of 4 (the register tile height), thread 0 first. */
-export function splitRows(M: number, threads: number): Array<[number, number]> {
-  const per = Math.ceil(M / threads / 4) * 4;
-  const ranges: Array<[number, number]> = [];
-  for (let t = 0; t < threads; t++) ranges.push([Math.min(M, t * per), Math.min(M, (t + 1) * per)]);
-  return ranges;
+/**
+ * Rows per chunk when a gemm is shared: ~CHUNKS_PER_THREAD chunks per thread so a thread that
+ * starts late or runs slower (busy machine) still finds work; a multiple of the 4-row tile.
+ */
+export function chunkRows(M: number, threads: number): number {
+  return Math.max(4, Math.ceil(M / (threads * CHUNKS_PER_THREAD) / 4) * 4);
 }
+const CHUNKS_PER_THREAD = 4;
 
 function checkSizes(M: number, N: number, K: number, A: Buf, B: Buf, C: Buf): void {
-  for (const [name, x] of [["M", M], ["N", N], ["K", K]] as const) {
+  for (const [name, x] of [
+    ["M", M],
+    ["N", N],
+    ["K", K],
+  ] as const) {
     if (!Number.isInteger(x) || x < 0) throw new Error(`gemm: ${name}=${x} is not a non-negative integer`);
   }
   // The wasm code reads the heap directly, so a short array would silently read its neighbours.
   const need = (what: string, x: Buf, n: number): void => {
-    if (x.length < n) throw new Error(`gemm: ${what} has ${x.length} elements, needs ${n} (M=${M} N=${N} K=${K})`);
+    if (x.length < n)
+      throw new Error(`gemm: ${what} has ${x.length} elements, needs ${n} (M=${M} N=${N} K=${K})`);
   };
   need("A", A, M * K);
   need("B", B, K * N);
