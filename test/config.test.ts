@@ -84,17 +84,32 @@ test("precedence: defaults < file < --set (in order) < dedicated flags", () => {
   assert.equal(fromFile.algo.kl_radius, 0.02);
   assert.equal(fromFile.algo.kl_coef, 0.3);
   assert.equal(fromFile.algo.kl_quantile, 0.99, "untouched keys keep defaults");
-  const withSets = loadConfig({ file: f, sets: ["algo.kl_radius=0.03", "algo.kl_radius=0.04", "run.seed=8"] });
+  const withSets = loadConfig({
+    file: f,
+    sets: ["algo.kl_radius=0.03", "algo.kl_radius=0.04", "run.seed=8"],
+  });
   assert.equal(withSets.algo.kl_radius, 0.04, "the later --set wins");
   assert.equal(withSets.algo.kl_coef, 0.3);
-  const withFlags = loadConfig({ file: f, sets: ["run.seed=8"], flags: [{ flag: "--seed", path: "run.seed", value: "9" }] });
+  const withFlags = loadConfig({
+    file: f,
+    sets: ["run.seed=8"],
+    flags: [{ flag: "--seed", path: "run.seed", value: "9" }],
+  });
   assert.equal(withFlags.run.seed, 9, "a dedicated flag beats --set");
   assert.equal(withFlags.run.max_steps, 9);
 });
 
 test("--set values parse as JSON, else as strings; objects merge into sections", () => {
   const c = loadConfig({
-    sets: ["eval.k=[1,2]", "eval.n=4", "tasks.name=sort", "tasks.dataset=null", "eval.before_train=false", 'algo={"kl_coef":0.5}', "run.output_dir=runs/x y"],
+    sets: [
+      "eval.k=[1,2]",
+      "eval.n=4",
+      "tasks.name=sort",
+      "tasks.dataset=null",
+      "eval.before_train=false",
+      'algo={"kl_coef":0.5}',
+      "run.output_dir=runs/x y",
+    ],
   });
   assert.deepEqual(c.eval.k, [1, 2]);
   assert.equal(c.tasks.name, "sort");
@@ -104,9 +119,14 @@ test("--set values parse as JSON, else as strings; objects merge into sections",
   assert.equal(c.algo.kl_radius, 0.01, "merging a section keeps its other keys");
   assert.equal(c.run.output_dir, "runs/x y");
   assert.deepEqual(parseSetToken("a.b=c=d"), { path: ["a", "b"], value: "c=d" });
-  const raw = loadConfig({ flags: [{ flag: "--output-dir", path: "run.output_dir", value: "123", raw: true }] });
+  const raw = loadConfig({
+    flags: [{ flag: "--output-dir", path: "run.output_dir", value: "123", raw: true }],
+  });
   assert.equal(raw.run.output_dir, "123", "path flags are not parsed as JSON");
-  const fallback = loadConfig({ sets: ["run.output_dir=mine"], fallbacks: { "run.output_dir": "auto", "run.seed": 1 } });
+  const fallback = loadConfig({
+    sets: ["run.output_dir=mine"],
+    fallbacks: { "run.output_dir": "auto", "run.seed": 1 },
+  });
   assert.equal(fallback.run.output_dir, "mine", "a fallback never overrides a given value");
   assert.equal(fallback.run.seed, 1, "a fallback fills a key the user left unset");
 });
@@ -115,13 +135,24 @@ test("derived and per-agent values", () => {
   assert.equal(loadConfig({ sets: ["algo.clip_ratio_low=0.3"] }).algo.clip_ratio_high, 0.3);
   assert.equal(loadConfig({ sets: ["algo.clip_ratio_high=0.28"] }).algo.clip_ratio_high, 0.28);
   const c = loadConfig({ sets: ["team.kl_radius=[0.02,null,0.005]"] });
-  assert.deepEqual([0, 1, 2].map((i) => klRadiusOf(c, i)), [0.02, 0.01, 0.005]);
+  assert.deepEqual(
+    [0, 1, 2].map((i) => klRadiusOf(c, i)),
+    [0.02, 0.01, 0.005],
+  );
 });
 
 test("--print-defaults output reloads to the default config; a resolved config round-trips", () => {
   assert.deepEqual(loadConfig({ file: file(defaultsYaml()) }), defaultConfig());
   const tricky = loadConfig({
-    sets: ['tasks.name="123"', "tasks.dataset=data: x.jsonl", 'run.output_dir="null"', "optim.eps=1e-12", "eval.k=[2]", "eval.n=2", "team.agent_checkpoints=[null,\"a b\",null]"],
+    sets: [
+      'tasks.name="123"',
+      "tasks.dataset=data: x.jsonl",
+      'run.output_dir="null"',
+      "optim.eps=1e-12",
+      "eval.k=[2]",
+      "eval.n=2",
+      'team.agent_checkpoints=[null,"a b",null]',
+    ],
   });
   assert.equal(tricky.tasks.name, "123");
   assert.equal(tricky.run.output_dir, "null");
@@ -133,24 +164,39 @@ test("--print-defaults output reloads to the default config; a resolved config r
 
 test("file errors name file:line", () => {
   const bad = file("algo:\n  kl_radius: 0.02\n  order: [static\nrun:\n  seed: 1\n");
-  assert.match(configError(() => loadConfig({ file: bad })).message, new RegExp(`^${bad}:\\d+:\\d+: bad YAML/JSON: `));
+  assert.match(
+    configError(() => loadConfig({ file: bad })).message,
+    new RegExp(`^${bad}:\\d+:\\d+: bad YAML/JSON: `),
+  );
   const unknown = file("algo:\n  kl_radius: 0.02\n  num_generations: 4\n");
   assert.equal(
     configError(() => loadConfig({ file: unknown })).message,
     `${unknown}:3: unknown key algo.num_generations; num_generations is the TRL name; sat-llm uses rollout.n`,
   );
   const range = file("rollout:\n  n: 8\n  top_p: 1.5\n");
-  assert.equal(configError(() => loadConfig({ file: range })).message, `${range}:3: rollout.top_p: expected number in (0, 1], got number 1.5`);
+  assert.equal(
+    configError(() => loadConfig({ file: range })).message,
+    `${range}:3: rollout.top_p: expected number in (0, 1], got number 1.5`,
+  );
   const dup = file("run:\n  seed: 1\n  seed: 2\n");
-  assert.match(configError(() => loadConfig({ file: dup })).message, new RegExp(`^${dup}:3:\\d+: bad YAML/JSON: Map keys must be unique`));
+  assert.match(
+    configError(() => loadConfig({ file: dup })).message,
+    new RegExp(`^${dup}:3:\\d+: bad YAML/JSON: Map keys must be unique`),
+  );
   assert.deepEqual(readConfigFile(file("")).data, {}, "an empty file is an empty config");
   const cross = file("eval:\n  k: [1, 16]\n");
-  assert.match(configError(() => loadConfig({ file: cross })).message, /eval\.n \(8\) must be ≥ the largest k in eval\.k \(16\)/);
+  assert.match(
+    configError(() => loadConfig({ file: cross })).message,
+    /eval\.n \(8\) must be ≥ the largest k in eval\.k \(16\)/,
+  );
 });
 
 test("several problems: the first is shown and the rest counted", () => {
   const e = configError(() => loadConfig({ sets: ["algo.bogus=1", "rollout.n=x", "eval.n=0"] }));
-  assert.match(e.message, /^--set algo\.bogus=1: unknown key algo\.bogus.* \(2 more problems after this one\)$/);
+  assert.match(
+    e.message,
+    /^--set algo\.bogus=1: unknown key algo\.bogus.* \(2 more problems after this one\)$/,
+  );
   assert.equal(e.key, "algo.bogus");
 });
 

@@ -1,11 +1,27 @@
 /** Run directory and JSONL logs: create/refuse, atomic checkpoints, latest, pruning, resume, torn lines. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JsonlError, JsonlWriter, readJsonl, toJsonLine } from "../src/io/jsonl.js";
-import { findLatestCheckpoint, listCheckpoints, openRunDir, resolveCheckpoint, RUN_FILES, RunDirError } from "../src/io/rundir.js";
+import {
+  findLatestCheckpoint,
+  listCheckpoints,
+  openRunDir,
+  resolveCheckpoint,
+  RUN_FILES,
+  RunDirError,
+} from "../src/io/rundir.js";
 
 const root = mkdtempSync(join(tmpdir(), "sat-rundir-"));
 let n = 0;
@@ -53,7 +69,10 @@ test("a new run dir is created; a non-empty one needs --resume or --force", () =
   const other = freshDir();
   mkdirSync(other);
   writeFileSync(join(other, "notes.txt"), "mine");
-  assert.match(runError(() => openRunDir(other, { force: true })).message, /^refusing to empty .*no config\.resolved\.yaml/);
+  assert.match(
+    runError(() => openRunDir(other, { force: true })).message,
+    /^refusing to empty .*no config\.resolved\.yaml/,
+  );
   assert.ok(existsSync(join(other, "notes.txt")));
 });
 
@@ -61,17 +80,27 @@ test("writeConfig keeps every invocation in overrides.json", () => {
   const dir = freshDir();
   openRunDir(dir).writeConfig("a: 1\n", { set: ["x=1"] });
   openRunDir(dir, { resume: true }).writeConfig("a: 2\n", { set: ["x=2"] });
-  const o = JSON.parse(readFileSync(join(dir, RUN_FILES.overrides), "utf8")) as { invocations: { set: string[] }[] };
-  assert.deepEqual(o.invocations.map((i) => i.set[0]), ["x=1", "x=2"]);
+  const o = JSON.parse(readFileSync(join(dir, RUN_FILES.overrides), "utf8")) as {
+    invocations: { set: string[] }[];
+  };
+  assert.deepEqual(
+    o.invocations.map((i) => i.set[0]),
+    ["x=1", "x=2"],
+  );
   assert.equal(readFileSync(join(dir, RUN_FILES.config), "utf8"), "a: 2\n");
 });
 
 test("checkpoints publish atomically, `latest` follows, and only complete stages count", async () => {
   const dir = freshDir();
   for (const step of [1, 2, 3]) await publish(dir, step);
-  assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [1, 2, 3]);
+  assert.deepEqual(
+    listCheckpoints(dir).map((c) => c.step),
+    [1, 2, 3],
+  );
   assert.equal(readFileSync(join(dir, "checkpoints", RUN_FILES.latest), "utf8"), "stage-3\n");
-  const manifest = JSON.parse(readFileSync(join(dir, "checkpoints", "stage-3", RUN_FILES.manifest), "utf8")) as { files: { path: string; bytes: number }[] };
+  const manifest = JSON.parse(
+    readFileSync(join(dir, "checkpoints", "stage-3", RUN_FILES.manifest), "utf8"),
+  ) as { files: { path: string; bytes: number }[] };
   assert.deepEqual(manifest.files, [
     { path: "agent_0/weights.bin", bytes: 103 },
     { path: "trainer_state.json", bytes: JSON.stringify({ step: 3 }).length },
@@ -79,7 +108,10 @@ test("checkpoints publish atomically, `latest` follows, and only complete stages
   // A crash mid-build leaves a temp dir; a copy without a manifest or with a truncated file is half-written.
   const ck = join(dir, "checkpoints");
   mkdirSync(join(ck, ".stage-9.tmp-1-2"));
-  writeFileSync(join(ck, ".stage-9.tmp-1-2", RUN_FILES.manifest), readFileSync(join(ck, "stage-3", RUN_FILES.manifest)));
+  writeFileSync(
+    join(ck, ".stage-9.tmp-1-2", RUN_FILES.manifest),
+    readFileSync(join(ck, "stage-3", RUN_FILES.manifest)),
+  );
   mkdirSync(join(ck, "stage-7"));
   writeFileSync(join(ck, "stage-7", "trainer_state.json"), "{}");
   await publish(dir, 8);
@@ -87,7 +119,10 @@ test("checkpoints publish atomically, `latest` follows, and only complete stages
   assert.deepEqual(findLatestCheckpoint(dir), { step: 3, dir: join(ck, "stage-3") });
   assert.deepEqual(resolveCheckpoint(dir), { step: 3, dir: join(ck, "stage-3") });
   assert.match(runError(() => resolveCheckpoint(join(ck, "stage-8"))).message, /incomplete/);
-  assert.match(runError(() => resolveCheckpoint(join(ck, "stage-7"))).message, /no complete checkpoint there/);
+  assert.match(
+    runError(() => resolveCheckpoint(join(ck, "stage-7"))).message,
+    /no complete checkpoint there/,
+  );
 });
 
 test("a failing build publishes nothing and leaves `latest` alone", async () => {
@@ -112,7 +147,10 @@ test("save_total_limit keeps the newest stages and clears temp dirs; re-publishi
   await publish(dir, 5, 2);
   assert.deepEqual(readdirSync(join(dir, "checkpoints")).sort(), ["latest", "stage-4", "stage-5"]);
   await publish(dir, 5, 2);
-  assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [4, 5]);
+  assert.deepEqual(
+    listCheckpoints(dir).map((c) => c.step),
+    [4, 5],
+  );
 });
 
 test("resume rewinds logs and drops checkpoints newer than the resumed stage", async () => {
@@ -125,10 +163,22 @@ test("resume rewinds logs and drops checkpoints newer than the resumed stage", a
   const warnings: string[] = [];
   const run = openRunDir(dir, { resume: join(dir, "checkpoints", "stage-4"), warn: (m) => warnings.push(m) });
   assert.deepEqual(run.resumeFrom, { step: 4, dir: join(dir, "checkpoints", "stage-4") });
-  assert.deepEqual(readJsonl(join(dir, RUN_FILES.stages)).map((r) => r.step), [1, 2, 3, 4]);
-  assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [2, 4]);
-  assert.ok(warnings.some((m) => /torn last line/.test(m)), warnings.join(" / "));
-  assert.ok(warnings.some((m) => /dropped 3 record/.test(m)), warnings.join(" / "));
+  assert.deepEqual(
+    readJsonl(join(dir, RUN_FILES.stages)).map((r) => r.step),
+    [1, 2, 3, 4],
+  );
+  assert.deepEqual(
+    listCheckpoints(dir).map((c) => c.step),
+    [2, 4],
+  );
+  assert.ok(
+    warnings.some((m) => /torn last line/.test(m)),
+    warnings.join(" / "),
+  );
+  assert.ok(
+    warnings.some((m) => /dropped 3 record/.test(m)),
+    warnings.join(" / "),
+  );
   // Auto-resume picks the newest complete checkpoint.
   assert.equal(openRunDir(dir, { resume: true }).resumeFrom?.step, 4);
 });
@@ -163,7 +213,16 @@ test("JSONL: a torn last line is skipped with a warning and repaired before appe
 
   const bad = join(root, "bad.jsonl");
   writeFileSync(bad, toJsonLine({ step: 1 }) + "{oops\n" + toJsonLine({ step: 3 }));
-  assert.throws(() => readJsonl(bad), (e: unknown) => e instanceof JsonlError && e.message.startsWith(`${bad}:2: not valid JSON (`) && !e.message.includes("\n"));
+  assert.throws(
+    () => readJsonl(bad),
+    (e: unknown) =>
+      e instanceof JsonlError &&
+      e.message.startsWith(`${bad}:2: not valid JSON (`) &&
+      !e.message.includes("\n"),
+  );
   writeFileSync(bad, toJsonLine({ step: 1 }) + "[1, 2]\n");
-  assert.throws(() => readJsonl(bad), new RegExp(`^JsonlError: ${bad}:2: not a JSON object; fix or delete that line$`));
+  assert.throws(
+    () => readJsonl(bad),
+    new RegExp(`^JsonlError: ${bad}:2: not a JSON object; fix or delete that line$`),
+  );
 });

@@ -47,7 +47,11 @@ export function formatError(err: unknown, debug: boolean): FormattedError {
   const code = (e as { exitCode?: unknown }).exitCode;
   const known = typeof code === "number" && code > 0;
   const message = oneLine(e.message || e.name);
-  const suffix = known ? "" : debug ? " (unexpected error)" : " (unexpected error; rerun with --debug for the stack trace)";
+  const suffix = known
+    ? ""
+    : debug
+      ? " (unexpected error)"
+      : " (unexpected error; rerun with --debug for the stack trace)";
   const lines = [`sat: ${message}${suffix}`];
   if (debug && e.stack) lines.push(e.stack);
   return { exitCode: known ? (code as number) : EXIT_RUNTIME, lines };

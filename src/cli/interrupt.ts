@@ -11,13 +11,18 @@ export interface RunMainOptions {
   graceMs?: number;
 }
 
-export async function runMain(task: (signal: AbortSignal) => Promise<number>, opts: RunMainOptions = {}): Promise<never> {
+export async function runMain(
+  task: (signal: AbortSignal) => Promise<number>,
+  opts: RunMainOptions = {},
+): Promise<never> {
   const controller = new AbortController();
   let interrupted = false;
   const onSigint = () => {
     if (interrupted) process.exit(EXIT_INTERRUPTED);
     interrupted = true;
-    process.stderr.write("sat: interrupted; stopping after the current write (Ctrl-C again to quit at once)\n");
+    process.stderr.write(
+      "sat: interrupted; stopping after the current write (Ctrl-C again to quit at once)\n",
+    );
     controller.abort(new Error("interrupted"));
     setTimeout(() => process.exit(EXIT_INTERRUPTED), opts.graceMs ?? 10_000).unref();
   };

@@ -33,7 +33,9 @@ export interface RunCliOptions {
 
 function version(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
+      version?: string;
+    };
     return pkg.version ?? "0.0.0";
   } catch {
     return "0.0.0";
@@ -51,14 +53,22 @@ const KEY_FLAGS: { option: string; flag: string; path: string; raw?: boolean }[]
 function addCommonOptions(cmd: Command, group: CommandSpec["flags"]): void {
   if (group === "run" || group === "config") {
     cmd.option("-c, --config <file>", "YAML or JSON config file (see `sat config --print-defaults`)");
-    cmd.option("-s, --set <key=value>", "set one config key, e.g. --set algo.kl_radius=0.02 (repeatable; value parsed as JSON)", (v: string, prev: string[]) => [...prev, v], [] as string[]);
+    cmd.option(
+      "-s, --set <key=value>",
+      "set one config key, e.g. --set algo.kl_radius=0.02 (repeatable; value parsed as JSON)",
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    );
   }
   if (group === "run") {
     cmd.option("-o, --output-dir <dir>", "run directory (run.output_dir; --output_dir also accepted)");
     cmd.option("--seed <n>", "root random seed (run.seed)");
     cmd.option("--max-steps <n>", "stages to run (run.max_steps)");
     cmd.option("--threads <n>", "kernel worker threads (run.threads)");
-    cmd.option("--resume [path]", "continue from the newest complete checkpoint in the output dir, or from <path>");
+    cmd.option(
+      "--resume [path]",
+      "continue from the newest complete checkpoint in the output dir, or from <path>",
+    );
     cmd.option("--force", "empty an existing run directory and start over");
   }
   cmd.option("-q, --quiet", "no progress output (errors still go to stderr)");
@@ -101,7 +111,8 @@ function normalizeArgv(argv: string[], known: Set<string>): string[] {
     else if (known.has(kebab)) out.push(eq >= 0 ? kebab + tok.slice(eq) : kebab);
     else {
       const bare = name.slice(2).replace(/-/g, "_");
-      const value = eq >= 0 ? tok.slice(eq + 1) : argv[i + 1] && !argv[i + 1].startsWith("-") ? argv[i + 1] : "VALUE";
+      const value =
+        eq >= 0 ? tok.slice(eq + 1) : argv[i + 1] && !argv[i + 1].startsWith("-") ? argv[i + 1] : "VALUE";
       const ours = Object.hasOwn(UPSTREAM_NAMES, bare) ? [UPSTREAM_NAMES[bare][0]] : leafPaths.get(bare);
       if (ours) {
         const who = Object.hasOwn(UPSTREAM_NAMES, bare) ? ` (${UPSTREAM_NAMES[bare][1]} name)` : "";
@@ -115,7 +126,10 @@ function normalizeArgv(argv: string[], known: Set<string>): string[] {
 }
 
 function commanderMessage(err: CommanderError): string {
-  const msg = oneLine(err.message.replace(/^error: /, "")).replace(/\(Did you mean ([^)]*)\)/, "(did you mean $1)");
+  const msg = oneLine(err.message.replace(/^error: /, "")).replace(
+    /\(Did you mean ([^)]*)\)/,
+    "(did you mean $1)",
+  );
   if (err.code === "commander.unknownCommand") return `${msg}; see sat --help for the commands`;
   return msg;
 }
@@ -163,24 +177,37 @@ export async function runCli(argv: string[], options: RunCliOptions = {}): Promi
     .version(version(), "-V, --version")
     .option("--debug", "show stack traces on errors")
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s), outputError: () => {} })
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      outputError: () => {},
+    })
     .showSuggestionAfterError(true)
-    .addHelpText("after", "\nRun `sat <command> --help` for a command's flags. Config keys: `sat config --list-keys`.");
+    .addHelpText(
+      "after",
+      "\nRun `sat <command> --help` for a command's flags. Config keys: `sat config --list-keys`.",
+    );
 
   const register = (parent: Command, spec: CommandSpec, prefix: string) => {
-    const cmd = parent.command(spec.name).summary(spec.summary).description(spec.description ?? spec.summary);
+    const cmd = parent
+      .command(spec.name)
+      .summary(spec.summary)
+      .description(spec.description ?? spec.summary);
     const path = prefix ? `${prefix} ${spec.name}` : spec.name;
     if (spec.subcommands) {
       for (const sub of spec.subcommands) register(cmd, sub, path);
       return;
     }
     for (const a of spec.args ?? []) cmd.argument(a.syntax, a.description);
-    if (spec.flags !== "none") cmd.argument("[overrides...]", "config overrides as key=value (Hydra style), same as --set");
+    if (spec.flags !== "none")
+      cmd.argument("[overrides...]", "config overrides as key=value (Hydra style), same as --set");
     addCommonOptions(cmd, spec.flags);
     for (const o of spec.options ?? []) cmd.addOption(new Option(o.flags, o.description).default(o.default));
     cmd.action((...actionArgs: unknown[]) => {
       const command = actionArgs[actionArgs.length - 1] as Command;
-      const positional = (actionArgs.slice(0, -2) as (string | string[] | undefined)[]).flatMap((a) => (a === undefined ? [] : Array.isArray(a) ? a : [a]));
+      const positional = (actionArgs.slice(0, -2) as (string | string[] | undefined)[]).flatMap((a) =>
+        a === undefined ? [] : Array.isArray(a) ? a : [a],
+      );
       parsed = { spec, path, args: positional, opts: command.opts() };
     });
   };
@@ -208,13 +235,22 @@ export async function runCli(argv: string[], options: RunCliOptions = {}): Promi
   }
 }
 
-async function execute(p: Parsed, argv: string[], io: CliIO, signal: AbortSignal, writeOut: (s: string) => void): Promise<number | void> {
+async function execute(
+  p: Parsed,
+  argv: string[],
+  io: CliIO,
+  signal: AbortSignal,
+  writeOut: (s: string) => void,
+): Promise<number | void> {
   const { spec, opts } = p;
   const declared = (spec.args ?? []).length;
   const args = p.args.slice(0, declared);
   const overrides = p.args.slice(declared);
   for (const tok of overrides) {
-    if (!tok.includes("=")) throw new UsageError(`unexpected argument "${tok}"; config overrides are written key=value, e.g. algo.kl_radius=0.02`);
+    if (!tok.includes("="))
+      throw new UsageError(
+        `unexpected argument "${tok}"; config overrides are written key=value, e.g. algo.kl_radius=0.02`,
+      );
   }
   let resume = (opts.resume as boolean | string | undefined) ?? false;
   if (typeof resume === "string" && resume.includes("=") && !existsSync(resume)) {
@@ -241,7 +277,10 @@ async function execute(p: Parsed, argv: string[], io: CliIO, signal: AbortSignal
     }
   }
   // Resuming: the run being continued supplies the output dir and, without --config, the config.
-  const resumedRun = typeof flags.resume === "string" ? runDirOf(flags.resume) : ((opts.outputDir as string | undefined) ?? null);
+  const resumedRun =
+    typeof flags.resume === "string"
+      ? runDirOf(flags.resume)
+      : ((opts.outputDir as string | undefined) ?? null);
   let configFile = (opts.config as string | undefined) ?? null;
   if (!configFile && flags.resume && resumedRun && existsSync(join(resumedRun, RUN_FILES.config))) {
     configFile = join(resumedRun, RUN_FILES.config);
@@ -256,7 +295,9 @@ async function execute(p: Parsed, argv: string[], io: CliIO, signal: AbortSignal
       fallbacks: spec.flags === "run" ? { "run.output_dir": resumedRun ?? freshDir } : {},
     });
     if (flags.resume === true && config.run.output_dir === freshDir) {
-      throw new UsageError("--resume needs the run to continue: pass --output-dir <run-dir> or --resume <run-dir>");
+      throw new UsageError(
+        "--resume needs the run to continue: pass --output-dir <run-dir> or --resume <run-dir>",
+      );
     }
   }
   const invocation: Invocation = {
@@ -270,7 +311,10 @@ async function execute(p: Parsed, argv: string[], io: CliIO, signal: AbortSignal
     resume: flags.resume,
     force: flags.force,
   };
-  const progress = createProgress(progressMode(flags, io.stdout), { stream: io.stdout, loggingSteps: config?.run.logging_steps ?? 1 });
+  const progress = createProgress(progressMode(flags, io.stdout), {
+    stream: io.stdout,
+    loggingSteps: config?.run.logging_steps ?? 1,
+  });
   const warn = (text: string) => io.stderr.write(`sat: warning: ${oneLine(text)}\n`);
   let runDir: RunDir | null = null;
   const ctx: CommandContext = {
@@ -286,9 +330,16 @@ async function execute(p: Parsed, argv: string[], io: CliIO, signal: AbortSignal
     warn,
     openRunDir() {
       if (runDir) return runDir;
-      if (!config || spec.flags !== "run") throw new Error(`sat ${p.path}: openRunDir needs a command with run flags`);
+      if (!config || spec.flags !== "run")
+        throw new Error(`sat ${p.path}: openRunDir needs a command with run flags`);
       runDir = openRunDir(config.run.output_dir!, { resume: flags.resume, force: flags.force, warn });
-      runDir.writeConfig(configToYaml(config, { comments: true, header: `sat-llm resolved config (sat ${p.path}); reload with --config` }), invocation);
+      runDir.writeConfig(
+        configToYaml(config, {
+          comments: true,
+          header: `sat-llm resolved config (sat ${p.path}); reload with --config`,
+        }),
+        invocation,
+      );
       return runDir;
     },
   };

@@ -3,11 +3,7 @@ export {
   ConfigSchema,
   SECTIONS,
   SECTION_NAMES,
-  agentCheckpointOf,
-  crossFieldProblems,
-  klRadiusOf,
   listKeys,
-  minibatchesPerEpoch,
   parsedDefaults,
   type AlgoConfig,
   type EvalConfig,
@@ -22,6 +18,14 @@ export {
   type TasksConfig,
   type TeamConfig,
 } from "./schema.js";
+export {
+  agentCheckpointOf,
+  crossFieldProblems,
+  deriveDefaults,
+  klRadiusOf,
+  minibatchesPerEpoch,
+  type CrossFieldProblem,
+} from "./rules.js";
 export {
   ConfigError,
   defaultConfig,

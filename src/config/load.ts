@@ -8,14 +8,8 @@
 import { readFileSync, statSync } from "node:fs";
 import YAML, { isMap, isScalar, LineCounter, type Node as YamlNode } from "yaml";
 import { closest, unknownKeyHint } from "./names.js";
-import {
-  ConfigSchema,
-  crossFieldProblems,
-  deriveDefaults,
-  listKeys,
-  type KeyInfo,
-  type ResolvedConfig,
-} from "./schema.js";
+import { crossFieldProblems, deriveDefaults } from "./rules.js";
+import { ConfigSchema, listKeys, type KeyInfo, type ResolvedConfig } from "./schema.js";
 
 export { listKeys, type KeyInfo, type ResolvedConfig } from "./schema.js";
 
@@ -88,7 +82,10 @@ export interface ConfigFile {
 export function readConfigFile(file: string): ConfigFile {
   let text: string;
   try {
-    if (statSync(file).isDirectory()) throw new ConfigError(`${file}: is a directory, not a config file; pass a .yaml or .json file to --config`);
+    if (statSync(file).isDirectory())
+      throw new ConfigError(
+        `${file}: is a directory, not a config file; pass a .yaml or .json file to --config`,
+      );
     text = readFileSync(file, "utf8");
   } catch (err) {
     if (err instanceof ConfigError) throw err;
@@ -113,7 +110,9 @@ export function readConfigFile(file: string): ConfigFile {
   }
   if (data === null || data === undefined) data = {};
   if (!isPlainObject(data)) {
-    throw new ConfigError(`${file}: expected a mapping of sections (model:, algo:, run: …) at the top, got ${describeValue(data)}`);
+    throw new ConfigError(
+      `${file}: expected a mapping of sections (model:, algo:, run: …) at the top, got ${describeValue(data)}`,
+    );
   }
   const lines = new Map<string, number>();
   const walk = (node: YamlNode | null | undefined, prefix: string) => {
@@ -145,14 +144,18 @@ export function parseValue(raw: string): unknown {
 export function parseSetToken(token: string, label = `--set ${token}`): { path: string[]; value: unknown } {
   const eq = token.indexOf("=");
   if (/^[+~]/.test(token)) {
-    throw new ConfigError(`${label}: the schema is fixed, so Hydra's + and ~ prefixes do not apply; write key=value, e.g. algo.kl_radius=0.02`);
+    throw new ConfigError(
+      `${label}: the schema is fixed, so Hydra's + and ~ prefixes do not apply; write key=value, e.g. algo.kl_radius=0.02`,
+    );
   }
   if (eq <= 0) throw new ConfigError(`${label}: expected key=value, e.g. --set algo.kl_radius=0.02`);
   const key = token.slice(0, eq).trim();
   const path = key.split(".");
   for (const seg of path) {
     if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(seg) || FORBIDDEN_SEGMENTS.has(seg)) {
-      throw new ConfigError(`${label}: "${key}" is not a key path; use dotted snake_case names such as rollout.n`);
+      throw new ConfigError(
+        `${label}: "${key}" is not a key path; use dotted snake_case names such as rollout.n`,
+      );
     }
   }
   return { path, value: parseValue(token.slice(eq + 1)) };
@@ -165,7 +168,10 @@ function setPath(target: Json, path: readonly string[], value: unknown, label: s
     if (next === undefined || next === null) node[path[i]] = {};
     else if (!isPlainObject(next)) {
       const prefix = path.slice(0, i + 1).join(".");
-      throw new ConfigError(`${label}: ${prefix} holds a value, not a section, so ${path.join(".")} cannot be set`, prefix);
+      throw new ConfigError(
+        `${label}: ${prefix} holds a value, not a section, so ${path.join(".")} cannot be set`,
+        prefix,
+      );
     }
     node = node[path[i]] as Json;
   }
@@ -229,19 +235,32 @@ function issueMessage(issue: Issue, raw: Json, origins: Origins): { text: string
   }
   // Leaf = section.name; deeper segments index into lists (eval.k[1]).
   const leaf = path.slice(0, 2).join(".");
-  const shown = leaf + path.slice(2).map((p) => `[${String(p)}]`).join("");
+  const shown =
+    leaf +
+    path
+      .slice(2)
+      .map((p) => `[${String(p)}]`)
+      .join("");
   const got = getPath(raw, path);
   const info = keyInfo(leaf);
   const where = prefix(origins.of(leaf));
   if (!info) {
     // A whole section has the wrong type (e.g. `model: 3`).
-    return { key: leaf, text: `${where}${shown}: expected a mapping of ${leaf} keys, got ${describeValue(got)}` };
+    return {
+      key: leaf,
+      text: `${where}${shown}: expected a mapping of ${leaf} keys, got ${describeValue(got)}`,
+    };
   }
   let hint = "";
   if (issue.code === "invalid_value" && typeof got === "string" && issue.values) {
     const near = closest(got, issue.values.map(String));
     if (near) hint = `; did you mean "${near}"?`;
-  } else if (issue.code === "invalid_type" && issue.expected === "string" && got !== null && typeof got !== "object") {
+  } else if (
+    issue.code === "invalid_type" &&
+    issue.expected === "string" &&
+    got !== null &&
+    typeof got !== "object"
+  ) {
     hint = `; quote it to pass a string, e.g. --set ${leaf}='"${String(got)}"'`;
   }
   return { key: leaf, text: `${where}${shown}: expected ${info.type}, got ${describeValue(got)}${hint}` };
@@ -259,21 +278,31 @@ function deepFreeze<T>(value: T): T {
 
 /** Validates a raw (merged) object once: schema, then cross-field rules. Returns a frozen config. */
 export function validateConfig(raw: unknown, origins: Origins = new Origins(null)): ResolvedConfig {
-  if (!isPlainObject(raw)) throw new ConfigError(`config: expected a mapping of sections, got ${describeValue(raw)}`);
+  if (!isPlainObject(raw))
+    throw new ConfigError(`config: expected a mapping of sections, got ${describeValue(raw)}`);
   const result = ConfigSchema.safeParse(raw);
   if (!result.success) {
     const issues = [...(result.error.issues as unknown as Issue[])];
     const rank = (c: string) => (ISSUE_ORDER.includes(c) ? ISSUE_ORDER.indexOf(c) : ISSUE_ORDER.length);
     issues.sort((a, b) => rank(a.code) - rank(b.code));
-    const total = issues.reduce((n, i) => n + (i.code === "unrecognized_keys" ? (i.keys?.length ?? 1) : 1), 0);
+    const total = issues.reduce(
+      (n, i) => n + (i.code === "unrecognized_keys" ? (i.keys?.length ?? 1) : 1),
+      0,
+    );
     const { text, key } = issueMessage(issues[0], raw, origins);
-    throw new ConfigError(text + (total > 1 ? ` (${total - 1} more problem${total > 2 ? "s" : ""} after this one)` : ""), key);
+    throw new ConfigError(
+      text + (total > 1 ? ` (${total - 1} more problem${total > 2 ? "s" : ""} after this one)` : ""),
+      key,
+    );
   }
   const problems = crossFieldProblems(result.data);
   if (problems.length > 0) {
     const p = problems[0];
     const origin = origins.of(p.key);
-    const more = problems.length > 1 ? ` (${problems.length - 1} more problem${problems.length > 2 ? "s" : ""} after this one)` : "";
+    const more =
+      problems.length > 1
+        ? ` (${problems.length - 1} more problem${problems.length > 2 ? "s" : ""} after this one)`
+        : "";
     throw new ConfigError(`${origin ? origin + ": " : ""}${p.message}${more}`, p.key);
   }
   return deepFreeze(deriveDefaults(result.data));

@@ -37,7 +37,11 @@ export const UPSTREAM_NAMES: Record<string, [string, string, string?]> = {
   prompt_max_len: ["rollout.max_prompt_length", "OpenRLHF"],
   train_batch_size: ["rollout.prompts_per_step", "verl/OpenRLHF", "counted in prompts"],
   rollout_batch_size: ["rollout.prompts_per_step", "OpenRLHF"],
-  generation_batch_size: ["rollout.prompts_per_step", "TRL", "TRL counts completions, sat-llm counts prompts"],
+  generation_batch_size: [
+    "rollout.prompts_per_step",
+    "TRL",
+    "TRL counts completions, sat-llm counts prompts",
+  ],
   per_device_train_batch_size: ["algo.ppo_mini_batch_size", "TRL/HF", "sat-llm counts prompts per minibatch"],
   micro_train_batch_size: ["optim.micro_batch_size", "OpenRLHF"],
   ppo_micro_batch_size_per_gpu: ["optim.micro_batch_size", "verl"],
@@ -81,7 +85,8 @@ export function editDistance(a: string, b: string): number {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
     }
   }
   return d[a.length][b.length];
@@ -129,7 +134,10 @@ export function unknownKeyHint(path: string): string {
   const siblings = keys.filter((k) => k.section === section).map((k) => k.name);
   const sibling = closest(normalized, siblings);
   if (sibling) return `; did you mean ${section}.${sibling}?`;
-  const anywhere = closest(normalized, keys.map((k) => k.name));
+  const anywhere = closest(
+    normalized,
+    keys.map((k) => k.name),
+  );
   if (anywhere) {
     const full = keys.find((k) => k.name === anywhere)!.path;
     return `; did you mean ${full}?`;

@@ -40,6 +40,7 @@ export function configToYaml(config: object, opts: RenderOptions = {}): string {
 export function defaultsYaml(): string {
   return configToYaml(parsedDefaults(), {
     comments: true,
-    header: "sat-llm default configuration. Every key is optional; override with --config FILE or --set section.key=value.",
+    header:
+      "sat-llm default configuration. Every key is optional; override with --config FILE or --set section.key=value.",
   });
 }

@@ -2,7 +2,7 @@
  * The sat-llm configuration schema: one strict object per concern (model, team, tasks, rollout, algo,
  * optim, pretrain, eval, run). Every leaf carries its default, a type/range text and a one-line help
  * string that names the TRL / verl / OpenRLHF equivalent where one exists (conventions.md §1).
- * Cross-field rules are in `crossFieldProblems`; `load.ts` applies the schema once, at the edge.
+ * Cross-field rules are in rules.ts; `load.ts` applies the schema once, at the edge.
  * This file does no I/O and imports nothing from the rest of the project.
  */
 import * as z from "zod";
@@ -69,11 +69,18 @@ const cadence = (def: number, help: string) =>
     "integer: -1 (off) or ≥ 1",
   );
 const flag = (def: boolean, help: string) => typed(z.boolean().default(def).describe(help), "boolean");
-const text = (def: string, help: string) => typed(z.string().min(1).default(def).describe(help), "non-empty string");
+const text = (def: string, help: string) =>
+  typed(z.string().min(1).default(def).describe(help), "non-empty string");
 const textOrNull = (def: string | null, help: string) =>
   typed(z.string().min(1).nullable().default(def).describe(help), "non-empty string, or null");
 function choice<const T extends readonly [string, ...string[]]>(values: T, def: T[number], help: string) {
-  return typed(z.enum(values).default(def as never).describe(help), `one of ${values.join(" | ")}`);
+  return typed(
+    z
+      .enum(values)
+      .default(def as never)
+      .describe(help),
+    `one of ${values.join(" | ")}`,
+  );
 }
 const intList = (def: number[], r: Range, help: string) =>
   typed(
@@ -113,39 +120,107 @@ const realPair = (def: [number, number], r: Range, help: string) =>
 // Sections. Order inside a section is the order `--print-defaults` shows.
 
 const model = z.strictObject({
-  preset: choice(["nano", "micro", "small", "base"], "nano", "size preset: nano ≈0.1M, micro ≈0.8M, small ≈3M, base ≈10M parameters"),
-  arch: choice(["gpt2", "llama"], "gpt2", "structure: gpt2 (LayerNorm, learned positions, GELU) or llama (RMSNorm, RoPE, SwiGLU, GQA)"),
-  d_model: intOrNull(null, { min: 8, max: 4096 }, "width C; null = the preset's (HF hidden_size, nanoGPT n_embd)"),
-  n_layers: intOrNull(null, { min: 1, max: 64 }, "transformer blocks L; null = the preset's (HF num_hidden_layers)"),
+  preset: choice(
+    ["nano", "micro", "small", "base"],
+    "nano",
+    "size preset: nano ≈0.1M, micro ≈0.8M, small ≈3M, base ≈10M parameters",
+  ),
+  arch: choice(
+    ["gpt2", "llama"],
+    "gpt2",
+    "structure: gpt2 (LayerNorm, learned positions, GELU) or llama (RMSNorm, RoPE, SwiGLU, GQA)",
+  ),
+  d_model: intOrNull(
+    null,
+    { min: 8, max: 4096 },
+    "width C; null = the preset's (HF hidden_size, nanoGPT n_embd)",
+  ),
+  n_layers: intOrNull(
+    null,
+    { min: 1, max: 64 },
+    "transformer blocks L; null = the preset's (HF num_hidden_layers)",
+  ),
   n_heads: intOrNull(null, { min: 1, max: 64 }, "attention heads, must divide d_model; null = the preset's"),
-  n_kv_heads: intOrNull(null, { min: 1, max: 64 }, "key/value heads (grouped-query attention, llama only), must divide n_heads; null = n_heads"),
-  d_ff: intOrNull(null, { min: 1, max: 65536 }, "MLP hidden size; null = the preset's (HF intermediate_size)"),
-  max_seq_len: intOrNull(null, { min: 8, max: 65536 }, "context length in tokens, must hold a prompt plus a full transcript; null = the preset's"),
+  n_kv_heads: intOrNull(
+    null,
+    { min: 1, max: 64 },
+    "key/value heads (grouped-query attention, llama only), must divide n_heads; null = n_heads",
+  ),
+  d_ff: intOrNull(
+    null,
+    { min: 1, max: 65536 },
+    "MLP hidden size; null = the preset's (HF intermediate_size)",
+  ),
+  max_seq_len: intOrNull(
+    null,
+    { min: 8, max: 65536 },
+    "context length in tokens, must hold a prompt plus a full transcript; null = the preset's",
+  ),
 });
 
 const team = z.strictObject({
   n_agents: int(3, { min: 1, max: 16 }, "agents in the team (n)"),
-  protocol: choice(["relay", "independent"], "relay", "relay: agents take turns on one shared transcript; independent: each answers alone, majority vote"),
+  protocol: choice(
+    ["relay", "independent"],
+    "relay",
+    "relay: agents take turns on one shared transcript; independent: each answers alone, majority vote",
+  ),
   rounds: int(1, { min: 1, max: 16 }, "relay rounds R (each agent speaks once per round)"),
-  max_turn_tokens: int(16, { min: 1, max: 8192 }, "token cap of one relay turn M (a turn also ends at the end-of-turn token)"),
-  kl_radius: realOrNullList({ gt: 0, max: 10 }, "per-agent trust-region radius δ_i; [] or a null entry = algo.kl_radius"),
-  agent_checkpoints: textOrNullList("per-agent starting weights (checkpoint dirs); [] or a null entry = the run's own initial model"),
+  max_turn_tokens: int(
+    16,
+    { min: 1, max: 8192 },
+    "token cap of one relay turn M (a turn also ends at the end-of-turn token)",
+  ),
+  kl_radius: realOrNullList(
+    { gt: 0, max: 10 },
+    "per-agent trust-region radius δ_i; [] or a null entry = algo.kl_radius",
+  ),
+  agent_checkpoints: textOrNullList(
+    "per-agent starting weights (checkpoint dirs); [] or a null entry = the run's own initial model",
+  ),
 });
 
 const tasks = z.strictObject({
   name: text("add", "built-in task family (see `sat tasks list`); ignored when tasks.dataset is set"),
   difficulty: intOrNull(null, { min: 0, max: 100 }, "task difficulty; null = the family's default"),
-  test_percent: real(10, { gt: 0, lt: 100 }, "percent of problems (chosen by content hash) held out for evaluation"),
-  dataset: textOrNull(null, "user problems as JSONL, one {prompt, answer, ...} per line; null = generate from tasks.name"),
+  test_percent: real(
+    10,
+    { gt: 0, lt: 100 },
+    "percent of problems (chosen by content hash) held out for evaluation",
+  ),
+  dataset: textOrNull(
+    null,
+    "user problems as JSONL, one {prompt, answer, ...} per line; null = generate from tasks.name",
+  ),
 });
 
 const rollout = z.strictObject({
-  prompts_per_step: int(8, { min: 1, max: 65536 }, "prompts per stage P, never completions (verl data.train_batch_size, OpenRLHF rollout_batch_size)"),
-  n: int(8, { min: 1, max: 1024 }, "team trajectories per prompt, the group size G (TRL num_generations, verl rollout.n, OpenRLHF n_samples_per_prompt)"),
-  temperature: real(1, { gt: 0, max: 10 }, "sampling temperature, part of the policy being trained (TRL/verl temperature)"),
+  prompts_per_step: int(
+    8,
+    { min: 1, max: 65536 },
+    "prompts per stage P, never completions (verl data.train_batch_size, OpenRLHF rollout_batch_size)",
+  ),
+  n: int(
+    8,
+    { min: 1, max: 1024 },
+    "team trajectories per prompt, the group size G (TRL num_generations, verl rollout.n, OpenRLHF n_samples_per_prompt)",
+  ),
+  temperature: real(
+    1,
+    { gt: 0, max: 10 },
+    "sampling temperature, part of the policy being trained (TRL/verl temperature)",
+  ),
   top_p: real(1, { gt: 0, max: 1 }, "nucleus sampling mass, 1 = off (TRL/verl top_p)"),
-  max_completion_length: int(48, { min: 1, max: 65536 }, "token cap of the whole team transcript (TRL max_completion_length, verl data.max_response_length)"),
-  max_prompt_length: int(32, { min: 1, max: 65536 }, "longest prompt in tokens; a longer prompt is an error, never truncated (verl data.max_prompt_length)"),
+  max_completion_length: int(
+    48,
+    { min: 1, max: 65536 },
+    "token cap of the whole team transcript (TRL max_completion_length, verl data.max_response_length)",
+  ),
+  max_prompt_length: int(
+    32,
+    { min: 1, max: 65536 },
+    "longest prompt in tokens; a longer prompt is an error, never truncated (verl data.max_prompt_length)",
+  ),
 });
 
 const algo = z.strictObject({
@@ -154,69 +229,187 @@ const algo = z.strictObject({
     "sat",
     "sat = sequential updates with a checked KL trust region; joint = all agents at once; happo = sequential, clip only; single = one model; independent-vote = agents trained alone, majority vote",
   ),
-  adv_estimator: choice(["group", "gae"], "group", "group = z-score of returns within each prompt's group; gae = value head + GAE (verl algorithm.adv_estimator)"),
-  scale_rewards: choice(["group", "batch", "none"], "group", "std used to scale advantages: per group, whole batch, or none (TRL scale_rewards)"),
-  adv_clip: real(5, { gt: 0, max: 1e6 }, "advantages are clipped to ±adv_clip (A_clip; also bounds A_max in the certificate)"),
+  adv_estimator: choice(
+    ["group", "gae"],
+    "group",
+    "group = z-score of returns within each prompt's group; gae = value head + GAE (verl algorithm.adv_estimator)",
+  ),
+  scale_rewards: choice(
+    ["group", "batch", "none"],
+    "group",
+    "std used to scale advantages: per group, whole batch, or none (TRL scale_rewards)",
+  ),
+  adv_clip: real(
+    5,
+    { gt: 0, max: 1e6 },
+    "advantages are clipped to ±adv_clip (A_clip; also bounds A_max in the certificate)",
+  ),
   gamma: real(1, { min: 0, max: 1 }, "discount for gae (verl algorithm.gamma)"),
   lam: real(0.95, { min: 0, max: 1 }, "GAE λ (verl algorithm.lam)"),
-  clip_ratio_low: real(0.2, { gt: 0, lt: 1 }, "clip ε below 1 (TRL epsilon, verl actor.clip_ratio_low, OpenRLHF eps_clip)"),
-  clip_ratio_high: realOrNull(null, { gt: 0, max: 10 }, "clip ε above 1; null = clip_ratio_low (TRL epsilon_high, verl actor.clip_ratio_high)"),
-  ratio_level: choice(["sequence_sum", "sequence_mean", "token"], "sequence_sum", "importance ratio: SAT sums an agent's token log-ratios; sequence_mean = TRL/GSPO; token = per-token PPO"),
+  clip_ratio_low: real(
+    0.2,
+    { gt: 0, lt: 1 },
+    "clip ε below 1 (TRL epsilon, verl actor.clip_ratio_low, OpenRLHF eps_clip)",
+  ),
+  clip_ratio_high: realOrNull(
+    null,
+    { gt: 0, max: 10 },
+    "clip ε above 1; null = clip_ratio_low (TRL epsilon_high, verl actor.clip_ratio_high)",
+  ),
+  ratio_level: choice(
+    ["sequence_sum", "sequence_mean", "token"],
+    "sequence_sum",
+    "importance ratio: SAT sums an agent's token log-ratios; sequence_mean = TRL/GSPO; token = per-token PPO",
+  ),
   loss_agg_mode: choice(
     ["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"],
     "token-mean",
     "loss aggregation for ratio_level=token baselines (verl actor.loss_agg_mode)",
   ),
-  kl_coef: real(0.1, { min: 0, max: 1000 }, "initial KL penalty β of each agent (TRL beta, verl actor.kl_loss_coef, OpenRLHF init_kl_coef)"),
-  kl_coef_growth: real(1.5, { min: 1, max: 100 }, "β is multiplied by this for the next stage after a trust-region violation"),
-  kl_radius: real(0.01, { gt: 0, max: 10 }, "trust-region radius δ on the exact per-state KL(new ‖ current); per agent via team.kl_radius"),
-  kl_quantile: real(0.99, { gt: 0, max: 1 }, "level 1-α: an update is accepted iff this quantile of per-state KL is ≤ δ"),
-  kl_estimator: choice(["full", "k1", "k2", "k3"], "full", "KL in the penalty: full = exact over the vocabulary; k1/k2/k3 = sampled, for baselines (verl kl_loss_type, OpenRLHF kl_estimator)"),
-  ppo_epochs: int(2, { min: 1, max: 1000 }, "passes over each stage's batch E (TRL num_iterations, verl actor.ppo_epochs, OpenRLHF max_epochs)"),
-  ppo_mini_batch_size: int(4, { min: 1, max: 65536 }, "prompts per minibatch; a group is never split (verl actor.ppo_mini_batch_size)"),
-  order: choice(["static", "random", "greedy"], "random", "agent update order σ: static (0..n-1), random (seeded), greedy (descending predicted gain)"),
-  max_backtracks: int(10, { min: 0, max: 1000 }, "line-search candidates θ_cur + ξ^j·Δ tried before keeping the old agent"),
+  kl_coef: real(
+    0.1,
+    { min: 0, max: 1000 },
+    "initial KL penalty β of each agent (TRL beta, verl actor.kl_loss_coef, OpenRLHF init_kl_coef)",
+  ),
+  kl_coef_growth: real(
+    1.5,
+    { min: 1, max: 100 },
+    "β is multiplied by this for the next stage after a trust-region violation",
+  ),
+  kl_radius: real(
+    0.01,
+    { gt: 0, max: 10 },
+    "trust-region radius δ on the exact per-state KL(new ‖ current); per agent via team.kl_radius",
+  ),
+  kl_quantile: real(
+    0.99,
+    { gt: 0, max: 1 },
+    "level 1-α: an update is accepted iff this quantile of per-state KL is ≤ δ",
+  ),
+  kl_estimator: choice(
+    ["full", "k1", "k2", "k3"],
+    "full",
+    "KL in the penalty: full = exact over the vocabulary; k1/k2/k3 = sampled, for baselines (verl kl_loss_type, OpenRLHF kl_estimator)",
+  ),
+  ppo_epochs: int(
+    2,
+    { min: 1, max: 1000 },
+    "passes over each stage's batch E (TRL num_iterations, verl actor.ppo_epochs, OpenRLHF max_epochs)",
+  ),
+  ppo_mini_batch_size: int(
+    4,
+    { min: 1, max: 65536 },
+    "prompts per minibatch; a group is never split (verl actor.ppo_mini_batch_size)",
+  ),
+  order: choice(
+    ["static", "random", "greedy"],
+    "random",
+    "agent update order σ: static (0..n-1), random (seeded), greedy (descending predicted gain)",
+  ),
+  max_backtracks: int(
+    10,
+    { min: 0, max: 1000 },
+    "line-search candidates θ_cur + ξ^j·Δ tried before keeping the old agent",
+  ),
   backtrack_ratio: real(0.8, { gt: 0, lt: 1 }, "line-search shrink factor ξ"),
-  intermediate: choice(["reweight", "resample"], "reweight", "intermediate policy: reweight old rollouts by truncated ratios, or resample fresh ones (n× rollout cost)"),
+  intermediate: choice(
+    ["reweight", "resample"],
+    "reweight",
+    "intermediate policy: reweight old rollouts by truncated ratios, or resample fresh ones (n× rollout cost)",
+  ),
   dkw_eta: real(0.05, { gt: 0, lt: 1 }, "η of the logged DKW slack sqrt(log(2/η)/(2N)) on the KL quantile"),
-  cert_gamma: real(0.99, { min: 0, lt: 1 }, "γ of the certificate's discounted bound (loose for episodic tasks; reported anyway)"),
+  cert_gamma: real(
+    0.99,
+    { min: 0, lt: 1 },
+    "γ of the certificate's discounted bound (loose for episodic tasks; reported anyway)",
+  ),
 });
 
 const optim = z.strictObject({
-  lr: real(1e-4, { gt: 0, max: 1 }, "AdamW learning rate of RL stages (TRL learning_rate, verl actor.optim.lr; upstream 1e-6 suits pretrained LLMs, tiny models need more)"),
+  lr: real(
+    1e-4,
+    { gt: 0, max: 1 },
+    "AdamW learning rate of RL stages (TRL learning_rate, verl actor.optim.lr; upstream 1e-6 suits pretrained LLMs, tiny models need more)",
+  ),
   betas: realPair([0.9, 0.999], { min: 0, lt: 1 }, "AdamW β1, β2 (HF adam_beta1, adam_beta2)"),
   eps: real(1e-8, { gt: 0, max: 1 }, "AdamW ε (HF adam_epsilon)"),
   weight_decay: real(0, { min: 0, max: 1 }, "decoupled weight decay (HF weight_decay)"),
-  max_grad_norm: real(1, { min: 0, max: 1e6 }, "gradient-norm clip, 0 disables (HF max_grad_norm, verl actor.grad_clip, OpenRLHF max_norm)"),
-  micro_batch_size: int(16, { min: 1, max: 65536 }, "sequences per forward/backward pass; memory only, results must not depend on it (verl ppo_micro_batch_size_per_gpu)"),
+  max_grad_norm: real(
+    1,
+    { min: 0, max: 1e6 },
+    "gradient-norm clip, 0 disables (HF max_grad_norm, verl actor.grad_clip, OpenRLHF max_norm)",
+  ),
+  micro_batch_size: int(
+    16,
+    { min: 1, max: 65536 },
+    "sequences per forward/backward pass; memory only, results must not depend on it (verl ppo_micro_batch_size_per_gpu)",
+  ),
 });
 
 const pretrain = z.strictObject({
   steps: int(2000, { min: 0, max: 1e8 }, "supervised steps on worked solutions before RL; 0 = skip"),
   batch_size: int(32, { min: 1, max: 65536 }, "sequences per supervised step"),
   lr: real(1e-3, { gt: 0, max: 1 }, "AdamW learning rate of supervised pretraining"),
-  target_accuracy: realOrNull(0.5, { min: 0, max: 1 }, "stop once held-out greedy accuracy reaches this, leaving headroom for RL; null = run all steps"),
+  target_accuracy: realOrNull(
+    0.5,
+    { min: 0, max: 1 },
+    "stop once held-out greedy accuracy reaches this, leaving headroom for RL; null = run all steps",
+  ),
   eval_steps: int(200, { min: 1, max: 1e8 }, "measure held-out accuracy every this many steps"),
 });
 
 const evalSection = z.strictObject({
-  steps: cadence(-1, "evaluate every this many stages; -1 = only before training (eval.before_train) and at the end (verl trainer.test_freq)"),
+  steps: cadence(
+    -1,
+    "evaluate every this many stages; -1 = only before training (eval.before_train) and at the end (verl trainer.test_freq)",
+  ),
   before_train: flag(true, "evaluate the initial team before stage 1 (verl trainer.val_before_train)"),
-  n: int(8, { min: 1, max: 4096 }, "samples per prompt, at least every k in eval.k (verl val_kwargs.n, OpenRLHF eval_n_samples_per_prompt)"),
+  n: int(
+    8,
+    { min: 1, max: 4096 },
+    "samples per prompt, at least every k in eval.k (verl val_kwargs.n, OpenRLHF eval_n_samples_per_prompt)",
+  ),
   k: intList([1, 4, 8], { min: 1 }, "k values for pass@k, maj@k and avg@k"),
-  temperature: real(1, { min: 0, max: 10 }, "sampling temperature at evaluation; 0 = greedy (then eval.n must be 1)"),
+  temperature: real(
+    1,
+    { min: 0, max: 10 },
+    "sampling temperature at evaluation; 0 = greedy (then eval.n must be 1)",
+  ),
   top_p: real(1, { gt: 0, max: 1 }, "nucleus sampling mass at evaluation"),
   n_prompts: int(200, { min: 1, max: 1e7 }, "held-out (test split) prompts per evaluation"),
-  bootstrap_samples: int(1000, { min: 0, max: 1e7 }, "bootstrap resamples for confidence intervals; 0 = none"),
+  bootstrap_samples: int(
+    1000,
+    { min: 0, max: 1e7 },
+    "bootstrap resamples for confidence intervals; 0 = none",
+  ),
 });
 
 const run = z.strictObject({
   output_dir: textOrNull(null, "run directory; null = runs/<command>-<date>-<time> (TRL output_dir)"),
-  seed: int(42, { min: 0, max: 4294967295 }, "root seed; data, rollout, order and init streams are derived from it (TRL/OpenRLHF seed)"),
-  max_steps: int(50, { min: 1, max: 1e8 }, "SAT stages to run; a stage = rollout + one sweep over all agents (TRL max_steps, verl total_training_steps)"),
-  logging_steps: int(1, { min: 1, max: 1e8 }, "console line every this many stages; stages.jsonl gets every stage (TRL logging_steps)"),
-  save_steps: cadence(-1, "checkpoint every this many stages; -1 = final only (HF save_steps, verl trainer.save_freq)"),
-  save_total_limit: intOrNull(null, { min: 1, max: 1e6 }, "keep only the newest this many checkpoints; null = keep all (HF save_total_limit)"),
+  seed: int(
+    42,
+    { min: 0, max: 4294967295 },
+    "root seed; data, rollout, order and init streams are derived from it (TRL/OpenRLHF seed)",
+  ),
+  max_steps: int(
+    50,
+    { min: 1, max: 1e8 },
+    "SAT stages to run; a stage = rollout + one sweep over all agents (TRL max_steps, verl total_training_steps)",
+  ),
+  logging_steps: int(
+    1,
+    { min: 1, max: 1e8 },
+    "console line every this many stages; stages.jsonl gets every stage (TRL logging_steps)",
+  ),
+  save_steps: cadence(
+    -1,
+    "checkpoint every this many stages; -1 = final only (HF save_steps, verl trainer.save_freq)",
+  ),
+  save_total_limit: intOrNull(
+    null,
+    { min: 1, max: 1e6 },
+    "keep only the newest this many checkpoints; null = keep all (HF save_total_limit)",
+  ),
   threads: int(1, { min: 1, max: 64 }, "worker threads for the dense kernels"),
   kernels: choice(["ts", "wasm"], "ts", "dense-kernel backend: ts (reference TypeScript) or wasm"),
 });
@@ -275,105 +468,6 @@ export type OptimConfig = ResolvedConfig["optim"];
 export type PretrainConfig = ResolvedConfig["pretrain"];
 export type EvalConfig = ResolvedConfig["eval"];
 export type RunConfig = ResolvedConfig["run"];
-
-// ---------------------------------------------------------------------------------------------
-// Derived values and cross-field rules.
-
-/** Fills defaults that depend on other keys. */
-export function deriveDefaults(c: ParsedConfig): ResolvedConfig {
-  return { ...c, algo: { ...c.algo, clip_ratio_high: c.algo.clip_ratio_high ?? c.algo.clip_ratio_low } };
-}
-
-/** The trust-region radius δ_i of agent `agent`: its team.kl_radius entry, else algo.kl_radius. */
-export function klRadiusOf(config: ResolvedConfig, agent: number): number {
-  return config.team.kl_radius[agent] ?? config.algo.kl_radius;
-}
-
-/** The starting checkpoint of agent `agent`, or null for the run's own initial model. */
-export function agentCheckpointOf(config: ResolvedConfig, agent: number): string | null {
-  return config.team.agent_checkpoints[agent] ?? null;
-}
-
-/** Minibatches per PPO epoch: prompts are split into groups of ppo_mini_batch_size. */
-export function minibatchesPerEpoch(config: {
-  rollout: { prompts_per_step: number };
-  algo: { ppo_mini_batch_size: number };
-}): number {
-  return Math.ceil(config.rollout.prompts_per_step / config.algo.ppo_mini_batch_size);
-}
-
-export interface CrossFieldProblem {
-  /** The key the fix most likely belongs to (dotted path). */
-  key: string;
-  /** What is wrong and how to fix it, one line. */
-  message: string;
-}
-
-/** Rules that involve more than one key; an empty list means the config is consistent. */
-export function crossFieldProblems(c: ParsedConfig): CrossFieldProblem[] {
-  const out: CrossFieldProblem[] = [];
-  const add = (key: string, message: string) => out.push({ key, message });
-
-  const maxK = Math.max(...c.eval.k);
-  if (c.eval.n < maxK) {
-    add("eval.n", `eval.n (${c.eval.n}) must be ≥ the largest k in eval.k (${maxK}); raise eval.n to ${maxK} or drop k=${maxK} from eval.k`);
-  }
-  if (new Set(c.eval.k).size !== c.eval.k.length) {
-    add("eval.k", `eval.k has duplicates (${JSON.stringify(c.eval.k)}); list each k once`);
-  }
-  if (c.eval.temperature === 0 && c.eval.n > 1) {
-    add("eval.temperature", `eval.temperature=0 (greedy) makes all ${c.eval.n} samples identical; set eval.n=1 and eval.k=[1], or use a temperature > 0`);
-  }
-  if (c.algo.adv_estimator === "group" && c.rollout.n < 2) {
-    add("rollout.n", `rollout.n=${c.rollout.n} leaves a single trajectory per group, so group advantages are all zero; use rollout.n ≥ 2 or algo.adv_estimator=gae`);
-  }
-  if (c.algo.ppo_mini_batch_size > c.rollout.prompts_per_step) {
-    add(
-      "algo.ppo_mini_batch_size",
-      `algo.ppo_mini_batch_size (${c.algo.ppo_mini_batch_size}) is larger than rollout.prompts_per_step (${c.rollout.prompts_per_step}); lower it to at most ${c.rollout.prompts_per_step}`,
-    );
-  } else {
-    const updates = c.algo.ppo_epochs * minibatchesPerEpoch(c);
-    if (updates < 2) {
-      add(
-        "algo.ppo_epochs",
-        `algo.ppo_epochs × minibatches = ${updates}: with a single optimizer step per stage the KL penalty β has no effect (sat-method §3c); set algo.ppo_epochs ≥ 2 or algo.ppo_mini_batch_size < rollout.prompts_per_step`,
-      );
-    }
-  }
-  if (c.team.max_turn_tokens > c.rollout.max_completion_length) {
-    add("team.max_turn_tokens", `team.max_turn_tokens (${c.team.max_turn_tokens}) exceeds rollout.max_completion_length (${c.rollout.max_completion_length}); lower it or raise the transcript cap`);
-  }
-  for (const key of ["kl_radius", "agent_checkpoints"] as const) {
-    const list = c.team[key];
-    if (list.length !== 0 && list.length !== c.team.n_agents) {
-      add(`team.${key}`, `team.${key} has ${list.length} entr${list.length === 1 ? "y" : "ies"} but team.n_agents is ${c.team.n_agents}; give one entry per agent (null = default) or []`);
-    }
-  }
-  const m = c.model;
-  if (m.d_model !== null && m.n_heads !== null && m.d_model % m.n_heads !== 0) {
-    add("model.n_heads", `model.n_heads (${m.n_heads}) must divide model.d_model (${m.d_model}); pick a divisor such as ${largestDivisorAtMost(m.d_model, m.n_heads)}`);
-  }
-  if (m.n_kv_heads !== null && m.arch === "gpt2") {
-    add("model.n_kv_heads", "model.n_kv_heads applies to arch=llama only; remove it or set model.arch=llama");
-  }
-  if (m.n_kv_heads !== null && m.n_heads !== null && m.n_heads % m.n_kv_heads !== 0) {
-    add("model.n_kv_heads", `model.n_kv_heads (${m.n_kv_heads}) must divide model.n_heads (${m.n_heads})`);
-  }
-  const needed = c.rollout.max_prompt_length + c.rollout.max_completion_length;
-  if (m.max_seq_len !== null && m.max_seq_len < needed) {
-    add(
-      "model.max_seq_len",
-      `model.max_seq_len (${m.max_seq_len}) cannot hold max_prompt_length + max_completion_length = ${needed}; raise it to ${needed} or shorten the rollout`,
-    );
-  }
-  return out;
-}
-
-function largestDivisorAtMost(n: number, k: number): number {
-  for (let d = Math.min(k, n); d > 1; d--) if (n % d === 0) return d;
-  return 1;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Introspection: every leaf key with its default, type and help (for `sat config`, docs, tests).

@@ -4,7 +4,17 @@
  * file:line on a bad line and drops a torn last line (the crash case) with a warning.
  * Non-finite numbers become null (JSON has no NaN) and typed arrays become plain lists.
  */
-import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, fstatSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  readSync,
+  fstatSync,
+  writeSync,
+} from "node:fs";
 import { writeFileAtomic } from "./atomic.js";
 
 /** A bad JSONL file; the CLI prints the message (it names file:line) and exits with code 1. */
@@ -21,7 +31,9 @@ export type Warn = (message: string) => void;
 function replacer(_key: string, value: unknown): unknown {
   if (typeof value === "number" && !Number.isFinite(value)) return null;
   if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
-    return Array.from(value as unknown as ArrayLike<number | bigint>, (v) => (typeof v === "bigint" ? Number(v) : v));
+    return Array.from(value as unknown as ArrayLike<number | bigint>, (v) =>
+      typeof v === "bigint" ? Number(v) : v,
+    );
   }
   if (typeof value === "bigint") return Number(value);
   return value;
@@ -112,19 +124,25 @@ export function readJsonl<T = Record<string, unknown>>(path: string, opts: ReadJ
     let problem: string | null = null;
     try {
       record = JSON.parse(line);
-      if (typeof record !== "object" || record === null || Array.isArray(record)) problem = "not a JSON object";
+      if (typeof record !== "object" || record === null || Array.isArray(record))
+        problem = "not a JSON object";
     } catch (err) {
       problem = `not valid JSON (${(err as Error).message.split("\n")[0]})`;
     }
     if (problem === null) out.push(record as T);
-    else if (isTornCandidate) opts.warn?.(`${path}:${i + 1}: ignoring a torn last line (an interrupted write)`);
+    else if (isTornCandidate)
+      opts.warn?.(`${path}:${i + 1}: ignoring a torn last line (an interrupted write)`);
     else throw new JsonlError(`${path}:${i + 1}: ${problem}; fix or delete that line`);
   }
   return out;
 }
 
 /** Atomically rewrites `path` keeping only the records `keep` accepts; returns how many were dropped. */
-export function filterJsonl(path: string, keep: (record: Record<string, unknown>) => boolean, opts: ReadJsonlOptions = {}): number {
+export function filterJsonl(
+  path: string,
+  keep: (record: Record<string, unknown>) => boolean,
+  opts: ReadJsonlOptions = {},
+): number {
   if (!existsSync(path)) return 0;
   const records = readJsonl(path, opts);
   const kept = records.filter(keep);

@@ -88,7 +88,10 @@ function formatNumber(v: number): string {
   if (Number.isInteger(v) && Math.abs(v) < 1e6) return String(v);
   const a = Math.abs(v);
   if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential(2);
-  return v.toPrecision(4).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+  return v
+    .toPrecision(4)
+    .replace(/(\.\d*?)0+$/, "$1")
+    .replace(/\.$/, "");
 }
 
 /** Short labels for the keys worth a glance (conventions §2 names). */
@@ -121,7 +124,8 @@ export function summarizeMetrics(record: MetricsRecord, maxFields = 6): string {
     // Unknown record shape: show its first numeric fields under their own names.
     for (const [key, v] of Object.entries(record)) {
       if (parts.length > maxFields + 1) break;
-      if (key === "step" || key === "agent" || key === "time" || key === "epoch" || typeof v !== "number") continue;
+      if (key === "step" || key === "agent" || key === "time" || key === "epoch" || typeof v !== "number")
+        continue;
       parts.push(`${key} ${formatNumber(v)}`);
     }
   }
@@ -257,6 +261,7 @@ class TtyProgress implements Progress {
         stopOnComplete: false,
         etaBuffer: 20,
         fps: 5,
+        gracefulExit: false, // Ctrl-C belongs to the CLI's handler, which lets the current write finish
       },
       cliProgress.Presets.shades_classic,
     );
@@ -288,7 +293,9 @@ class TtyProgress implements Progress {
   }
 
   private stop(): void {
-    this.bars?.stop();
+    if (!this.bars) return;
+    this.bars.update(); // flushes log lines still buffered for the next redraw
+    this.bars.stop();
     this.bars = null;
   }
 

@@ -12,7 +12,16 @@
  * A checkpoint counts only if its manifest exists and every file it lists has the listed size;
  * temp dirs (".stage-K.tmp-…") are never read. Resume trusts complete stage dirs only, not `latest`.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
 import { fsyncDir, fsyncTree, writeFileAtomic } from "./atomic.js";
 import { filterJsonl, JsonlWriter, type Warn } from "./jsonl.js";
@@ -112,11 +121,18 @@ export function resolveCheckpoint(path: string): CheckpointInfo {
   if (!existsSync(path)) throw new RunDirError(`--resume ${path}: no such checkpoint or run directory`);
   if (existsSync(join(path, RUN_FILES.manifest))) {
     const m = readCompleteManifest(path);
-    if (!m) throw new RunDirError(`--resume ${path}: checkpoint is incomplete (files missing or truncated); pick an older one`, 1);
+    if (!m)
+      throw new RunDirError(
+        `--resume ${path}: checkpoint is incomplete (files missing or truncated); pick an older one`,
+        1,
+      );
     return { step: m.step, dir: resolve(path) };
   }
   const latest = findLatestCheckpoint(path);
-  if (!latest) throw new RunDirError(`--resume ${path}: no complete checkpoint there (expected ${RUN_FILES.manifest} or ${RUN_FILES.checkpoints}/stage-K/)`);
+  if (!latest)
+    throw new RunDirError(
+      `--resume ${path}: no complete checkpoint there (expected ${RUN_FILES.manifest} or ${RUN_FILES.checkpoints}/stage-K/)`,
+    );
   return latest;
 }
 
@@ -142,15 +158,21 @@ export interface OpenRunDirOptions {
  */
 export function openRunDir(dir: string, opts: OpenRunDirOptions = {}): RunDir {
   const warn = opts.warn ?? (() => {});
-  if (opts.resume && opts.force) throw new RunDirError("--resume and --force contradict each other; drop one");
-  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new RunDirError(`output directory ${dir} exists and is not a directory`);
+  if (opts.resume && opts.force)
+    throw new RunDirError("--resume and --force contradict each other; drop one");
+  if (existsSync(dir) && !statSync(dir).isDirectory())
+    throw new RunDirError(`output directory ${dir} exists and is not a directory`);
   const entries = existsSync(dir) ? readdirSync(dir) : [];
   if (entries.length > 0 && !opts.resume) {
     if (!opts.force) {
-      throw new RunDirError(`output directory ${dir} is not empty; pass --resume to continue it, --force to start over, or choose another --output-dir`);
+      throw new RunDirError(
+        `output directory ${dir} is not empty; pass --resume to continue it, --force to start over, or choose another --output-dir`,
+      );
     }
     if (!entries.includes(RUN_FILES.config)) {
-      throw new RunDirError(`refusing to empty ${dir}: it does not hold a sat run (no ${RUN_FILES.config}); choose another --output-dir`);
+      throw new RunDirError(
+        `refusing to empty ${dir}: it does not hold a sat run (no ${RUN_FILES.config}); choose another --output-dir`,
+      );
     }
     for (const name of entries) rmSync(join(dir, name), { recursive: true, force: true });
   }
@@ -158,7 +180,8 @@ export function openRunDir(dir: string, opts: OpenRunDirOptions = {}): RunDir {
   let resumeFrom: CheckpointInfo | null = null;
   if (opts.resume === true) {
     resumeFrom = findLatestCheckpoint(dir);
-    if (!resumeFrom && entries.length > 0) warn(`${dir}: no complete checkpoint to resume from; starting at step 0`);
+    if (!resumeFrom && entries.length > 0)
+      warn(`${dir}: no complete checkpoint to resume from; starting at step 0`);
   } else if (typeof opts.resume === "string") {
     resumeFrom = resolveCheckpoint(opts.resume);
   }
@@ -184,12 +207,17 @@ export class RunDir {
     writeFileAtomic(this.path(RUN_FILES.config), configYaml);
     let history: unknown[] = [];
     try {
-      const old = JSON.parse(readFileSync(this.path(RUN_FILES.overrides), "utf8")) as { invocations?: unknown[] };
+      const old = JSON.parse(readFileSync(this.path(RUN_FILES.overrides), "utf8")) as {
+        invocations?: unknown[];
+      };
       if (Array.isArray(old.invocations)) history = old.invocations;
     } catch {
       // first invocation (or an unreadable file, which is rewritten)
     }
-    writeFileAtomic(this.path(RUN_FILES.overrides), JSON.stringify({ invocations: [...history, invocation] }, null, 2) + "\n");
+    writeFileAtomic(
+      this.path(RUN_FILES.overrides),
+      JSON.stringify({ invocations: [...history, invocation] }, null, 2) + "\n",
+    );
   }
 
   openStages(): JsonlWriter {
@@ -218,7 +246,8 @@ export class RunDir {
     build: (dir: string) => void | Promise<void>,
     opts: { keep?: number | null } = {},
   ): Promise<CheckpointInfo> {
-    if (!Number.isInteger(step) || step < 0) throw new Error(`checkpoint step must be an integer ≥ 0, got ${step}`);
+    if (!Number.isInteger(step) || step < 0)
+      throw new Error(`checkpoint step must be an integer ≥ 0, got ${step}`);
     const root = this.path(RUN_FILES.checkpoints);
     mkdirSync(root, { recursive: true });
     const name = `stage-${step}`;
@@ -228,7 +257,13 @@ export class RunDir {
     try {
       await build(tmp);
       const files = listFiles(tmp).filter((f) => f.path !== RUN_FILES.manifest);
-      const manifest: Manifest = { format: MANIFEST_FORMAT, version: 1, step, time: Date.now() / 1000, files };
+      const manifest: Manifest = {
+        format: MANIFEST_FORMAT,
+        version: 1,
+        step,
+        time: Date.now() / 1000,
+        files,
+      };
       writeFileSync(join(tmp, RUN_FILES.manifest), JSON.stringify(manifest, null, 1) + "\n");
       fsyncTree(tmp);
     } catch (err) {
@@ -245,7 +280,8 @@ export class RunDir {
 
   /** Keeps the newest `keep` complete checkpoints and removes leftover temp dirs; returns removed dirs. */
   prune(keep: number): string[] {
-    if (!Number.isInteger(keep) || keep < 1) throw new Error(`save_total_limit must be an integer ≥ 1, got ${keep}`);
+    if (!Number.isInteger(keep) || keep < 1)
+      throw new Error(`save_total_limit must be an integer ≥ 1, got ${keep}`);
     const removed: string[] = [];
     const all = this.listCheckpoints();
     for (const c of all.slice(0, Math.max(0, all.length - keep))) {
@@ -266,10 +302,14 @@ export class RunDir {
    * removes this run's checkpoints newer than `step`, which belong to the abandoned continuation.
    */
   rewind(step: number | null): void {
-    const after = (r: Record<string, unknown>) => typeof r.step === "number" && (step === null || r.step > step);
+    const after = (r: Record<string, unknown>) =>
+      typeof r.step === "number" && (step === null || r.step > step);
     for (const file of [RUN_FILES.stages, RUN_FILES.eval]) {
       const dropped = filterJsonl(this.path(file), (r) => !after(r), { warn: this.warn });
-      if (dropped > 0) this.warn(`${this.path(file)}: dropped ${dropped} record(s) after step ${step ?? 0} (they will be redone)`);
+      if (dropped > 0)
+        this.warn(
+          `${this.path(file)}: dropped ${dropped} record(s) after step ${step ?? 0} (they will be redone)`,
+        );
     }
     for (const c of this.listCheckpoints()) {
       if (step === null || c.step > step) {

@@ -11,7 +11,10 @@ export const config: CommandSpec = {
   summary: "print the resolved config, the commented defaults (--print-defaults) or every key (--list-keys)",
   flags: "config",
   options: [
-    { flags: "--print-defaults", description: "the full default config as YAML, each key with its help as a comment" },
+    {
+      flags: "--print-defaults",
+      description: "the full default config as YAML, each key with its help as a comment",
+    },
     { flags: "--list-keys", description: "every key with its default, type and help" },
   ],
   run(ctx) {
@@ -23,11 +26,23 @@ export const config: CommandSpec = {
     if (ctx.options.listKeys) {
       const keys = listKeys();
       if (json) {
-        ctx.out(JSON.stringify(keys.map(({ path, default: d, type, description }) => ({ key: path, default: d, type, description })), null, 2));
+        ctx.out(
+          JSON.stringify(
+            keys.map(({ path, default: d, type, description }) => ({
+              key: path,
+              default: d,
+              type,
+              description,
+            })),
+            null,
+            2,
+          ),
+        );
         return;
       }
       const width = Math.max(...keys.map((k) => k.path.length));
-      for (const k of keys) ctx.out(`${k.path.padEnd(width)}  ${JSON.stringify(k.default)}  [${k.type}]  ${k.description}`);
+      for (const k of keys)
+        ctx.out(`${k.path.padEnd(width)}  ${JSON.stringify(k.default)}  [${k.type}]  ${k.description}`);
       return;
     }
     ctx.out(json ? JSON.stringify(ctx.config, null, 2) : configToYaml(ctx.config!));

@@ -10,4 +10,14 @@ import { swap } from "./swap.js";
 import { tasks } from "./tasks.js";
 import { train } from "./train.js";
 
-export const COMMANDS: CommandSpec[] = [demo, pretrain, train, evalCommand, swap, report, bench, tasks, config];
+export const COMMANDS: CommandSpec[] = [
+  demo,
+  pretrain,
+  train,
+  evalCommand,
+  swap,
+  report,
+  bench,
+  tasks,
+  config,
+];

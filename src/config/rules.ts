@@ -1,0 +1,120 @@
+/**
+ * Rules that involve more than one config key, each failing with a message that says how to fix
+ * it (like TRL's GRPOConfig.__post_init__), plus defaults derived from other keys and small
+ * per-agent accessors. Pure functions over the parsed config.
+ */
+import type { ParsedConfig, ResolvedConfig } from "./schema.js";
+
+/** Fills defaults that depend on other keys. */
+export function deriveDefaults(c: ParsedConfig): ResolvedConfig {
+  return { ...c, algo: { ...c.algo, clip_ratio_high: c.algo.clip_ratio_high ?? c.algo.clip_ratio_low } };
+}
+
+/** The trust-region radius δ_i of agent `agent`: its team.kl_radius entry, else algo.kl_radius. */
+export function klRadiusOf(config: ResolvedConfig, agent: number): number {
+  return config.team.kl_radius[agent] ?? config.algo.kl_radius;
+}
+
+/** The starting checkpoint of agent `agent`, or null for the run's own initial model. */
+export function agentCheckpointOf(config: ResolvedConfig, agent: number): string | null {
+  return config.team.agent_checkpoints[agent] ?? null;
+}
+
+/** Minibatches per PPO epoch: prompts are split into groups of ppo_mini_batch_size. */
+export function minibatchesPerEpoch(config: {
+  rollout: { prompts_per_step: number };
+  algo: { ppo_mini_batch_size: number };
+}): number {
+  return Math.ceil(config.rollout.prompts_per_step / config.algo.ppo_mini_batch_size);
+}
+
+export interface CrossFieldProblem {
+  /** The key the fix most likely belongs to (dotted path). */
+  key: string;
+  /** What is wrong and how to fix it, one line. */
+  message: string;
+}
+
+/** Rules that involve more than one key; an empty list means the config is consistent. */
+export function crossFieldProblems(c: ParsedConfig): CrossFieldProblem[] {
+  const out: CrossFieldProblem[] = [];
+  const add = (key: string, message: string) => out.push({ key, message });
+
+  const maxK = Math.max(...c.eval.k);
+  if (c.eval.n < maxK) {
+    add(
+      "eval.n",
+      `eval.n (${c.eval.n}) must be ≥ the largest k in eval.k (${maxK}); raise eval.n to ${maxK} or drop k=${maxK} from eval.k`,
+    );
+  }
+  if (new Set(c.eval.k).size !== c.eval.k.length) {
+    add("eval.k", `eval.k has duplicates (${JSON.stringify(c.eval.k)}); list each k once`);
+  }
+  if (c.eval.temperature === 0 && c.eval.n > 1) {
+    add(
+      "eval.temperature",
+      `eval.temperature=0 (greedy) makes all ${c.eval.n} samples identical; set eval.n=1 and eval.k=[1], or use a temperature > 0`,
+    );
+  }
+  if (c.algo.adv_estimator === "group" && c.rollout.n < 2) {
+    add(
+      "rollout.n",
+      `rollout.n=${c.rollout.n} leaves a single trajectory per group, so group advantages are all zero; use rollout.n ≥ 2 or algo.adv_estimator=gae`,
+    );
+  }
+  if (c.algo.ppo_mini_batch_size > c.rollout.prompts_per_step) {
+    add(
+      "algo.ppo_mini_batch_size",
+      `algo.ppo_mini_batch_size (${c.algo.ppo_mini_batch_size}) is larger than rollout.prompts_per_step (${c.rollout.prompts_per_step}); lower it to at most ${c.rollout.prompts_per_step}`,
+    );
+  } else {
+    const updates = c.algo.ppo_epochs * minibatchesPerEpoch(c);
+    if (updates < 2) {
+      add(
+        "algo.ppo_epochs",
+        `algo.ppo_epochs × minibatches = ${updates}: with a single optimizer step per stage the KL penalty β has no effect (sat-method §3c); set algo.ppo_epochs ≥ 2 or algo.ppo_mini_batch_size < rollout.prompts_per_step`,
+      );
+    }
+  }
+  if (c.team.max_turn_tokens > c.rollout.max_completion_length) {
+    add(
+      "team.max_turn_tokens",
+      `team.max_turn_tokens (${c.team.max_turn_tokens}) exceeds rollout.max_completion_length (${c.rollout.max_completion_length}); lower it or raise the transcript cap`,
+    );
+  }
+  for (const key of ["kl_radius", "agent_checkpoints"] as const) {
+    const list = c.team[key];
+    if (list.length !== 0 && list.length !== c.team.n_agents) {
+      add(
+        `team.${key}`,
+        `team.${key} has ${list.length} entr${list.length === 1 ? "y" : "ies"} but team.n_agents is ${c.team.n_agents}; give one entry per agent (null = default) or []`,
+      );
+    }
+  }
+  const m = c.model;
+  if (m.d_model !== null && m.n_heads !== null && m.d_model % m.n_heads !== 0) {
+    add(
+      "model.n_heads",
+      `model.n_heads (${m.n_heads}) must divide model.d_model (${m.d_model}); pick a divisor such as ${largestDivisorAtMost(m.d_model, m.n_heads)}`,
+    );
+  }
+  if (m.n_kv_heads !== null && m.arch === "gpt2") {
+    add("model.n_kv_heads", "model.n_kv_heads applies to arch=llama only; remove it or set model.arch=llama");
+  }
+  if (m.n_kv_heads !== null && m.n_heads !== null && m.n_heads % m.n_kv_heads !== 0) {
+    add("model.n_kv_heads", `model.n_kv_heads (${m.n_kv_heads}) must divide model.n_heads (${m.n_heads})`);
+  }
+  const needed = c.rollout.max_prompt_length + c.rollout.max_completion_length;
+  if (m.max_seq_len !== null && m.max_seq_len < needed) {
+    add(
+      "model.max_seq_len",
+      `model.max_seq_len (${m.max_seq_len}) cannot hold max_prompt_length + max_completion_length = ${needed}; raise it to ${needed} or shorten the rollout`,
+    );
+  }
+  return out;
+}
+
+function largestDivisorAtMost(n: number, k: number): number {
+  for (let d = Math.min(k, n); d > 1; d--) if (n % d === 0) return d;
+  return 1;
+}

@@ -1,0 +1,144 @@
+/**
+ * Every config key must be read somewhere in src/ outside src/config/ — a key nobody reads is a
+ * knob that silently does nothing. Keys whose consumers have not landed yet are listed in
+ * NOT_YET_CONSUMED; the test prints that list and the entries that are now consumed, so the list
+ * can only shrink. A key counts as read when the code (comments and strings stripped) spells
+ * `section.leaf` (e.g. `cfg.algo.kl_radius`, `algo.kl_radius`), or, for a leaf name that is unique
+ * in the schema and has an underscore, the bare leaf as a property (`.max_backtracks`, `{ max_backtracks }`).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { listKeys } from "../src/config/index.js";
+
+/** Keys defined before the code that reads them. Remove an entry when its consumer lands. */
+const NOT_YET_CONSUMED = new Set([
+  "model.preset",
+  "model.arch",
+  "model.d_model",
+  "model.n_layers",
+  "model.n_heads",
+  "model.n_kv_heads",
+  "model.d_ff",
+  "model.max_seq_len",
+  "team.n_agents",
+  "team.protocol",
+  "team.rounds",
+  "team.max_turn_tokens",
+  "team.kl_radius",
+  "team.agent_checkpoints",
+  "tasks.name",
+  "tasks.difficulty",
+  "tasks.test_percent",
+  "tasks.dataset",
+  "rollout.prompts_per_step",
+  "rollout.n",
+  "rollout.temperature",
+  "rollout.top_p",
+  "rollout.max_completion_length",
+  "rollout.max_prompt_length",
+  "algo.name",
+  "algo.adv_estimator",
+  "algo.scale_rewards",
+  "algo.adv_clip",
+  "algo.gamma",
+  "algo.lam",
+  "algo.clip_ratio_low",
+  "algo.clip_ratio_high",
+  "algo.ratio_level",
+  "algo.loss_agg_mode",
+  "algo.kl_coef",
+  "algo.kl_coef_growth",
+  "algo.kl_radius",
+  "algo.kl_quantile",
+  "algo.kl_estimator",
+  "algo.ppo_epochs",
+  "algo.ppo_mini_batch_size",
+  "algo.order",
+  "algo.max_backtracks",
+  "algo.backtrack_ratio",
+  "algo.intermediate",
+  "algo.dkw_eta",
+  "algo.cert_gamma",
+  "optim.betas",
+  "optim.weight_decay",
+  "optim.max_grad_norm",
+  "optim.micro_batch_size",
+  "pretrain.steps",
+  "pretrain.batch_size",
+  "pretrain.lr",
+  "pretrain.target_accuracy",
+  "pretrain.eval_steps",
+  "eval.steps",
+  "eval.before_train",
+  "eval.n",
+  "eval.k",
+  "eval.temperature",
+  "eval.top_p",
+  "eval.n_prompts",
+  "eval.bootstrap_samples",
+  "run.seed",
+  "run.max_steps",
+  "run.save_steps",
+  "run.save_total_limit",
+  "run.threads",
+  "run.kernels",
+]);
+
+const srcRoot = fileURLToPath(new URL("../../src/", import.meta.url));
+
+function sourceFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) {
+      if (relative(srcRoot, p) !== "config") out.push(...sourceFiles(p));
+    } else if (name.endsWith(".ts")) out.push(p);
+  }
+  return out;
+}
+
+/** Drops comments and string literals, so help texts and key-path strings do not count as reads. */
+function codeOnly(text: string): string {
+  return text
+    .replace(/\/\*[\s\S]*?\*\//g, " ")
+    .replace(/\/\/[^\n]*/g, " ")
+    .replace(/"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`/g, '""');
+}
+
+test("every config key is read outside src/config/ or explicitly listed as not yet consumed", () => {
+  const code = sourceFiles(srcRoot)
+    .map((f) => codeOnly(readFileSync(f, "utf8")))
+    .join("\n");
+  const keys = listKeys();
+  const nameCount = new Map<string, number>();
+  for (const k of keys) nameCount.set(k.name, (nameCount.get(k.name) ?? 0) + 1);
+  const isRead = (section: string, name: string) => {
+    if (new RegExp(`\\b${section}\\??\\.${name}\\b`).test(code)) return true;
+    const distinctive = nameCount.get(name) === 1 && name.includes("_");
+    return distinctive && new RegExp(`(\\.|\\{\\s*|,\\s*)${name}\\b`).test(code);
+  };
+  const unread: string[] = [];
+  const nowRead: string[] = [];
+  for (const k of keys) {
+    const read = isRead(k.section, k.name);
+    if (!read && !NOT_YET_CONSUMED.has(k.path)) unread.push(k.path);
+    if (read && NOT_YET_CONSUMED.has(k.path)) nowRead.push(k.path);
+  }
+  const stale = [...NOT_YET_CONSUMED].filter((p) => !keys.some((k) => k.path === p));
+  const pending = [...NOT_YET_CONSUMED].filter((p) => !nowRead.includes(p));
+  console.log(
+    `config keys not read by src/ yet (${pending.length} of ${keys.length}): ${pending.join(", ")}`,
+  );
+  if (nowRead.length > 0) console.log(`now read, remove from NOT_YET_CONSUMED: ${nowRead.join(", ")}`);
+  assert.deepEqual(stale, [], "NOT_YET_CONSUMED names keys the schema does not have");
+  assert.deepEqual(unread, [], "keys nobody reads: consume them in src/ or add them to NOT_YET_CONSUMED");
+});
+
+test("the usage check itself sees reads and ignores strings and comments", () => {
+  const sample = codeOnly('const r = cfg.algo.kl_radius; // run.seed\nconst s = "eval.k";\nf(`rollout.n`);');
+  assert.match(sample, /\balgo\??\.kl_radius\b/);
+  assert.doesNotMatch(sample, /run\.seed|eval\.k|rollout\.n/);
+});
