@@ -1,0 +1,139 @@
+/**
+ * SAT training of a team of transformer agents on a built-in task: each stage draws prompts from
+ * the train split, rolls out the team under its protocol, and hands the trajectories to the
+ * algorithm's runStage (sat, or a baseline in the same code path). `independent-vote` trains each
+ * agent alone with GRPO on its own solo rollouts (the team answers by majority vote at evaluation).
+ *
+ * Every random stream of a stage is derived from (seed, stage index), so the trainer's whole state
+ * is the stage index, the β values and policy versions, plus each agent's weights and optimizer
+ * state: a resumed run continues bit for bit.
+ */
+import { Rng } from "../engine/rng.js";
+import type { Transformer } from "../model/transformer.js";
+import type { Tokenizer } from "../model/tokenizer.js";
+import type { TaskFamily } from "../tasks/index.js";
+import { ProblemStream, makeProblems } from "../tasks/index.js";
+import { runStage, type StageConfig, type StageRecord, type MetricsSink, type TrainablePolicy } from "../algorithm/index.js";
+import { rolloutTeam, type RolloutOptions } from "../team/rollout.js";
+import { ModelMember } from "../team/member.js";
+import { LmPolicy, type LmOptimOptions } from "../team/lm-policy.js";
+import { decayMaskFor } from "./sft.js";
+
+export type TeamAlgo = StageConfig["algo"] | "independent-vote";
+
+export interface TeamTrainOptions {
+  algo: TeamAlgo;
+  stage: Omit<StageConfig, "algo">;
+  rollout: RolloutOptions;
+  groupSize: number; // G = rollout.n
+  klCoef: number; // initial β for every agent
+  optim: LmOptimOptions;
+  task: TaskFamily;
+  difficulty?: number;
+  testPercent?: number;
+  heldOutPrompts: number; // per held-out batch (0 = no empirical improvement)
+  seed: number;
+}
+
+export interface TeamTrainState {
+  step: number;
+  klCoef: number[];
+  versions: number[];
+}
+
+export interface StageResult {
+  records: StageRecord[]; // one per runStage call (one per agent for independent-vote)
+  tokens: number; // tokens generated in the stage's training rollouts
+  seconds: number;
+}
+
+export class TeamTrainer {
+  readonly models: Transformer[];
+  readonly members: ModelMember[];
+  readonly policies: LmPolicy[];
+  readonly opts: TeamTrainOptions;
+  private readonly tok: Tokenizer;
+  state: TeamTrainState;
+
+  constructor(models: Transformer[], tok: Tokenizer, opts: TeamTrainOptions) {
+    if (opts.algo === "single" && models.length !== 1) throw new Error(`algo single trains one agent; got ${models.length}`);
+    if (opts.algo === "independent-vote" && opts.rollout.protocol !== "independent") {
+      throw new Error(`algo independent-vote needs team.protocol = independent (got ${opts.rollout.protocol})`);
+    }
+    this.models = models;
+    this.tok = tok;
+    this.opts = opts;
+    this.members = models.map((m) => new ModelMember(m));
+    this.policies = models.map((m) => new LmPolicy(m, opts.rollout.temperature, opts.optim, decayMaskFor(m)));
+    this.state = { step: 0, klCoef: models.map(() => opts.klCoef), versions: models.map(() => 0) };
+  }
+
+  private streamRng(name: string): Rng {
+    return new Rng(this.opts.seed).fork(`${name}/${this.state.step}`);
+  }
+
+  /** Runs one stage (or one per agent for independent-vote) and advances the state. */
+  async stage(sink?: MetricsSink): Promise<StageResult> {
+    const t0 = performance.now();
+    const o = this.opts;
+    const promptStream = new ProblemStream(o.task, { seed: this.streamRng("prompts").seed, difficulty: o.difficulty, testPercent: o.testPercent });
+    const rolloutRng = this.streamRng("rollout");
+    let heldOutCalls = 0;
+    let tokens = 0;
+    // Owners in the trajectories index the agents passed to runStage (a one-agent team for
+    // independent-vote), which is how rolloutTeam numbers them.
+    const collectFor = (agents: number[]) => (_team: TrainablePolicy[], nPrompts: number) => {
+      const members = agents.map((a) => this.members[a]);
+      const trajs = rolloutTeam(members, this.tok, promptStream.take(nPrompts), o.groupSize, o.rollout, o.task.verify, rolloutRng);
+      for (const t of trajs) tokens += t.tokens.length - t.promptLength;
+      return trajs;
+    };
+    const heldOutFor = (agents: number[]) => (_team: TrainablePolicy[], nPrompts: number) => {
+      const members = agents.map((a) => this.members[a]);
+      const problems = makeProblems(o.task, { split: "test", n: nPrompts, seed: this.streamRng(`heldout/${heldOutCalls++}`).seed, difficulty: o.difficulty, testPercent: o.testPercent });
+      const rng = this.streamRng(`heldout-rollout/${heldOutCalls}`);
+      const trajs = rolloutTeam(members, this.tok, problems, o.groupSize, o.rollout, o.task.verify, rng);
+      return trajs;
+    };
+    const groups = o.algo === "independent-vote" ? this.models.map((_, a) => [a]) : [this.models.map((_, a) => a)];
+    const records: StageRecord[] = [];
+    for (const agents of groups) {
+      const algo = o.algo === "independent-vote" ? "single" : o.algo;
+      const config: StageConfig = { ...o.stage, algo, klRadius: agents.map((a) => o.stage.klRadius[a]) };
+      const record = await runStage({
+        team: agents.map((a) => this.policies[a]),
+        collect: collectFor(agents),
+        collectHeldOut: o.heldOutPrompts > 0 ? heldOutFor(agents) : undefined,
+        heldOutPrompts: o.heldOutPrompts,
+        config,
+        klCoef: agents.map((a) => this.state.klCoef[a]),
+        rng: this.streamRng(`stage/${agents.join(",")}`),
+        step: this.state.step,
+        sink: sink
+          ? (r) => sink({ ...r, agent: r.agent === null ? null : agents[r.agent] })
+          : undefined,
+      });
+      record.agents.forEach((ar, k) => {
+        const a = agents[k];
+        this.state.klCoef[a] = ar.klCoefNext;
+        if (ar.accepted) this.state.versions[a]++;
+      });
+      records.push(record);
+    }
+    this.members.forEach((m, a) => (m.version = this.state.versions[a]));
+    this.state.step++;
+    return { records, tokens, seconds: (performance.now() - t0) / 1000 };
+  }
+
+  getState(): TeamTrainState {
+    return { step: this.state.step, klCoef: [...this.state.klCoef], versions: [...this.state.versions] };
+  }
+
+  setState(s: TeamTrainState): void {
+    if (s.klCoef.length !== this.models.length || s.versions.length !== this.models.length) {
+      throw new Error(`trainer state is for ${s.klCoef.length} agents, the team has ${this.models.length}`);
+    }
+    this.state = { step: s.step, klCoef: [...s.klCoef], versions: [...s.versions] };
+    this.members.forEach((m, a) => (m.version = s.versions[a]));
+  }
+}
