@@ -1,0 +1,90 @@
+/**
+ * Runs the PyTorch reference (scripts/bench/torch_bench.py) in a child process: finds a Python
+ * that can import torch, pipes it the same models and settings, and parses the JSON it prints.
+ * Absence of torch is a normal outcome (the report then says why), not an error.
+ */
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { ModelConfig } from "../src/model/config.js";
+import type { BenchSettings, MatmulResult, SampleResult, TrainResult } from "./workloads.js";
+
+// Compiled to dist/bench/torch.js: the package root is two levels up.
+export const TORCH_SCRIPT = fileURLToPath(new URL("../../scripts/bench/torch_bench.py", import.meta.url));
+
+/** Pythons tried in order when SAT_BENCH_PYTHON is not set. */
+export const DEFAULT_PYTHONS = ["python3", "/tmp/bench-venv/bin/python"];
+
+export interface TorchReport {
+  torch_version: string;
+  python: string;
+  /** The interpreter that ran the script. */
+  executable: string;
+  threads: number;
+  cpu_capability: string;
+  mkl: boolean;
+  mkldnn: boolean;
+  attention: string;
+  optimizer: string;
+  models: Record<string, { params: number; train: TrainResult & { phases_ms: Record<string, number> }; sample: SampleResult }>;
+  matmul: MatmulResult;
+}
+
+export type TorchProbe = { ok: true; python: string; version: string } | { ok: false; reason: string };
+
+/** The first candidate that imports torch, or why none did (one clause per candidate). */
+export function findTorchPython(candidates: readonly string[]): TorchProbe {
+  const why: string[] = [];
+  for (const python of candidates) {
+    const r = spawnSync(python, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8", timeout: 120_000 });
+    if (r.error) {
+      const code = (r.error as NodeJS.ErrnoException).code;
+      why.push(`${python}: ${code === "ENOENT" ? "not found" : r.error.message}`);
+    } else if (r.status !== 0) {
+      why.push(`${python}: ${lastLine(r.stderr) || `exit code ${r.status}`}`);
+    } else {
+      return { ok: true, python, version: r.stdout.trim() };
+    }
+  }
+  return { ok: false, reason: `no Python with torch found (${why.join("; ")})` };
+}
+
+/** The candidates: $SAT_BENCH_PYTHON alone when set, else DEFAULT_PYTHONS. */
+export function pythonCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
+  const chosen = env.SAT_BENCH_PYTHON?.trim();
+  return chosen ? [chosen] : [...DEFAULT_PYTHONS];
+}
+
+export interface TorchSpec {
+  threads: number;
+  settings: BenchSettings;
+  models: Array<{ name: string; config: ModelConfig }>;
+}
+
+/** Runs the reference; throws with the script's last stderr line when it fails. */
+export function runTorchBench(python: string, spec: TorchSpec, timeoutMs = 30 * 60_000): TorchReport {
+  const threads = String(spec.threads);
+  const r = spawnSync(python, [TORCH_SCRIPT, "--spec", "-"], {
+    input: JSON.stringify(spec),
+    encoding: "utf8",
+    timeout: timeoutMs,
+    maxBuffer: 64 << 20,
+    // Pin the thread pools of every BLAS torch might use, not only torch's own.
+    env: { ...process.env, OMP_NUM_THREADS: threads, MKL_NUM_THREADS: threads, OPENBLAS_NUM_THREADS: threads },
+  });
+  if (r.error) throw new Error(`torch reference (${python} ${TORCH_SCRIPT}): ${r.error.message}`);
+  if (r.status !== 0) {
+    throw new Error(`torch reference (${python} ${TORCH_SCRIPT}) exited with ${r.status}: ${lastLine(r.stderr)}`);
+  }
+  let parsed: Omit<TorchReport, "executable">;
+  try {
+    parsed = JSON.parse(r.stdout) as Omit<TorchReport, "executable">;
+  } catch {
+    throw new Error(`torch reference (${TORCH_SCRIPT}) printed no valid JSON: ${r.stdout.slice(0, 200)}`);
+  }
+  return { ...parsed, executable: python };
+}
+
+function lastLine(s: string | null | undefined): string {
+  const lines = (s ?? "").trim().split("\n");
+  return lines[lines.length - 1]?.trim() ?? "";
+}
