@@ -194,7 +194,7 @@ const BAD_INPUTS: [string, string[], number, RegExp][] = [
     "bad enum value (bare key=value)",
     ["train", "algo.order=greddy"],
     2,
-    /^sat: --set algo\.order=greddy: algo\.order: expected one of static \| random \| greedy, got string "greddy"; did you mean "greedy"\?$/,
+    /^sat: algo\.order=greddy: algo\.order: expected one of static \| random \| greedy, got string "greddy"; did you mean "greedy"\?$/,
   ],
   [
     "out of range",
@@ -268,7 +268,7 @@ const BAD_INPUTS: [string, string[], number, RegExp][] = [
     "Hydra + prefix",
     ["train", "+algo.x=1"],
     2,
-    /^sat: --set \+algo\.x=1: the schema is fixed, so Hydra's \+ and ~ prefixes do not apply; write key=value, e\.g\. algo\.kl_radius=0\.02$/,
+    /^sat: \+algo\.x=1: the schema is fixed, so Hydra's \+ and ~ prefixes do not apply; write key=value, e\.g\. algo\.kl_radius=0\.02$/,
   ],
   [
     "--set missing its value",
@@ -348,6 +348,12 @@ const BAD_INPUTS: [string, string[], number, RegExp][] = [
     new RegExp(
       `^sat: output directory ${esc(usedRun)} is not empty; pass --resume to continue it, --force to start over, or choose another --output-dir$`,
     ),
+  ],
+  [
+    "--overwrite (alias of --force) on a directory without a run",
+    ["fake-train", "--output-dir", usedRun, "--overwrite"],
+    2,
+    /^sat: refusing to empty .*used-run: it does not hold a sat run/,
   ],
   [
     "--force on a directory without a run",

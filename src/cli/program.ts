@@ -75,6 +75,12 @@ function addCommonOptions(cmd: Command, group: CommandSpec["flags"]): void {
   cmd.option("--json", "progress and results as JSON lines on stdout");
 }
 
+/** Upstream spellings of our flags (HF `overwrite_output_dir`, conventions.md `--overwrite`). */
+const FLAG_ALIASES: Record<string, string> = {
+  "--overwrite": "--force",
+  "--overwrite-output-dir": "--force",
+};
+
 /** Every long option name any command knows (for --snake_case normalization). */
 function knownLongOptions(program: Command): Set<string> {
   const out = new Set<string>(["--help", "--version", "--debug"]);
@@ -106,7 +112,7 @@ function normalizeArgv(argv: string[], known: Set<string>): string[] {
     }
     const eq = tok.indexOf("=");
     const name = eq >= 0 ? tok.slice(0, eq) : tok;
-    const kebab = name.replace(/_/g, "-");
+    const kebab = FLAG_ALIASES[name.replace(/_/g, "-")] ?? name.replace(/_/g, "-");
     if (known.has(name)) out.push(tok);
     else if (known.has(kebab)) out.push(eq >= 0 ? kebab + tok.slice(eq) : kebab);
     else {
@@ -267,6 +273,7 @@ async function execute(
   };
   if (flags.quiet && flags.json) throw new UsageError("--quiet and --json contradict each other; drop one");
   const sets = [...((opts.set as string[] | undefined) ?? []), ...overrides];
+  const flagSets = (opts.set as string[] | undefined) ?? [];
   const keyFlags: FlagOverride[] = [];
   const givenFlags: Record<string, string> = {};
   for (const k of KEY_FLAGS) {
@@ -290,7 +297,8 @@ async function execute(
   if (spec.flags !== "none") {
     config = loadConfig({
       file: configFile,
-      sets,
+      sets: flagSets,
+      bareSets: overrides,
       flags: keyFlags,
       fallbacks: spec.flags === "run" ? { "run.output_dir": resumedRun ?? freshDir } : {},
     });

@@ -39,6 +39,8 @@ export interface LoadOptions {
   file?: string | null;
   /** `a.b=value` tokens from `--set` and bare arguments, applied in order. */
   sets?: readonly string[];
+  /** Bare `a.b=value` arguments (Hydra style), applied after `sets`; errors name the token itself. */
+  bareSets?: readonly string[];
   /** Dedicated flags, applied last. String values are parsed like --set values. */
   flags?: readonly FlagOverride[];
   /** Values used only where the merged config leaves the key unset or null (e.g. run.output_dir). */
@@ -323,8 +325,11 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
     raw = loaded.data;
     for (const [path, line] of loaded.lines) origins.set(path, `${file}:${line}`);
   }
-  for (const token of opts.sets ?? []) {
-    const label = `--set ${token}`;
+  const tokens = [
+    ...(opts.sets ?? []).map((token) => ({ token, label: `--set ${token}` })),
+    ...(opts.bareSets ?? []).map((token) => ({ token, label: token })),
+  ];
+  for (const { token, label } of tokens) {
     const { path, value } = parseSetToken(token, label);
     setPath(raw, path, value, label);
     origins.set(path.join("."), label);
