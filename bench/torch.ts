@@ -35,12 +35,14 @@ export type TorchProbe = { ok: true; python: string; version: string } | { ok: f
 export function findTorchPython(candidates: readonly string[]): TorchProbe {
   const why: string[] = [];
   for (const python of candidates) {
-    const r = spawnSync(python, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8", timeout: 120_000 });
+    // Reads the installed version without importing torch (an import takes seconds).
+    const r = spawnSync(python, ["-c", "import importlib.metadata as m; print(m.version('torch'))"], { encoding: "utf8", timeout: 60_000 });
     if (r.error) {
       const code = (r.error as NodeJS.ErrnoException).code;
       why.push(`${python}: ${code === "ENOENT" ? "not found" : r.error.message}`);
     } else if (r.status !== 0) {
-      why.push(`${python}: ${lastLine(r.stderr) || `exit code ${r.status}`}`);
+      const missing = /PackageNotFoundError/.test(r.stderr ?? "");
+      why.push(`${python}: ${missing ? "torch is not installed" : lastLine(r.stderr) || `exit code ${r.status}`}`);
     } else {
       return { ok: true, python, version: r.stdout.trim() };
     }

@@ -71,7 +71,7 @@ export const FULL_SETTINGS: BenchSettings = {
   batch: 16,
   seq: 64,
   warmupSteps: 3,
-  trainSteps: 20,
+  trainSteps: 15,
   sampleSequences: 16,
   sampleSteps: 64,
   sampleWarmup: 1,

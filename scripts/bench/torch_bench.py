@@ -24,7 +24,7 @@ BOS = 0
 DEFAULT_SPEC = {
     "threads": 2,
     "settings": {
-        "batch": 16, "seq": 64, "warmupSteps": 3, "trainSteps": 20,
+        "batch": 16, "seq": 64, "warmupSteps": 3, "trainSteps": 15,
         "sampleSequences": 16, "sampleSteps": 64, "sampleWarmup": 1, "sampleRepeats": 7,
         "matmul": {"M": 1024, "K": 512, "N": 2048, "warmup": 2, "repeats": 10},
         "lr": 3e-4, "seed": 1337,
