@@ -256,16 +256,6 @@ const algo = z.strictObject({
     { gt: 0, max: 10 },
     "clip ε above 1; null = clip_ratio_low (TRL epsilon_high, verl actor.clip_ratio_high)",
   ),
-  ratio_level: choice(
-    ["sequence_sum", "sequence_mean", "token"],
-    "sequence_sum",
-    "importance ratio: SAT sums an agent's token log-ratios; sequence_mean = TRL/GSPO; token = per-token PPO",
-  ),
-  loss_agg_mode: choice(
-    ["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"],
-    "token-mean",
-    "loss aggregation for ratio_level=token baselines (verl actor.loss_agg_mode)",
-  ),
   kl_coef: real(
     0.1,
     { min: 0, max: 1000 },
@@ -285,11 +275,6 @@ const algo = z.strictObject({
     0.99,
     { gt: 0, max: 1 },
     "level 1-α: an update is accepted iff this quantile of per-state KL is ≤ δ",
-  ),
-  kl_estimator: choice(
-    ["full", "k1", "k2", "k3"],
-    "full",
-    "KL in the penalty: full = exact over the vocabulary; k1/k2/k3 = sampled, for baselines (verl kl_loss_type, OpenRLHF kl_estimator)",
   ),
   ppo_epochs: int(
     2,
@@ -339,14 +324,14 @@ const optim = z.strictObject({
     { min: 0, max: 1e6 },
     "gradient-norm clip, 0 disables (HF max_grad_norm, verl actor.grad_clip, OpenRLHF max_norm)",
   ),
-  micro_batch_size: int(
-    16,
-    { min: 1, max: 65536 },
-    "sequences per forward/backward pass; memory only, results must not depend on it (verl ppo_micro_batch_size_per_gpu)",
-  ),
 });
 
 const pretrain = z.strictObject({
+  agents: int(
+    1,
+    { min: 1, max: 16 },
+    "distinct base agents to pretrain (seeds differ); the team reuses them in turn, so 1 = every agent starts as copies of one",
+  ),
   steps: int(2000, { min: 0, max: 1e8 }, "supervised steps on worked solutions before RL; 0 = skip"),
   batch_size: int(32, { min: 1, max: 65536 }, "sequences per supervised step"),
   lr: real(1e-3, { gt: 0, max: 1 }, "AdamW learning rate of supervised pretraining"),
@@ -410,8 +395,12 @@ const run = z.strictObject({
     { min: 1, max: 1e6 },
     "keep only the newest this many checkpoints; null = keep all (HF save_total_limit)",
   ),
-  threads: int(1, { min: 1, max: 64 }, "worker threads for the dense kernels"),
-  kernels: choice(["ts", "wasm"], "ts", "dense-kernel backend: ts (reference TypeScript) or wasm"),
+  threads: intOrNull(null, { min: 1, max: 64 }, "worker threads for the dense kernels; null = every core"),
+  kernels: choice(
+    ["ts", "wasm"],
+    "wasm",
+    "dense-kernel backend: wasm (WebAssembly SIMD on a worker pool) or ts (reference TypeScript, slow)",
+  ),
 });
 
 /** The sections, in the order they are printed. */

@@ -44,6 +44,7 @@ export interface RolloutOptions {
   rounds: number; // R (relay)
   maxTurnTokens: number; // M (relay)
   maxCompletionLength: number; // tokens after the prompt, whole transcript
+  maxPromptLength?: number; // a longer prompt is an error (never truncated)
   temperature: number;
   topP: number;
   speakingOrder?: number[]; // relay; default 0..n-1
@@ -105,6 +106,10 @@ export function rolloutTeam(
     });
   }
   const maxPrompt = Math.max(...episodes.map((e) => e.promptLen));
+  if (opts.maxPromptLength !== undefined && maxPrompt > opts.maxPromptLength) {
+    const long = episodes.find((e) => e.promptLen === maxPrompt)!;
+    throw new Error(`problem ${long.problem.id} has a prompt of ${maxPrompt} tokens, more than rollout.max_prompt_length (${opts.maxPromptLength})`);
+  }
   const Tmax = Math.min(Math.min(...team.map((m) => m.maxSeqLen)), maxPrompt + opts.maxCompletionLength);
   if (maxPrompt >= Tmax) throw new Error(`a prompt has ${maxPrompt} tokens, which leaves no room to answer (context ${Tmax})`);
   const probs = new Float64Array(V);

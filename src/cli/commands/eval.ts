@@ -1,20 +1,27 @@
 /** `sat eval`: pass@k / maj@k / avg@k of a team checkpoint on the held-out split. */
 import type { CommandSpec } from "../command.js";
-import { notImplemented } from "../errors.js";
+import { UsageError } from "../errors.js";
+import { runEval } from "../../app/evaluate.js";
+import { formatEvalTable } from "../../eval/evaluate.js";
 
 export const evalCommand: CommandSpec = {
   name: "eval",
   summary: "evaluate a team checkpoint on the held-out split (eval.*)",
   description:
-    "Samples eval.n completions for eval.n_prompts test prompts and appends pass@k, maj@k and avg@k to eval.jsonl.",
+    "Samples eval.n team completions for eval.n_prompts test prompts and appends avg@k, pass@k and maj@k " +
+    "(with bootstrap intervals) and per-agent solo accuracy to eval.jsonl. With --baseline, also a single " +
+    "model at a matched sample budget (one model with n·K samples against a team of n agents with K).",
   flags: "run",
   options: [
-    {
-      flags: "--checkpoint <path>",
-      description: "team checkpoint to evaluate (default: the newest in the output dir)",
-    },
+    { flags: "--checkpoint <path>", description: "team checkpoint (or run directory: its newest checkpoint) to evaluate" },
+    { flags: "--baseline <path>", description: "single-model checkpoint evaluated at a matched sample budget" },
+    { flags: "--name <name>", description: "row name in eval.jsonl", default: "team" },
   ],
-  run: () => {
-    throw notImplemented("eval", "team evaluation (src/eval/)");
+  run: async (ctx) => {
+    const checkpoint = ctx.options.checkpoint as string | undefined;
+    if (!checkpoint) throw new UsageError("eval needs --checkpoint <team checkpoint or run directory>");
+    const run = ctx.openRunDir();
+    const results = await runEval(ctx.config!, run, { checkpoint, name: ctx.options.name as string, baseline: ctx.options.baseline as string | undefined }, ctx.progress);
+    ctx.out(formatEvalTable(results));
   },
 };

@@ -1,15 +1,20 @@
-/** `sat pretrain`: supervised pretraining of each agent on worked solutions, before RL. */
+/** `sat pretrain`: supervised pretraining of base agents on worked solutions, before RL. */
 import type { CommandSpec } from "../command.js";
-import { notImplemented } from "../errors.js";
+import { runPretrain } from "../../app/pretrain.js";
 
 export const pretrain: CommandSpec = {
   name: "pretrain",
-  summary: "supervised pretraining of the agents on worked solutions (pretrain.*)",
+  summary: "supervised pretraining of base agents on worked solutions (pretrain.*)",
   description:
-    "Trains each agent from scratch on the task's worked solutions until pretrain.target_accuracy or " +
-    "pretrain.steps, leaving headroom for RL; writes a checkpoint that `sat train` can start from.",
+    "Trains pretrain.agents base agents from scratch on the task's worked solutions until " +
+    "pretrain.target_accuracy (held-out greedy accuracy) or pretrain.steps, leaving headroom for RL. " +
+    "Writes <output-dir>/agents/agent-<i>/ (Hugging Face safetensors + config.json + tokenizer.json), " +
+    "which `sat train --set team.agent_checkpoints=[...]` starts from.",
   flags: "run",
-  run: () => {
-    throw notImplemented("pretrain", "supervised pretraining (src/model/ + src/tasks/)");
+  run: async (ctx) => {
+    const run = ctx.openRunDir();
+    const r = await runPretrain(ctx.config!, run, ctx.progress, ctx.signal);
+    r.agentDirs.forEach((d, i) => ctx.out(`agent ${i}: held-out greedy accuracy ${(100 * r.accuracies[i]).toFixed(1)}% → ${d}`));
+    ctx.out(`pretraining took ${r.seconds.toFixed(0)} s`);
   },
 };

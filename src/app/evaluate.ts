@@ -1,0 +1,70 @@
+/**
+ * `sat eval`: evaluates a team checkpoint on held-out prompts (avg@k, pass@k, maj@k with bootstrap
+ * intervals, per-agent solo accuracy), optionally next to a single-model baseline at a matched
+ * sample budget, and appends the rows to `eval.jsonl`.
+ */
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { loadModel } from "../model/checkpoint.js";
+import { ModelMember } from "../team/member.js";
+import { evaluateMatchedBudget, evaluateTeam, evalRows, formatEvalTable, type EvalResult } from "../eval/evaluate.js";
+import type { ResolvedConfig } from "../config/schema.js";
+import type { Progress } from "../io/progress.js";
+import type { RunDir } from "../io/rundir.js";
+import { resolveCheckpoint } from "../io/rundir.js";
+import { engineOf, evalOptionsOf, taskOf, teamTokenizer } from "./setup.js";
+import { heldOutProblems } from "./train.js";
+
+/** Agent directories of a team checkpoint (`agent-0`, `agent-1`, …). */
+export function agentDirsOf(checkpointDir: string): string[] {
+  if (!existsSync(checkpointDir)) throw new Error(`${checkpointDir}: checkpoint not found`);
+  const dirs = readdirSync(checkpointDir)
+    .filter((d) => /^agent-\d+$/.test(d))
+    .sort((a, b) => Number(a.slice(6)) - Number(b.slice(6)))
+    .map((d) => join(checkpointDir, d));
+  if (dirs.length === 0) throw new Error(`${checkpointDir}: no agent-<i>/ directories (not a team checkpoint)`);
+  return dirs;
+}
+
+export interface EvalRequest {
+  checkpoint: string; // team checkpoint dir or run dir (newest checkpoint)
+  name: string;
+  baseline?: string; // single-model checkpoint (an agent dir, or a team checkpoint whose agent-0 is used)
+}
+
+function resolveTeamDir(path: string): string {
+  if (existsSync(join(path, "agent-0"))) return path;
+  return resolveCheckpoint(path).dir;
+}
+
+export async function runEval(cfg: ResolvedConfig, run: RunDir, req: EvalRequest, progress: Progress): Promise<EvalResult[]> {
+  const tok = teamTokenizer();
+  const task = taskOf(cfg);
+  const engine = await engineOf(cfg);
+  const log = run.openEval();
+  try {
+    const teamDir = resolveTeamDir(req.checkpoint);
+    const members = agentDirsOf(teamDir).map((d) => new ModelMember(loadModel(d, engine, tok)));
+    const problems = heldOutProblems(cfg, task);
+    const opts = evalOptionsOf(cfg);
+    const results: EvalResult[] = [];
+    const bar = progress.phase("eval", req.baseline ? 2 : 1);
+    results.push(evaluateTeam(members, tok, task, problems, { ...opts, name: req.name }));
+    bar.tick(1, results[0].tokens);
+    if (req.baseline) {
+      const dir = existsSync(join(req.baseline, "model.safetensors")) ? req.baseline : agentDirsOf(resolveTeamDir(req.baseline))[0];
+      const single = new ModelMember(loadModel(dir, engine, tok));
+      const r = evaluateMatchedBudget(single, tok, task, problems, { ...opts, name: "single", protocol: "relay" }, members.length);
+      results.push(r);
+      bar.tick(1, r.tokens);
+    }
+    bar.done();
+    const step = Number(/stage-(\d+)/.exec(teamDir)?.[1] ?? 0);
+    for (const row of evalRows(step, results, task.name)) log.append(row);
+    progress.log(formatEvalTable(results));
+    return results;
+  } finally {
+    log.close();
+    await engine.close();
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The application layer's translation of a validated config into library objects: tokenizer,
+ * task, model configs, engine, rollout/stage/optimizer options. The library never reads the config;
+ * this is the one place where config keys meet library parameters.
+ */
+import { availableParallelism } from "node:os";
+import { createEngine, type FastEngine } from "../engine/engine.js";
+import { presetConfig, validateModelConfig, type ModelConfig } from "../model/config.js";
+import { CharTokenizer } from "../model/tokenizer.js";
+import { getTask, type TaskFamily } from "../tasks/index.js";
+import type { RolloutOptions } from "../team/rollout.js";
+import type { LmOptimOptions } from "../team/lm-policy.js";
+import { defaultStageConfig, type StageConfig } from "../algorithm/index.js";
+import type { ResolvedConfig } from "../config/schema.js";
+import { klRadiusOf } from "../config/index.js";
+import type { EvalOptions } from "../eval/evaluate.js";
+
+export function teamTokenizer(): CharTokenizer {
+  return new CharTokenizer();
+}
+
+export function taskOf(cfg: ResolvedConfig): TaskFamily {
+  return getTask(cfg.tasks.name);
+}
+
+export function modelConfigOf(cfg: ResolvedConfig, vocabSize: number): ModelConfig {
+  const m = cfg.model;
+  const over: Partial<ModelConfig> = { valueHead: cfg.algo.adv_estimator === "gae" };
+  if (m.d_model !== null) over.dModel = m.d_model;
+  if (m.n_layers !== null) over.nLayers = m.n_layers;
+  if (m.n_heads !== null) over.nHeads = m.n_heads;
+  if (m.d_ff !== null) over.dFF = m.d_ff;
+  if (m.max_seq_len !== null) over.maxSeqLen = m.max_seq_len;
+  if (m.n_kv_heads !== null) over.nKvHeads = m.n_kv_heads;
+  if (over.dModel !== undefined || over.nHeads !== undefined) {
+    const base = presetConfig(m.preset, vocabSize, m.arch);
+    over.headDim = (over.dModel ?? base.dModel) / (over.nHeads ?? base.nHeads);
+    if (!Number.isInteger(over.headDim)) {
+      throw new Error(`model.n_heads must divide model.d_model (${over.dModel ?? base.dModel} / ${over.nHeads ?? base.nHeads})`);
+    }
+  }
+  return validateModelConfig(presetConfig(m.preset, vocabSize, m.arch, over));
+}
+
+export function threadsOf(cfg: ResolvedConfig): number {
+  return cfg.run.threads ?? availableParallelism();
+}
+
+export function engineOf(cfg: ResolvedConfig): Promise<FastEngine> {
+  return createEngine({ impl: cfg.run.kernels, threads: threadsOf(cfg) });
+}
+
+export function rolloutOptionsOf(cfg: ResolvedConfig): RolloutOptions {
+  return {
+    protocol: cfg.team.protocol,
+    rounds: cfg.team.rounds,
+    maxTurnTokens: cfg.team.max_turn_tokens,
+    maxCompletionLength: cfg.rollout.max_completion_length,
+    maxPromptLength: cfg.rollout.max_prompt_length,
+    temperature: cfg.rollout.temperature,
+    topP: cfg.rollout.top_p,
+  };
+}
+
+export function stageConfigOf(cfg: ResolvedConfig, nAgents: number): Omit<StageConfig, "algo"> {
+  const a = cfg.algo;
+  const { algo: _algo, ...stage } = defaultStageConfig(nAgents, {
+    promptsPerStage: cfg.rollout.prompts_per_step,
+    clipLow: a.clip_ratio_low,
+    clipHigh: a.clip_ratio_high,
+    klRadius: Array.from({ length: nAgents }, (_, i) => klRadiusOf(cfg, i)),
+    klQuantile: a.kl_quantile,
+    klCoefGrowth: a.kl_coef_growth,
+    advClip: a.adv_clip,
+    maxBacktracks: a.max_backtracks,
+    backtrackRatio: a.backtrack_ratio,
+    epochs: a.ppo_epochs,
+    miniBatchGroups: a.ppo_mini_batch_size,
+    advEstimator: a.adv_estimator,
+    scaleRewards: a.scale_rewards,
+    gamma: a.gamma,
+    lam: a.lam,
+    intermediate: a.intermediate,
+    order: a.order,
+    dkwEta: a.dkw_eta,
+    certGamma: a.cert_gamma,
+  });
+  return stage;
+}
+
+export function lmOptimOf(cfg: ResolvedConfig): LmOptimOptions {
+  const o = cfg.optim;
+  return { lr: o.lr, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weight_decay, maxGradNorm: o.max_grad_norm };
+}
+
+export function evalOptionsOf(cfg: ResolvedConfig): EvalOptions {
+  const e = cfg.eval;
+  return {
+    ...rolloutOptionsOf(cfg),
+    temperature: e.temperature,
+    topP: e.top_p,
+    n: e.n,
+    k: [...e.k],
+    bootstrap: e.bootstrap_samples,
+    seed: cfg.run.seed,
+  };
+}

@@ -1,0 +1,203 @@
+/**
+ * `sat train`: SAT stages (or a baseline) on a team, logged and checkpointed into a run directory.
+ *
+ * Run layout: `stages.jsonl` gets one object per stage (team metrics at the top level, per-agent
+ * metrics under `agents`), appended and fsynced as the stage ends; `eval.jsonl` the evaluations;
+ * `checkpoints/stage-K/` every agent's weights and optimizer state plus `trainer_state.json`
+ * (stage index, β per agent, policy versions), published atomically, `latest` updated last.
+ * Resuming loads that checkpoint; since every random stream of a stage derives from (seed, stage),
+ * a resumed run ends with the same weights, bit for bit, as an uninterrupted one.
+ */
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Rng } from "../engine/rng.js";
+import type { Engine } from "../engine/engine.js";
+import { Transformer } from "../model/transformer.js";
+import { loadModel, loadOptimizer, saveModel, saveOptimizer } from "../model/checkpoint.js";
+import type { Tokenizer } from "../model/tokenizer.js";
+import { makeProblems, type Problem, type TaskFamily } from "../tasks/index.js";
+import { stageMetrics, type StageRecord } from "../algorithm/index.js";
+import { TeamTrainer, type TeamAlgo, type TeamTrainState } from "../train/team.js";
+import { ModelMember } from "../team/member.js";
+import { evaluateTeam, evalRows, formatEvalTable, type EvalResult } from "../eval/evaluate.js";
+import type { ResolvedConfig } from "../config/schema.js";
+import { agentCheckpointOf } from "../config/index.js";
+import type { Progress } from "../io/progress.js";
+import type { RunDir } from "../io/rundir.js";
+import { writeFileAtomic } from "../io/atomic.js";
+import { engineOf, evalOptionsOf, lmOptimOf, modelConfigOf, rolloutOptionsOf, stageConfigOf, taskOf, teamTokenizer } from "./setup.js";
+
+export const TRAINER_STATE_FILE = "trainer_state.json";
+
+export interface TrainResult {
+  steps: number;
+  evals: EvalResult[];
+  finalDir: string;
+  seconds: number;
+}
+
+export function teamSizeOf(cfg: ResolvedConfig): number {
+  return cfg.algo.name === "single" ? 1 : cfg.team.n_agents;
+}
+
+/** The team's starting models: team.agent_checkpoints[i] when given, else a fresh initialisation. */
+export function initialModels(cfg: ResolvedConfig, engine: Engine, tok: Tokenizer): Transformer[] {
+  const n = teamSizeOf(cfg);
+  const models: Transformer[] = [];
+  for (let i = 0; i < n; i++) {
+    const path = agentCheckpointOf(cfg, i);
+    if (path) {
+      const m = loadModel(path, engine, tok);
+      if (cfg.algo.adv_estimator === "gae" && !m.cfg.valueHead) {
+        throw new Error(`${path}: algo.adv_estimator = gae needs agents with a value head; pretrain with the same setting`);
+      }
+      models.push(m);
+    } else {
+      models.push(new Transformer(modelConfigOf(cfg, tok.vocabSize), engine, new Rng(cfg.run.seed).fork(`init/${i}`)));
+    }
+  }
+  return models;
+}
+
+/** One stages.jsonl object: team metrics flat, per-agent metrics in `agents` (conventions.md §2). */
+export function stageRow(records: StageRecord[], extra: Record<string, unknown>): Record<string, unknown> {
+  const row: Record<string, unknown> = { step: records[0].step + 1, time: Date.now() / 1000, ...extra };
+  const agents = new Map<number, Record<string, unknown>>();
+  for (const rec of records) {
+    for (const m of stageMetrics(rec)) {
+      if (m.agent === null) {
+        if (records.length === 1) row[m.key] = m.value;
+      } else {
+        const agent = records.length === 1 ? m.agent : rec.agents[0].agent + m.agent;
+        if (!agents.has(agent)) agents.set(agent, { agent });
+        agents.get(agent)![m.key] = m.value;
+      }
+    }
+  }
+  if (records.length > 1) {
+    // independent-vote: one single-agent stage per agent; the team reward is their mean.
+    row["reward/mean"] = records.reduce((s, r) => s + r.rewardMean, 0) / records.length;
+  }
+  row.agents = [...agents.values()].sort((a, b) => (a.agent as number) - (b.agent as number));
+  return row;
+}
+
+function saveTeam(dir: string, trainer: TeamTrainer, tok: Tokenizer): void {
+  trainer.models.forEach((m, i) => {
+    const d = join(dir, `agent-${i}`);
+    mkdirSync(d, { recursive: true });
+    saveModel(d, m, tok);
+    saveOptimizer(d, trainer.policies[i].optimizer.snapshot());
+  });
+  writeFileAtomic(join(dir, TRAINER_STATE_FILE), JSON.stringify(trainer.getState(), null, 2) + "\n");
+}
+
+function loadTeam(dir: string, trainer: TeamTrainer, engine: Engine, tok: Tokenizer): void {
+  trainer.models.forEach((m, i) => {
+    const d = join(dir, `agent-${i}`);
+    const loaded = loadModel(d, engine, tok);
+    if (loaded.params.length !== m.params.length) {
+      throw new Error(`${d}: checkpoint agent ${i} has a different architecture from the configured one`);
+    }
+    m.params.set(loaded.params);
+    trainer.policies[i].optimizer.restore(loadOptimizer(d, m.params));
+  });
+  let state: TeamTrainState;
+  try {
+    state = JSON.parse(readFileSync(join(dir, TRAINER_STATE_FILE), "utf8")) as TeamTrainState;
+  } catch (err) {
+    throw new Error(`${join(dir, TRAINER_STATE_FILE)}: unreadable trainer state (${(err as Error).message})`);
+  }
+  trainer.setState(state);
+}
+
+export function heldOutProblems(cfg: ResolvedConfig, task: TaskFamily): Problem[] {
+  return makeProblems(task, {
+    split: "test",
+    n: cfg.eval.n_prompts,
+    seed: new Rng(cfg.run.seed).fork("eval-prompts").seed,
+    difficulty: cfg.tasks.difficulty ?? undefined,
+    testPercent: cfg.tasks.test_percent,
+  });
+}
+
+export async function runTrain(
+  cfg: ResolvedConfig,
+  run: RunDir,
+  progress: Progress,
+  signal?: AbortSignal,
+): Promise<TrainResult> {
+  const t0 = performance.now();
+  const tok = teamTokenizer();
+  const task = taskOf(cfg);
+  const engine = await engineOf(cfg);
+  const stagesLog = run.openStages();
+  const evalLog = run.openEval();
+  try {
+    const models = initialModels(cfg, engine, tok);
+    const algo = cfg.algo.name as TeamAlgo;
+    const trainer = new TeamTrainer(models, tok, {
+      algo,
+      stage: stageConfigOf(cfg, models.length),
+      rollout: rolloutOptionsOf(cfg),
+      groupSize: cfg.rollout.n,
+      klCoef: cfg.algo.kl_coef,
+      optim: lmOptimOf(cfg),
+      task,
+      difficulty: cfg.tasks.difficulty ?? undefined,
+      testPercent: cfg.tasks.test_percent,
+      heldOutPrompts: cfg.rollout.prompts_per_step,
+      seed: cfg.run.seed,
+    });
+    if (run.resumeFrom) {
+      loadTeam(run.resumeFrom.dir, trainer, engine, tok);
+      progress.log(`resuming from ${run.resumeFrom.dir} (stage ${trainer.state.step})`);
+    }
+    const problems = heldOutProblems(cfg, task);
+    const evals: EvalResult[] = [];
+    const evaluate = (name: string): void => {
+      const step = trainer.state.step;
+      const bar = progress.phase(`eval ${name}`, 1);
+      const r = evaluateTeam(trainer.members, tok, task, problems, { ...evalOptionsOf(cfg), name, perAgent: cfg.team.protocol === "independent" || trainer.members.length > 1 });
+      bar.tick(1, r.tokens);
+      bar.done();
+      evals.push(r);
+      for (const row of evalRows(step, [r], task.name)) evalLog.append(row);
+    };
+    if (trainer.state.step === 0 && cfg.eval.before_train) evaluate("start");
+    const maxSteps = cfg.run.max_steps;
+    const bar = progress.phase(`train ${algo}`, maxSteps - trainer.state.step);
+    while (trainer.state.step < maxSteps) {
+      if (signal?.aborted) throw new Error("interrupted before stage " + (trainer.state.step + 1));
+      const res = await trainer.stage();
+      const step = trainer.state.step;
+      const row = stageRow(res.records, {
+        "timing_s/step": res.seconds,
+        num_tokens: res.tokens,
+        "perf/throughput": res.tokens / res.seconds,
+      });
+      stagesLog.append(row);
+      progress.metrics(row as { step: number });
+      bar.tick(1, res.tokens);
+      const last = step === maxSteps;
+      if (!last && cfg.eval.steps > 0 && step % cfg.eval.steps === 0) evaluate(algo);
+      if (last || (cfg.run.save_steps > 0 && step % cfg.run.save_steps === 0)) {
+        await run.publishCheckpoint(step, (dir) => saveTeam(dir, trainer, tok), { keep: cfg.run.save_total_limit });
+      }
+    }
+    bar.done();
+    if (!evals.some((e) => e.name === algo && e === evals[evals.length - 1])) evaluate(algo);
+    progress.log(formatEvalTable(evals));
+    const finalDir = run.latestCheckpoint()?.dir ?? "";
+    return { steps: trainer.state.step, evals, finalDir, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    stagesLog.close();
+    evalLog.close();
+    await engine.close();
+  }
+}
+
+/** Members of a trained team from a checkpoint directory (for `sat eval` and the demo). */
+export function loadTeamMembers(dir: string, n: number, engine: Engine, tok: Tokenizer): ModelMember[] {
+  return Array.from({ length: n }, (_, i) => new ModelMember(loadModel(join(dir, `agent-${i}`), engine, tok)));
+}
