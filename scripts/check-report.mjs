@@ -12,7 +12,14 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
-const DEFAULT_IDS = ["fig-reward", "fig-kl", "fig-violation", "fig-backtracks", "fig-certificate", "fig-improvement"];
+const DEFAULT_IDS = [
+  "fig-reward",
+  "fig-kl",
+  "fig-violation",
+  "fig-backtracks",
+  "fig-certificate",
+  "fig-improvement",
+];
 const FLAGS = [
   "--headless",
   "--no-sandbox",
@@ -26,7 +33,9 @@ const TIMEOUT_MS = 90_000;
 
 function usage(message) {
   console.error(`check-report: ${message}`);
-  console.error("usage: node scripts/check-report.mjs <report.html> [--expect id,id,...] [--screenshot out.png] [--chromium path]");
+  console.error(
+    "usage: node scripts/check-report.mjs <report.html> [--expect id,id,...] [--screenshot out.png] [--chromium path]",
+  );
   process.exit(2);
 }
 
@@ -48,9 +57,14 @@ function parseArgs(argv) {
 }
 
 function findChromium(explicit) {
-  const candidates = explicit ? [explicit] : ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
+  const candidates = explicit
+    ? [explicit]
+    : ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
   const found = candidates.find((p) => existsSync(p));
-  if (!found) usage(`Chromium not found (tried ${candidates.join(", ")}); install it with: apt-get install -y chromium`);
+  if (!found)
+    usage(
+      `Chromium not found (tried ${candidates.join(", ")}); install it with: apt-get install -y chromium`,
+    );
   return found;
 }
 
@@ -75,7 +89,10 @@ function runChromium(binary, extraArgs, url) {
     child.on("close", (code) => {
       clearTimeout(timer);
       rmSync(profile, { recursive: true, force: true });
-      if (code !== 0) reject(new Error(`Chromium exited with code ${code}: ${stderr.trim().split("\n").slice(-3).join(" | ")}`));
+      if (code !== 0)
+        reject(
+          new Error(`Chromium exited with code ${code}: ${stderr.trim().split("\n").slice(-3).join(" | ")}`),
+        );
       else resolveRun(stdout);
     });
   });
@@ -89,11 +106,13 @@ function figureMarkup(dom, id) {
   return end < 0 ? null : dom.slice(start, end);
 }
 
-/** How many drawn marks (paths with geometry, lines, non-empty text) the figure's SVG holds. */
+/** Drawn data items (points, lines, bars, rules) in the figure's role-mark groups; axes and legends do not count. */
 function countMarks(svg) {
-  const paths = svg.match(/<path\b[^>]*\sd="M[^"]+"/g) ?? [];
-  const lines = svg.match(/<line\b/g) ?? [];
-  return paths.length + lines.length;
+  let n = 0;
+  for (const chunk of svg.split('<g class="').slice(1)) {
+    if (/^mark-\w+ role-mark/.test(chunk)) n += (chunk.match(/role="graphics-symbol"/g) ?? []).length;
+  }
+  return n;
 }
 
 const opts = parseArgs(process.argv.slice(2));
@@ -103,7 +122,11 @@ let dom;
 try {
   dom = await runChromium(binary, ["--dump-dom"], url);
   if (opts.screenshot) {
-    await runChromium(binary, [`--screenshot=${opts.screenshot}`, "--window-size=1280,4200", "--hide-scrollbars"], url);
+    await runChromium(
+      binary,
+      [`--screenshot=${opts.screenshot}`, "--window-size=1280,4200", "--hide-scrollbars"],
+      url,
+    );
   }
 } catch (err) {
   console.error(`check-report: ${err.message}`);
@@ -122,7 +145,9 @@ for (const id of opts.expect) {
   else if (!/<svg\b/.test(fig)) problem = "no <svg> inside";
   else if (countMarks(fig) === 0) problem = "<svg> has no drawn marks";
   if (problem) failures++;
-  console.log(`${problem ? "FAIL" : "ok  "} ${id}${problem ? `: ${problem}` : ` (${countMarks(fig)} marks)`}`);
+  console.log(
+    `${problem ? "FAIL" : "ok  "} ${id}${problem ? `: ${problem}` : ` (${countMarks(fig)} marks)`}`,
+  );
 }
 if (/<script\b/i.test(dom)) {
   failures++;

@@ -5,11 +5,13 @@
  * Every figure has a fixed id (FIGURE_IDS) whether or not its data exist; a figure without data
  * carries a note instead of an SVG. Data are reshaped into long rows with plain field names first,
  * because metric keys such as "eval/add/avg@1" contain characters Vega-Lite treats as paths.
- * Agents keep one colour across all charts.
+ * Agents keep one colour across all charts. The file is longer than style.md's ~600 lines because it
+ * holds six declarative specs that share scales, colours and axes; splitting them would scatter those.
  */
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
-import { configValue, type AgentStageRecord, type RunData, type StageRecord } from "./read.js";
+import { configValue, type AgentStageRecord, type RunData } from "./read.js";
+import { evalInterval, num, primaryMetric, teamEvalNames, vacuousStages } from "./summary.js";
 
 export const FIGURE_IDS = [
   "fig-reward",
@@ -51,17 +53,13 @@ const BASE_CONFIG = {
   title: { fontSize: 13, subtitleFontSize: 11, subtitleColor: "#555", anchor: "start" as const },
 };
 
-/** A finite number, or null. */
-export function num(v: unknown): number | null {
-  return typeof v === "number" && Number.isFinite(v) ? v : null;
-}
-
 const agentLabel = (i: number) => `agent ${i}`;
 
 /** The agent indices present anywhere in the run, for a colour scale shared by all charts. */
 function agentDomain(run: RunData): string[] {
   const ids = new Set<number>();
-  for (const s of run.stages) for (const a of s.agents ?? []) if (typeof a.agent === "number") ids.add(a.agent);
+  for (const s of run.stages)
+    for (const a of s.agents ?? []) if (typeof a.agent === "number") ids.add(a.agent);
   for (const r of run.sweep ?? []) ids.add(r.agent);
   const n = num(configValue(run.config, "team.n_agents"));
   if (ids.size === 0 && n !== null) for (let i = 0; i < n; i++) ids.add(i);
@@ -101,34 +99,6 @@ function agentRows(run: RunData, key: keyof AgentStageRecord & string, extra: Re
   return rows;
 }
 
-/** Names of evaluation rows that measure the trained team itself (the rest are baselines). */
-export function teamEvalNames(run: RunData): Set<string> {
-  const algo = configValue(run.config, "algo.name");
-  return new Set(["sat", "start", "team", ...(typeof algo === "string" ? [algo] : [])]);
-}
-
-/** The confidence interval of `metric` in an eval row: `<m>_ci_low`, `<m>/ci_low`, or bare `ci_low` for avg@1. */
-export function evalInterval(row: Record<string, unknown>, metric: string): [number, number] | null {
-  for (const [lo, hi] of [
-    [`${metric}_ci_low`, `${metric}_ci_high`],
-    [`${metric}/ci_low`, `${metric}/ci_high`],
-    [`ci_low/${metric}`, `ci_high/${metric}`],
-  ]) {
-    const a = num(row[lo]);
-    const b = num(row[hi]);
-    if (a !== null && b !== null) return [a, b];
-  }
-  const bare: [number | null, number | null] = [num(row.ci_low), num(row.ci_high)];
-  if (metric === primaryMetric(row) && bare[0] !== null && bare[1] !== null) return [bare[0], bare[1]];
-  return null;
-}
-
-/** The headline metric of an eval row: avg@1 if present, else the first avg@k, else the first metric. */
-export function primaryMetric(row: Record<string, unknown>): string | null {
-  const keys = Object.keys(row).filter((k) => /^(avg|pass|maj)@\d+$/.test(k) && num(row[k]) !== null);
-  return keys.includes("avg@1") ? "avg@1" : (keys.find((k) => k.startsWith("avg@")) ?? keys[0] ?? null);
-}
-
 function rewardFigure(run: RunData): FigureSpec {
   const rewards = run.stages
     .filter((s) => num(s["reward/mean"]) !== null)
@@ -142,7 +112,13 @@ function rewardFigure(run: RunData): FigureSpec {
     const metric = primaryMetric(r);
     if (metric === null || typeof r.step !== "number") continue;
     const ci = evalInterval(r, metric);
-    const row = { step: r.step, task: `${r.task ?? "held-out"} ${metric}`, value: num(r[metric]), lo: ci?.[0], hi: ci?.[1] };
+    const row = {
+      step: r.step,
+      task: `${r.task ?? "held-out"} ${metric}`,
+      value: num(r[metric]),
+      lo: ci?.[0],
+      hi: ci?.[1],
+    };
     if (team.has(r.name ?? "")) {
       acc.push(row);
       seen.add(`${r.step} ${r.task ?? "held-out"}`);
@@ -164,7 +140,10 @@ function rewardFigure(run: RunData): FigureSpec {
     height: H,
     data: { values: rewards },
     mark: { type: "line" as const, point: true, color: "#333" },
-    encoding: { x: stepAxis, y: { field: "value", type: "quantitative" as const, title: "reward/mean", scale: { zero: false } } },
+    encoding: {
+      x: stepAxis,
+      y: { field: "value", type: "quantitative" as const, title: "reward/mean", scale: { zero: false } },
+    },
   };
   const accLayers: object[] = [
     {
@@ -190,11 +169,19 @@ function rewardFigure(run: RunData): FigureSpec {
   if (latestBaseline.size > 0) {
     const values = [...latestBaseline.values()].map((b) => ({ ...b, label: `${b.name} (step ${b.step})` }));
     accLayers.push(
-      { data: { values }, mark: { type: "rule", strokeDash: [5, 3], color: "#888" }, encoding: { y: { field: "value", type: "quantitative" } } },
+      {
+        data: { values },
+        mark: { type: "rule", strokeDash: [5, 3], color: "#888" },
+        encoding: { y: { field: "value", type: "quantitative" } },
+      },
       {
         data: { values },
         mark: { type: "text", align: "right", dx: -2, dy: 9, color: "#555", fontSize: 10 },
-        encoding: { x: { value: W - 60 }, y: { field: "value", type: "quantitative" }, text: { field: "label" } },
+        encoding: {
+          x: { value: W - 60 },
+          y: { field: "value", type: "quantitative" },
+          text: { field: "label" },
+        },
       },
     );
   }
@@ -218,7 +205,11 @@ function rewardFigure(run: RunData): FigureSpec {
 }
 
 function klFigure(run: RunData): FigureSpec {
-  const rows = agentRows(run, "trust_region/kl_quantile", { kl_max: "trust_region/kl_max", radius: "trust_region/kl_radius", accepted: "trust_region/accepted" });
+  const rows = agentRows(run, "trust_region/kl_quantile", {
+    kl_max: "trust_region/kl_max",
+    radius: "trust_region/kl_radius",
+    accepted: "trust_region/accepted",
+  });
   const fallback = num(configValue(run.config, "algo.kl_radius"));
   for (const r of rows) {
     if (r.radius === null) r.radius = fallback;
@@ -232,8 +223,14 @@ function klFigure(run: RunData): FigureSpec {
       width: 190,
       height: H,
       layer: [
-        { mark: { type: "rule", color: "#d62728", strokeDash: [6, 3], strokeWidth: 1.5 }, encoding: { y: { aggregate: "max", field: "radius", type: "quantitative" } } },
-        { mark: { type: "point", shape: "diamond", color: "#999", size: 30 }, encoding: { x: stepAxis, y: { field: "kl_max", type: "quantitative" } } },
+        {
+          mark: { type: "rule", color: "#d62728", strokeDash: [6, 3], strokeWidth: 1.5 },
+          encoding: { y: { aggregate: "max", field: "radius", type: "quantitative" } },
+        },
+        {
+          mark: { type: "point", shape: "diamond", color: "#999", size: 30 },
+          encoding: { x: stepAxis, y: { field: "kl_max", type: "quantitative" } },
+        },
         {
           mark: { type: "line", point: { filled: true, size: 45 } },
           encoding: {
@@ -245,7 +242,11 @@ function klFigure(run: RunData): FigureSpec {
         {
           transform: [{ filter: "datum.accepted === 0" }],
           mark: { type: "point", shape: "cross", size: 140, color: "#d62728", strokeWidth: 2 },
-          encoding: { x: stepAxis, y: { field: "value", type: "quantitative" }, shape: { field: "status", type: "nominal", title: null } },
+          encoding: {
+            x: stepAxis,
+            y: { field: "value", type: "quantitative" },
+            shape: { field: "status", type: "nominal", title: null },
+          },
         },
       ],
     },
@@ -266,19 +267,32 @@ function klFigure(run: RunData): FigureSpec {
 function violationFigure(run: RunData): FigureSpec {
   const delta = num(configValue(run.config, "algo.kl_radius"));
   if (run.sweep && run.sweep.length > 0) {
-    const rows = run.sweep.map((r) => ({ radius: r.kl_radius, value: r.violation_rate, agent: agentLabel(r.agent) }));
+    const rows = run.sweep.map((r) => ({
+      radius: r.kl_radius,
+      value: r.violation_rate,
+      agent: agentLabel(r.agent),
+    }));
     const layers: object[] = [
       {
         mark: { type: "line", point: { filled: true, size: 45 } },
         encoding: {
-          x: { field: "radius", type: "quantitative", title: "trust-region radius δ (log scale)", scale: { type: "log" } },
+          x: {
+            field: "radius",
+            type: "quantitative",
+            title: "trust-region radius δ (log scale)",
+            scale: { type: "log" },
+          },
           y: { field: "value", type: "quantitative", title: "violation rate", scale: { domain: [0, 1] } },
           color: agentColor(run),
         },
       },
     ];
     if (delta !== null) {
-      layers.push({ data: { values: [{ radius: delta }] }, mark: { type: "rule", strokeDash: [4, 3], color: "#888" }, encoding: { x: { field: "radius", type: "quantitative" } } });
+      layers.push({
+        data: { values: [{ radius: delta }] },
+        mark: { type: "rule", strokeDash: [4, 3], color: "#888" },
+        encoding: { x: { field: "radius", type: "quantitative" } },
+      });
     }
     return {
       id: "fig-violation",
@@ -287,7 +301,13 @@ function violationFigure(run: RunData): FigureSpec {
       caption:
         "Share of rejected candidates per agent over a sweep of the radius δ (sweep.jsonl); the dashed rule is " +
         "the run's own δ. Agents later in the update order are expected to violate more often.",
-      spec: { width: W + 120, height: H, data: { values: rows }, layer: layers, config: BASE_CONFIG } as TopLevelSpec,
+      spec: {
+        width: W + 120,
+        height: H,
+        data: { values: rows },
+        layer: layers,
+        config: BASE_CONFIG,
+      } as TopLevelSpec,
     };
   }
   const rows = agentRows(run, "trust_region/violation_rate");
@@ -305,7 +325,11 @@ function violationFigure(run: RunData): FigureSpec {
             height: H,
             data: { values: rows },
             mark: { type: "line", point: { filled: true, size: 45 } },
-            encoding: { x: stepAxis, y: { field: "value", type: "quantitative", title: "violation rate", scale: { domain: [0, 1] } }, color: agentColor(run) },
+            encoding: {
+              x: stepAxis,
+              y: { field: "value", type: "quantitative", title: "violation rate", scale: { domain: [0, 1] } },
+              color: agentColor(run),
+            },
             config: BASE_CONFIG,
           } as TopLevelSpec)
         : null,
@@ -324,7 +348,13 @@ function backtracksFigure(run: RunData): FigureSpec {
       xOffset: { field: "agent", type: "nominal", scale: { domain: agentDomain(run) } },
     },
     layer: [
-      { mark: { type: "bar" }, encoding: { y: { field: "value", type: "quantitative", title: "backtracks j" }, color: agentColor(run) } },
+      {
+        mark: { type: "bar" },
+        encoding: {
+          y: { field: "value", type: "quantitative", title: "backtracks j" },
+          color: agentColor(run),
+        },
+      },
       {
         transform: [{ filter: "datum.accepted === 0" }],
         mark: { type: "text", text: "✕ kept old", dy: -8, fontSize: 10, color: "#d62728" },
@@ -336,7 +366,8 @@ function backtracksFigure(run: RunData): FigureSpec {
   return {
     id: "fig-backtracks",
     title: "Backtracking steps per agent and stage",
-    caption: "Line-search steps j taken before an update passed the trust-region check; “✕ kept old” marks an agent whose every candidate was rejected.",
+    caption:
+      "Line-search steps j taken before an update passed the trust-region check; “✕ kept old” marks an agent whose every candidate was rejected.",
     spec: rows.length > 0 ? (spec as TopLevelSpec) : null,
     empty: rows.length > 0 ? undefined : "no trust_region/backtracks in stages.jsonl",
   };
@@ -367,20 +398,6 @@ function symlogTicks(values: number[], floor: number): number[] {
   return ticks;
 }
 
-/** Stages whose lower bound was vacuous (the flag if logged, else bound ≤ 0), and stages with a bound. */
-export function vacuousStages(stages: StageRecord[]): { vacuous: number; withBound: number } {
-  let vacuous = 0;
-  let withBound = 0;
-  for (const s of stages) {
-    const lb = num(s["cert/lower_bound"]);
-    const flag = num(s["cert/vacuous"]);
-    if (lb === null && flag === null) continue;
-    withBound++;
-    if (flag !== null ? flag !== 0 : (lb as number) <= 0) vacuous++;
-  }
-  return { vacuous, withBound };
-}
-
 function certificateFigure(run: RunData): FigureSpec {
   const rows: Record<string, unknown>[] = [];
   const bound: Record<string, unknown>[] = [];
@@ -393,7 +410,11 @@ function certificateFigure(run: RunData): FigureSpec {
     const lb = num(s["cert/lower_bound"]);
     if (lb !== null) {
       const flag = num(s["cert/vacuous"]);
-      bound.push({ step: s.step, value: lb, status: (flag !== null ? flag !== 0 : lb <= 0) ? VACUOUS[0] : VACUOUS[1] });
+      bound.push({
+        step: s.step,
+        value: lb,
+        status: (flag !== null ? flag !== 0 : lb <= 0) ? VACUOUS[0] : VACUOUS[1],
+      });
     }
   }
   const all = rows.map((r) => r.value as number);
@@ -417,7 +438,11 @@ function certificateFigure(run: RunData): FigureSpec {
       subtitle: `lower bound vacuous in ${vacuous} of ${withBound} stages${gamma != null ? ` (γ = ${gamma})` : ""}`,
     },
     layer: [
-      { data: { values: [{ value: 0 }] }, mark: { type: "rule", color: "#999" }, encoding: { y: { field: "value", type: "quantitative" } } },
+      {
+        data: { values: [{ value: 0 }] },
+        mark: { type: "rule", color: "#999" },
+        encoding: { y: { field: "value", type: "quantitative" } },
+      },
       {
         data: { values: rows },
         mark: { type: "line", point: { size: 25 } },
@@ -432,7 +457,16 @@ function certificateFigure(run: RunData): FigureSpec {
             scale: { domain: CERT_TERMS.map((t) => t[1]), range: CERT_TERMS.map((t) => t[3]) },
           },
           // The bound is dashed and drawn last, so a penalty it nearly equals stays visible under it.
-          strokeDash: { field: "term", type: "nominal", title: "term", legend: { orient: "right" }, scale: { domain: CERT_TERMS.map((t) => t[1]), range: CERT_TERMS.map((t) => (t[1] === BOUND_LABEL ? [6, 4] : [1, 0])) } },
+          strokeDash: {
+            field: "term",
+            type: "nominal",
+            title: "term",
+            legend: { orient: "right" },
+            scale: {
+              domain: CERT_TERMS.map((t) => t[1]),
+              range: CERT_TERMS.map((t) => (t[1] === BOUND_LABEL ? [6, 4] : [1, 0])),
+            },
+          },
           strokeWidth: { condition: { test: `datum.term === '${BOUND_LABEL}'`, value: 2 }, value: 3 },
           order: { field: "term", sort: "ascending" },
         },
@@ -443,8 +477,20 @@ function certificateFigure(run: RunData): FigureSpec {
         encoding: {
           x: stepAxis,
           y: { field: "value", type: "quantitative" },
-          shape: { field: "status", type: "nominal", title: "lower bound", legend: { orient: "right" }, scale: { domain: VACUOUS, range: ["triangle-down", "circle"] } },
-          fill: { field: "status", type: "nominal", title: "lower bound", legend: { orient: "right" }, scale: { domain: VACUOUS, range: ["#d62728", "#2ca02c"] } },
+          shape: {
+            field: "status",
+            type: "nominal",
+            title: "lower bound",
+            legend: { orient: "right" },
+            scale: { domain: VACUOUS, range: ["triangle-down", "circle"] },
+          },
+          fill: {
+            field: "status",
+            type: "nominal",
+            title: "lower bound",
+            legend: { orient: "right" },
+            scale: { domain: VACUOUS, range: ["#d62728", "#2ca02c"] },
+          },
         },
       },
     ],
@@ -478,10 +524,17 @@ function improvementFigure(run: RunData): FigureSpec {
   const spec = {
     width: W + 120,
     height: H,
-    title: { text: "Held-out improvement with 95% interval", subtitle: `${violations} of ${rows.length} stages with a significant decrease` },
+    title: {
+      text: "Held-out improvement with 95% interval",
+      subtitle: `${violations} of ${rows.length} stages with a significant decrease`,
+    },
     data: { values: rows },
     layer: [
-      { data: { values: [{ value: 0 }] }, mark: { type: "rule", color: "#999", strokeDash: [4, 3] }, encoding: { y: { field: "value", type: "quantitative" } } },
+      {
+        data: { values: [{ value: 0 }] },
+        mark: { type: "rule", color: "#999", strokeDash: [4, 3] },
+        encoding: { y: { field: "value", type: "quantitative" } },
+      },
       {
         transform: [{ filter: "isValid(datum.lo) && isValid(datum.hi)" }],
         mark: { type: "errorbar", ticks: true },
@@ -489,7 +542,12 @@ function improvementFigure(run: RunData): FigureSpec {
           x: stepAxis,
           y: { field: "lo", type: "quantitative", title: "J(new) − J(old), held out" },
           y2: { field: "hi" },
-          color: { field: "status", type: "nominal", title: null, scale: { ...status, range: ["#4c78a8", "#d62728"] } },
+          color: {
+            field: "status",
+            type: "nominal",
+            title: null,
+            scale: { ...status, range: ["#4c78a8", "#d62728"] },
+          },
         },
       },
       {
@@ -497,8 +555,18 @@ function improvementFigure(run: RunData): FigureSpec {
         encoding: {
           x: stepAxis,
           y: { field: "value", type: "quantitative" },
-          color: { field: "status", type: "nominal", title: null, scale: { ...status, range: ["#4c78a8", "#d62728"] } },
-          shape: { field: "status", type: "nominal", title: null, scale: { ...status, range: ["circle", "triangle-down"] } },
+          color: {
+            field: "status",
+            type: "nominal",
+            title: null,
+            scale: { ...status, range: ["#4c78a8", "#d62728"] },
+          },
+          shape: {
+            field: "status",
+            type: "nominal",
+            title: null,
+            scale: { ...status, range: ["circle", "triangle-down"] },
+          },
         },
       },
     ],
@@ -517,7 +585,14 @@ function improvementFigure(run: RunData): FigureSpec {
 
 /** The specs of every figure, in page order (pure; no rendering). */
 export function buildFigures(run: RunData): FigureSpec[] {
-  return [rewardFigure(run), klFigure(run), violationFigure(run), backtracksFigure(run), certificateFigure(run), improvementFigure(run)];
+  return [
+    rewardFigure(run),
+    klFigure(run),
+    violationFigure(run),
+    backtracksFigure(run),
+    certificateFigure(run),
+    improvementFigure(run),
+  ];
 }
 
 /**
@@ -525,9 +600,13 @@ export function buildFigures(run: RunData): FigureSpec[] {
  * view go to `warnings` instead of the console (library code never prints).
  */
 export async function renderSvg(spec: TopLevelSpec, warnings: string[] = []): Promise<string> {
-  const logger = vega.logger(vega.Warn, undefined, (_method: string, level: string, input: readonly unknown[]) => {
-    warnings.push(`${level} ${input.map(String).join(" ")}`);
-  });
+  const logger = vega.logger(
+    vega.Warn,
+    undefined,
+    (_method: string, level: string, input: readonly unknown[]) => {
+      warnings.push(`${level} ${input.map(String).join(" ")}`);
+    },
+  );
   const view = new vega.View(vega.parse(compile(spec, { logger }).spec), { renderer: "none", logger });
   try {
     return await view.toSVG();
@@ -545,4 +624,3 @@ export async function renderFigures(run: RunData): Promise<RenderedFigure[]> {
   }
   return out;
 }
-

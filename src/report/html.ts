@@ -7,14 +7,18 @@
 import { join } from "node:path";
 import YAML from "yaml";
 import { writeFileAtomic } from "../io/atomic.js";
-import { evalInterval, num, primaryMetric, renderFigures, teamEvalNames, vacuousStages, type RenderedFigure } from "./charts.js";
+import { renderFigures, type RenderedFigure } from "./charts.js";
+import { evalInterval, evalMetricKeys, num, primaryMetric, teamEvalNames, vacuousStages } from "./summary.js";
 import { configValue, readRun, type EvalRecord, type RunData, type StageRecord } from "./read.js";
 
 export const REPORT_FILE = "report.html";
 
 /** Escapes text for HTML element content and quoted attribute values. */
 export function escapeHtml(value: unknown): string {
-  return String(value).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+  return String(value).replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!,
+  );
 }
 
 /** A number for a table cell: integers as they are, large values grouped, small ones to ~3 significant digits. */
@@ -45,7 +49,9 @@ function radiusText(config: Record<string, unknown> | null): string {
   const perAgent = configValue(config, "team.kl_radius");
   let text = base === undefined ? "–" : String(base);
   if (Array.isArray(perAgent)) {
-    const overrides = perAgent.map((d, i) => (d === null || d === undefined ? null : `agent ${i}: ${d}`)).filter((x) => x);
+    const overrides = perAgent
+      .map((d, i) => (d === null || d === undefined ? null : `agent ${i}: ${d}`))
+      .filter((x) => x);
     if (overrides.length > 0) text += ` (${overrides.join(", ")})`;
   }
   return text;
@@ -61,7 +67,10 @@ function summary(run: RunData): string {
   const maxSteps = configValue(c, "run.max_steps");
   const items: [string, string][] = [
     ["task", typeof dataset === "string" && dataset !== "" ? `dataset ${dataset}` : v("tasks.name")],
-    ["agents", `${v("team.n_agents")} (${v("team.protocol")}, ${v("team.rounds")} round${v("team.rounds") === "1" ? "" : "s"})`],
+    [
+      "agents",
+      `${v("team.n_agents")} (${v("team.protocol")}, ${v("team.rounds")} round${v("team.rounds") === "1" ? "" : "s"})`,
+    ],
     ["algorithm", `${v("algo.name")}, order ${v("algo.order")}`],
     ["seed", v("run.seed")],
     ["trust region δ", radiusText(c)],
@@ -80,14 +89,19 @@ function statements(run: RunData): string {
   const gamma = run.stages.map((s) => num(s["cert/gamma"])).find((g) => g !== null);
   const g = gamma != null ? ` (γ = ${formatNumber(gamma)})` : "";
   if (withBound > 0 && vacuous > 0) {
-    const share = vacuous === withBound ? `in every stage (${vacuous} of ${withBound})` : `in ${vacuous} of ${withBound} stages`;
+    const share =
+      vacuous === withBound
+        ? `in every stage (${vacuous} of ${withBound})`
+        : `in ${vacuous} of ${withBound} stages`;
     out.push(
       `<p class="verdict vacuous" id="certificate-vacuous"><strong>The certificate was vacuous ${share}${escapeHtml(g)}:</strong> ` +
         "its lower bound on the team's improvement was not positive, so for those stages it guarantees nothing. " +
         "The held-out improvement measured below is the evidence that counts.</p>",
     );
   } else if (withBound > 0) {
-    out.push(`<p class="verdict ok">The certificate's lower bound was positive in all ${withBound} stages${escapeHtml(g)}.</p>`);
+    out.push(
+      `<p class="verdict ok">The certificate's lower bound was positive in all ${withBound} stages${escapeHtml(g)}.</p>`,
+    );
   }
   const measured = run.stages.filter((s) => num(s["cert/improvement"]) !== null);
   if (measured.length > 0) {
@@ -105,30 +119,19 @@ function statements(run: RunData): string {
 // ---------------------------------------------------------------------------------------------
 // Tables.
 
-const CI_KEY = /(^|[_/])ci_(low|high)($|[_/])/;
-const NOT_METRICS = new Set(["step", "n", "time", "epoch", "agent"]);
-
-/** Metric columns of eval rows: numeric keys that are not bookkeeping or intervals; avg/pass/maj first by k. */
-export function evalMetricKeys(rows: Record<string, unknown>[]): string[] {
-  const keys = new Set<string>();
-  for (const r of rows) for (const [k, v] of Object.entries(r)) if (typeof v === "number" && !NOT_METRICS.has(k) && !CI_KEY.test(k)) keys.add(k);
-  const rank = (k: string) => {
-    const m = /^(avg|pass|maj)@(\d+)$/.exec(k);
-    return m ? ["avg", "pass", "maj"].indexOf(m[1]) * 1e6 + Number(m[2]) : 1e9;
-  };
-  return [...keys].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
-}
-
 function valueWithInterval(row: Record<string, unknown> | undefined, metric: string): string {
   if (!row || num(row[metric]) === null) return `<td class="num">–</td>`;
   const ci = evalInterval(row, metric);
-  const ciText = ci ? ` <span class="ci">[${escapeHtml(formatNumber(ci[0]))}, ${escapeHtml(formatNumber(ci[1]))}]</span>` : "";
+  const ciText = ci
+    ? ` <span class="ci">[${escapeHtml(formatNumber(ci[0]))}, ${escapeHtml(formatNumber(ci[1]))}]</span>`
+    : "";
   return `<td class="num">${escapeHtml(formatNumber(row[metric]))}${ciText}</td>`;
 }
 
 /** Latest evaluation of every (name, task), one column per name (team first, baselines beside it). */
 function evalTable(run: RunData): string {
-  if (run.evals.length === 0) return `<p class="empty">No evaluations recorded (eval.jsonl is missing or empty).</p>`;
+  if (run.evals.length === 0)
+    return `<p class="empty">No evaluations recorded (eval.jsonl is missing or empty).</p>`;
   const latest = new Map<string, EvalRecord>();
   for (const r of run.evals) {
     const key = `${r.name ?? "?"}\u0000${r.task ?? ""}`;
@@ -144,7 +147,9 @@ function evalTable(run: RunData): string {
   const metrics = evalMetricKeys(run.evals);
   const stepOf = (name: string) => {
     const steps = [...latest.values()].filter((r) => (r.name ?? "?") === name).map((r) => r.step);
-    return steps.length > 0 && steps.every((s) => s === steps[0]) && steps[0] !== undefined ? ` (step ${steps[0]})` : "";
+    return steps.length > 0 && steps.every((s) => s === steps[0]) && steps[0] !== undefined
+      ? ` (step ${steps[0]})`
+      : "";
   };
   const rows: string[][] = [];
   for (const task of tasks) {
@@ -158,7 +163,12 @@ function evalTable(run: RunData): string {
       ]);
     }
   }
-  const main = table("eval-table", ["task", "metric", ...names.map((n) => n + stepOf(n))], rows, "Latest evaluation of the team and each baseline, with 95% intervals where logged");
+  const main = table(
+    "eval-table",
+    ["task", "metric", ...names.map((n) => n + stepOf(n))],
+    rows,
+    "Latest evaluation of the team and each baseline, with 95% intervals where logged",
+  );
   // Every row as logged, for the history and the per-agent scores.
   const allRows = run.evals.map((r) => {
     const perAgent = Array.isArray(r.per_agent)
@@ -171,9 +181,21 @@ function evalTable(run: RunData): string {
           .filter((x) => x !== null)
           .join(" · ")
       : "";
-    return [cell(r.step), `<td>${escapeHtml(r.name ?? "–")}</td>`, `<td>${escapeHtml(r.task ?? "–")}</td>`, cell(r.n), ...metrics.map((m) => valueWithInterval(r, m)), `<td>${escapeHtml(perAgent)}</td>`];
+    return [
+      cell(r.step),
+      `<td>${escapeHtml(r.name ?? "–")}</td>`,
+      `<td>${escapeHtml(r.task ?? "–")}</td>`,
+      cell(r.n),
+      ...metrics.map((m) => valueWithInterval(r, m)),
+      `<td>${escapeHtml(perAgent)}</td>`,
+    ];
   });
-  const history = table("eval-history", ["step", "name", "task", "n", ...metrics, "per agent (headline metric)"], allRows, "Every evaluation in eval.jsonl");
+  const history = table(
+    "eval-history",
+    ["step", "name", "task", "n", ...metrics, "per agent (headline metric)"],
+    allRows,
+    "Every evaluation in eval.jsonl",
+  );
   return `${main}\n<details><summary>All evaluation rows (${run.evals.length})</summary>${history}</details>`;
 }
 
@@ -187,13 +209,18 @@ function heldOutAccuracy(s: StageRecord): string {
 }
 
 function stageTable(run: RunData): string {
-  if (run.stages.length === 0) return `<p class="empty">No stages recorded (stages.jsonl is missing or empty).</p>`;
+  if (run.stages.length === 0)
+    return `<p class="empty">No stages recorded (stages.jsonl is missing or empty).</p>`;
   const rows = run.stages.map((s) => {
     const sigma = Array.isArray(s["order/sigma"]) ? s["order/sigma"].join(" → ") : "–";
     const lo = num(s["cert/improvement_ci_low"]);
     const hi = num(s["cert/improvement_ci_high"]);
     const imp = num(s["cert/improvement"]);
-    const impText = imp === null ? "–" : formatNumber(imp) + (lo !== null && hi !== null ? ` [${formatNumber(lo)}, ${formatNumber(hi)}]` : "");
+    const impText =
+      imp === null
+        ? "–"
+        : formatNumber(imp) +
+          (lo !== null && hi !== null ? ` [${formatNumber(lo)}, ${formatNumber(hi)}]` : "");
     const vac = num(s["cert/vacuous"]);
     const mono = num(s["cert/monotonicity_violation"]);
     return [
@@ -211,7 +238,18 @@ function stageTable(run: RunData): string {
   });
   const team = table(
     "stage-table",
-    ["stage", "order σ", "reward", "held-out acc.", "Σ surrogate gain", "lower bound", "vacuous", "improvement [95%]", "monotonicity", "time (s)"],
+    [
+      "stage",
+      "order σ",
+      "reward",
+      "held-out acc.",
+      "Σ surrogate gain",
+      "lower bound",
+      "vacuous",
+      "improvement [95%]",
+      "monotonicity",
+      "time (s)",
+    ],
     rows,
     "Team-level record of every stage",
   );
@@ -237,7 +275,20 @@ function stageTable(run: RunData): string {
   }
   const agents = table(
     "agent-table",
-    ["stage", "agent", "position", "KL quantile", "KL max", "δ", "violation rate", "backtracks", "accepted", "β next", "surrogate gain", "trunc. bias ζ"],
+    [
+      "stage",
+      "agent",
+      "position",
+      "KL quantile",
+      "KL max",
+      "δ",
+      "violation rate",
+      "backtracks",
+      "accepted",
+      "β next",
+      "surrogate gain",
+      "trunc. bias ζ",
+    ],
     agentRows,
     "Per-agent record of every stage (position is 0-based in the update order σ)",
   );
@@ -246,10 +297,8 @@ function stageTable(run: RunData): string {
 
 function figureHtml(f: RenderedFigure): string {
   const body = f.svg ?? `<p class="empty">No data: ${escapeHtml(f.empty ?? "nothing to draw")}.</p>`;
-  const width = Number(/^<svg[^>]*\swidth="(\d+(?:\.\d+)?)"/.exec(f.svg ?? "")?.[1] ?? 0);
-  const cls = width > 560 ? ` class="wide"` : "";
   const source = f.source ? ` data-source="${escapeHtml(f.source)}"` : "";
-  return `<figure id="${escapeHtml(f.id)}"${cls}${source}><h3>${escapeHtml(f.title)}</h3>${body}<figcaption>${escapeHtml(f.caption)}</figcaption></figure>`;
+  return `<figure id="${escapeHtml(f.id)}"${source}><h3>${escapeHtml(f.title)}</h3>${body}<figcaption>${escapeHtml(f.caption)}</figcaption></figure>`;
 }
 
 const CSS = `
@@ -266,9 +315,8 @@ code{font:12px ui-monospace,Menlo,Consolas,monospace}
 .verdict{padding:10px 14px;border-radius:6px;margin:12px 0}
 .verdict.vacuous{background:var(--bad-bg);border-left:4px solid var(--bad)}.verdict.ok{background:var(--ok-bg);border-left:4px solid var(--ok)}
 .warnings{background:#fff8e1;border-left:4px solid #f9a825;padding:8px 14px 8px 32px;margin:12px 0}
-.figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(540px,1fr));gap:18px}
+.figures{display:grid;grid-template-columns:minmax(0,1fr);gap:18px}
 figure{margin:0;padding:14px;background:#fff;border:1px solid var(--line);border-radius:8px;min-width:0;overflow-x:auto}
-figure.wide{grid-column:1/-1}
 figure svg{display:block;max-width:100%;height:auto}
 figcaption{color:var(--muted);font-size:12.5px;margin-top:8px}
 table{border-collapse:collapse;background:#fff;margin:8px 0 12px;font-size:13px}
@@ -285,11 +333,17 @@ footer{color:var(--muted);font-size:12px;margin-top:40px}
 @media print{body{background:#fff}figure{break-inside:avoid}}
 `;
 
-/** Renders the report of an already-read run. */
-export async function renderRunReport(run: RunData): Promise<string> {
-  const figures = await renderFigures(run);
-  const lastTime = run.stages.map((s) => num(s.time)).filter((t) => t !== null).pop();
-  const when = lastTime != null ? ` · last stage written ${new Date(lastTime * 1000).toISOString().replace(".000Z", "Z")}` : "";
+/** Renders the report of an already-read run (`figures`: already rendered charts of that run, if any). */
+export async function renderRunReport(run: RunData, figures?: RenderedFigure[]): Promise<string> {
+  figures ??= await renderFigures(run);
+  const lastTime = run.stages
+    .map((s) => num(s.time))
+    .filter((t) => t !== null)
+    .pop();
+  const when =
+    lastTime != null
+      ? ` · last stage written ${new Date(lastTime * 1000).toISOString().replace(".000Z", "Z")}`
+      : "";
   const warnings =
     run.warnings.length > 0
       ? `<ul class="warnings" id="warnings">${run.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join("")}</ul>`
@@ -336,7 +390,10 @@ export async function renderReport(runDir: string): Promise<string> {
 }
 
 /** Writes the report atomically to `outPath` (default <runDir>/report.html); returns the path written. */
-export async function writeReport(runDir: string, outPath: string = join(runDir, REPORT_FILE)): Promise<string> {
+export async function writeReport(
+  runDir: string,
+  outPath: string = join(runDir, REPORT_FILE),
+): Promise<string> {
   const html = await renderReport(runDir);
   writeFileAtomic(outPath, html);
   return outPath;

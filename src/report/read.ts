@@ -113,7 +113,8 @@ export function parseJsonlLines(text: string, label: string, warnings: string[])
     let problem: string | null = null;
     try {
       record = JSON.parse(raw);
-      if (typeof record !== "object" || record === null || Array.isArray(record)) problem = "not a JSON object";
+      if (typeof record !== "object" || record === null || Array.isArray(record))
+        problem = "not a JSON object";
     } catch (err) {
       problem = `not valid JSON (${(err as Error).message.split("\n")[0]})`;
     }
@@ -128,7 +129,9 @@ export function parseJsonlLines(text: string, label: string, warnings: string[])
 function describe(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "a list";
-  return typeof v === "string" ? `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v)}` : typeof v;
+  return typeof v === "string"
+    ? `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v)}`
+    : typeof v;
 }
 
 /** Every key that looks like a metric (has a "/" or "@") must be a number or null, or a list of numbers. */
