@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Rng } from "../src/engine/rng.js";
-import { klRow, projectToTrustRegion } from "../src/algorithm/index.js";
+import { defaultStageConfig, klRow, projectToTrustRegion, runStage } from "../src/algorithm/index.js";
 import {
   antiCoordinationGame,
   blockStep,
@@ -16,6 +16,10 @@ import {
   tiltToRadius,
   trustRegionStep,
   agentAdvantage,
+  analyseStage,
+  makeCollect,
+  tablesOf,
+  TabularPolicy,
   type Tables,
   type TabularGame,
 } from "../src/testbed/index.js";
@@ -302,5 +306,61 @@ test("Stage 0: a projected swap keeps the single-step and stage bounds", (t) => 
   assert.ok(projectedStates > 0);
   t.diagnostic(
     `swaps=60 projected states=${projectedStates} steps=${stats.steps} min step slack=${stats.worstPaperSlack.toExponential(2)} min stage slack=${stats.worstStageSlack.toExponential(2)}`,
+  );
+});
+
+test("runStage on sampled rollouts (gradient steps): the exact bounds hold at every block step; J decreases are counted", async (t) => {
+  const rng = new Rng(31);
+  let steps = 0;
+  let decreases = 0;
+  let stageDecreases = 0;
+  let vacuous = 0;
+  let cpoPositive = 0;
+  let stages = 0;
+  for (let g = 0; g < 12; g++) {
+    const game = randomGame(rng, GAME);
+    const team = [0, 1, 2].map(
+      () =>
+        new TabularPolicy(
+          6,
+          3,
+          { kind: "adam", lr: 0.05 },
+          Float64Array.from({ length: 18 }, () => rng.normal()),
+        ),
+    );
+    const collect = makeCollect(game, { kind: "sample", rng: rng.fork(`rollout/${g}`), groupSize: 4 });
+    const cfg = defaultStageConfig(3, { promptsPerStage: 16, miniBatchGroups: 4, order: "random" });
+    let beta = [0.05, 0.05, 0.05];
+    for (let step = 0; step < 4; step++) {
+      const before = tablesOf(team);
+      const rec = await runStage({
+        team,
+        collect,
+        config: cfg,
+        klCoef: beta,
+        rng: rng.fork(`stage/${g}/${step}`),
+        step,
+      });
+      beta = rec.agents.map((a) => a.klCoefNext);
+      const an = analyseStage(game, before, tablesOf(team), rec.sigma, cfg.klRadius);
+      for (const s of an.steps) {
+        steps++;
+        const gain = s.jAfter - s.jBefore;
+        assert.ok(
+          gain >= s.paperBound - TOL && gain >= s.cpoBound - TOL,
+          `bound violated: ΔJ ${gain}, paper ${s.paperBound}, cpo ${s.cpoBound}`,
+        );
+        if (gain < -TOL) decreases++;
+        if (s.paperBound <= 0) vacuous++;
+        if (s.cpoBound > 0) cpoPositive++;
+      }
+      assert.ok(an.jAfter - an.jBefore >= an.paperBound - TOL);
+      stages++;
+      if (an.jAfter < an.jBefore - TOL) stageDecreases++;
+    }
+  }
+  t.diagnostic(
+    `stages=${stages} block steps=${steps} J-decrease rate per step=${(decreases / steps).toFixed(3)} per stage=${(stageDecreases / stages).toFixed(3)} ` +
+      `paper vacuous=${(vacuous / steps).toFixed(3)} CPO positive=${(cpoPositive / steps).toFixed(3)}`,
   );
 });

@@ -277,3 +277,43 @@ export function trustRegionStep(
   }
   return next;
 }
+
+export interface StageAnalysis {
+  jBefore: number;
+  jAfter: number;
+  /** Per block step in order σ (agent σ[i] moves from its `before` table to its `after` table). */
+  steps: BlockStep[];
+  /** Σ of the paper's single-step bounds (Thm 4.4) and of the CPO bounds. */
+  paperBound: number;
+  cpoBound: number;
+}
+
+/**
+ * Exact certificate of a finished stage (e.g. one run by runStage on sampled data): replays the
+ * block steps in order σ from the tables before the stage to the tables after it. Each step's paper
+ * bound uses radius max(δ_i, the step's exact max KL), so it is valid even where the sampled check
+ * let some state exceed δ_i.
+ */
+export function analyseStage(
+  game: TabularGame,
+  before: Tables,
+  after: Tables,
+  sigma: readonly number[],
+  deltas: readonly number[],
+): StageAnalysis {
+  let cur = before.slice();
+  const steps: BlockStep[] = [];
+  for (const a of sigma) {
+    const probe = blockStep(game, cur, a, after[a], deltas[a]);
+    steps.push(probe.klMax > deltas[a] ? blockStep(game, cur, a, after[a], probe.klMax) : probe);
+    cur = cur.slice();
+    cur[a] = after[a];
+  }
+  return {
+    jBefore: evaluate(game, before).J,
+    jAfter: evaluate(game, cur).J,
+    steps,
+    paperBound: steps.reduce((s, x) => s + x.paperBound, 0),
+    cpoBound: steps.reduce((s, x) => s + x.cpoBound, 0),
+  };
+}

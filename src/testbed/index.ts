@@ -20,10 +20,12 @@ export {
   tiltToRadius,
   trustRegionStep,
   blockStep,
+  analyseStage,
   solveLinear,
   type Tables,
   type Evaluation,
   type BlockStep,
+  type StageAnalysis,
 } from "./exact.js";
 export {
   sampleTrajectories,
