@@ -144,7 +144,7 @@ test("fixture: evaluation table puts the latest team result beside the baselines
     .filter((r) => r.name === "sat")
     .sort((a, b) => (b.step as number) - (a.step as number))[0];
   const avg = rows.find((r) => r[1] === "avg@1")!;
-  assert.equal(avg[3], `${latestSat["avg@1"]} [${latestSat["avg@1_ci_low"]}, ${latestSat["avg@1_ci_high"]}]`);
+  assert.equal(avg[3], `${latestSat["avg@1"]} [${latestSat["avg@1/ci_low"]}, ${latestSat["avg@1/ci_high"]}]`);
   assert.equal(tableRows(html, "eval-history").length, evalFile.length);
 });
 

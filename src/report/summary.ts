@@ -53,7 +53,8 @@ export function vacuousStages(stages: StageRecord[]): { vacuous: number; withBou
 }
 
 const CI_KEY = /(^|[_/])ci_(low|high)($|[_/])/;
-const NOT_METRICS = new Set(["step", "n", "time", "epoch", "agent"]);
+// Bookkeeping numbers of an eval row (src/eval/evaluate.ts evalRows), not scores.
+const NOT_METRICS = new Set(["step", "n", "time", "epoch", "agent", "num_prompts", "budget_factor"]);
 
 /** Metric columns of eval rows: numeric keys that are not bookkeeping or intervals; avg/pass/maj first by k. */
 export function evalMetricKeys(rows: Record<string, unknown>[]): string[] {
