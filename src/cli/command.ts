@@ -40,6 +40,8 @@ export interface CommandSpec {
   flags: FlagGroup;
   options?: OptionSpec[];
   subcommands?: CommandSpec[];
+  /** Config values (dotted paths) this command uses where the user's file and flags set none. */
+  defaults?: Readonly<Record<string, unknown>>;
   run?: (ctx: CommandContext) => Promise<number | void> | number | void;
 }
 

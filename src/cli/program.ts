@@ -300,7 +300,10 @@ async function execute(
       sets: flagSets,
       bareSets: overrides,
       flags: keyFlags,
-      fallbacks: spec.flags === "run" ? { "run.output_dir": resumedRun ?? freshDir } : {},
+      fallbacks: {
+        ...(spec.defaults ?? {}),
+        ...(spec.flags === "run" ? { "run.output_dir": resumedRun ?? freshDir } : {}),
+      },
     });
     if (flags.resume === true && config.run.output_dir === freshDir) {
       throw new UsageError(
