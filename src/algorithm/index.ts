@@ -20,6 +20,7 @@ export {
 } from "./config.js";
 export { runStage, type StageInput, type StageRecord, type AgentStageRecord, type Collect } from "./stage.js";
 export { stageMetrics } from "./metrics.js";
+export { scoreAgent, updateAgent, predictGain, type AgentRef, type UpdateOutcome } from "./update.js";
 export {
   certificate,
   certificateAMax,

@@ -3,7 +3,7 @@
  * Non-finite numbers become null (JSON has no NaN/Inf).
  */
 import type { MetricRecord } from "./policy.js";
-import type { StageRecord } from "./stage.js";
+import type { StageRecord } from "./record.js";
 
 const finite = (x: number): number | null => (Number.isFinite(x) ? x : null);
 

@@ -6,33 +6,33 @@
  *   happo  order σ, w = untruncated product of earlier agents' ratios, π_cur advantages, clip only;
  *   single one agent, GRPO (clip only).
  * KL statistics are measured for every algorithm (so violation rates compare), enforced for sat only.
- *
- * Backtracking and optimizer state: the full step (j = 0) keeps the optimizer state the epochs
- * produced. Any rejection restores parameters and optimizer state from the snapshot; a candidate
- * θ_cur + ξ^j·Δ accepted after a rejection therefore keeps the snapshot's optimizer state.
+ * The per-agent update, trust-region check and backtracking live in update.ts.
  *
  * Held-out improvement: two independent reward samples (Welch interval); when both held-out batches
  * are exact enumerations (every trajectory has a weight) the difference of exact means is used.
  *
  * Greedy order: each agent's predicted gain is its clipped-surrogate gain L̂ after one full-batch
- * optimizer step from θ_cur (β·KL included in the step), measured and then undone by restore().
+ * optimizer step from θ_cur (β·KL included in the step), measured and then undone by restore();
+ * agents go in descending predicted gain, ties to the lower index.
  */
 import type { Rng } from "../engine/rng.js";
-import { chosenLogp, prepareBatch, type PreparedBatch } from "./batch.js";
+import { prepareBatch, type PreparedBatch } from "./batch.js";
 import { gaeScores, normaliseAdvantages } from "./advantages.js";
 import {
   certificate,
   certificateAMax,
   empiricalImprovement,
   exactImprovement,
-  type Certificate,
   type EmpiricalImprovement,
 } from "./certificate.js";
 import { validateStageConfig, type StageConfig } from "./config.js";
-import { dkwSlack, entropyRow, klRows, weightedQuantile } from "./kl.js";
 import { stageMetrics } from "./metrics.js";
+import { agentRecord, rewardStats, type AgentStageRecord, type StageRecord } from "./record.js";
 import type { MetricsSink, TrainablePolicy, Trajectory, ValuePolicy } from "./policy.js";
-import { statesOf, surrogate, type SurrogateData } from "./surrogate.js";
+import type { SurrogateData } from "./surrogate.js";
+import { predictGain, scoreAgent, trajectoriesOf, updateAgent, type AgentRef } from "./update.js";
+
+export type { AgentStageRecord, StageRecord } from "./record.js";
 
 export type Collect = (team: TrainablePolicy[], nPrompts: number) => Trajectory[] | Promise<Trajectory[]>;
 
@@ -54,314 +54,6 @@ export interface StageInput {
   heldOutPrompts?: number;
   /** Clock for timing metrics (seconds); sink only, never in the record. */
   now?: () => number;
-}
-
-export interface AgentStageRecord {
-  agent: number;
-  /** 0-based place in σ. */
-  position: number;
-  klCoef: number;
-  klCoefNext: number;
-  klRadius: number;
-  /** Exact per-state KL(π_new ‖ π_cur) of the kept parameters: quantile at config.klQuantile, max, mean. */
-  klQuantile: number;
-  klMax: number;
-  klMean: number;
-  numStates: number;
-  dkwSlack: number;
-  /** 1 when the first candidate (the full step) violated the trust region. */
-  violation: 0 | 1;
-  /** Violating candidates ÷ candidates tried. */
-  violationRate: number;
-  candidatesTried: number;
-  /** j of the kept candidate (0 = full step); equals candidatesTried when the null update was kept. */
-  backtracks: number;
-  /** ξ^j, 0 for the null update. */
-  stepScale: number;
-  /** 0 = null update kept. */
-  accepted: 0 | 1;
-  /** L̂ of the kept parameters, mean over the trajectories where the agent acted. */
-  surrogateGain: number;
-  /** Share of the batch's (prior-weighted) trajectories where the agent acted: L̂ per episode = gain × this. */
-  fracEpisodes: number;
-  gainPredicted: number | null;
-  /** ζ = mean_τ |W(τ) − w(τ)|·|Ã(τ)| over the agent's trajectories. */
-  truncBias: number;
-  /** N_i: trajectories where the agent acted. */
-  numEpisodes: number;
-  logpDiffMean: number;
-  logpDiffMax: number;
-  isWeightMean: number;
-  isWeightMin: number;
-  isEss: number;
-  advMean: number;
-  advMin: number;
-  advMax: number;
-  advClipFrac: number;
-  pgClipFrac: number;
-  pgLoss: number;
-  ppoKl: number;
-  /** Mean entropy of π_cur over the agent's states. */
-  entropy: number;
-}
-
-export interface StageRecord {
-  step: number;
-  algo: StageConfig["algo"];
-  intermediate: StageConfig["intermediate"];
-  advEstimator: StageConfig["advEstimator"];
-  sigma: number[];
-  numTrajectories: number;
-  maxGroupSize: number;
-  rewardMean: number;
-  rewardStd: number;
-  rewardMin: number;
-  rewardMax: number;
-  fracZeroStd: number;
-  /** In agent index order. */
-  agents: AgentStageRecord[];
-  certificate: Certificate;
-  improvement: EmpiricalImprovement | null;
-}
-
-interface AgentRef {
-  /** (S_a, V) π_cur rows and (S_a) chosen-token log-probs. */
-  rows: Float64Array;
-  chosen: Float64Array;
-}
-
-function scoreAgent(policy: TrainablePolicy, batch: PreparedBatch, a: number, V: number): AgentRef {
-  const ag = batch.agents[a];
-  const raw = ag.refs.length > 0 ? policy.logProbs(batch.trajs, ag.refs) : new Float64Array(0);
-  if (raw.length !== ag.refs.length * V)
-    throw new Error(
-      `runStage: agent ${a} logProbs returned ${raw.length} values for ${ag.refs.length} states × V=${V}`,
-    );
-  const rows = Float64Array.from(raw);
-  return { rows, chosen: chosenLogp(rows, ag.tokens, V) };
-}
-
-function trajectoriesOf(batch: PreparedBatch, a: number): number[] {
-  const off = batch.agents[a].offsets;
-  const out: number[] = [];
-  for (let i = 0; i < batch.trajs.length; i++) if (off[i + 1] > off[i]) out.push(i);
-  return out;
-}
-
-/** Prompt groups restricted to `trajList`, for minibatching (a group is never split). */
-function groupsOf(batch: PreparedBatch, trajList: readonly number[]): number[][] {
-  const byGroup = new Map<number, number[]>();
-  for (const i of trajList) {
-    const g = batch.groupOf[i];
-    const list = byGroup.get(g);
-    if (list) list.push(i);
-    else byGroup.set(g, [i]);
-  }
-  return [...byGroup.keys()].sort((x, y) => x - y).map((g) => byGroup.get(g)!);
-}
-
-interface Evaluation {
-  kls: Float64Array;
-  gain: number;
-  clipTerm: number;
-  clipFrac: number;
-  ppoKl: number;
-}
-
-/** Scores all of the agent's states at the policy's current parameters. */
-function evaluate(
-  policy: TrainablePolicy,
-  batch: PreparedBatch,
-  d: SurrogateData,
-  trajList: number[],
-): Evaluation {
-  const { V, agent } = d;
-  const raw = policy.logProbs(batch.trajs, agent.refs);
-  const rows = Float64Array.from(raw);
-  const kls = klRows(rows, d.curRows, agent.refs.length, V);
-  const val = surrogate({ ...d, beta: 0 }, trajList, rows, null);
-  return { kls, gain: val.gain, clipTerm: val.objective, clipFrac: val.clipFrac, ppoKl: val.ppoKl };
-}
-
-interface UpdateOutcome {
-  /** Seconds spent in the trust-region check and backtracking. */
-  checkSeconds: number;
-  accepted: 0 | 1;
-  stepScale: number;
-  backtracks: number;
-  candidatesTried: number;
-  violations: number;
-  firstViolation: 0 | 1;
-  kls: Float64Array;
-  gain: number;
-  clipTerm: number;
-  clipFrac: number;
-  ppoKl: number;
-}
-
-/** E epochs of minibatch optimizer steps on the surrogate, then (sat) the trust-region check with backtracking. */
-function updateAgent(
-  policy: TrainablePolicy,
-  batch: PreparedBatch,
-  d: SurrogateData,
-  trajList: number[],
-  cfg: StageConfig,
-  radius: number,
-  enforce: boolean,
-  rng: Rng,
-  now: () => number,
-): UpdateOutcome {
-  const { agent } = d;
-  const S = agent.refs.length;
-  const snap = policy.snapshot();
-  const theta0 = Float64Array.from(policy.getParams());
-  const groups = groupsOf(batch, trajList);
-  for (let e = 0; e < cfg.epochs; e++) {
-    const order = rng.shuffle(groups.map((_, g) => g));
-    for (let m = 0; m < order.length; m += cfg.miniBatchGroups) {
-      const tl = order.slice(m, m + cfg.miniBatchGroups).flatMap((g) => groups[g]);
-      const refs = statesOf(agent, tl).map((k) => agent.refs[k]);
-      const rows = policy.logProbs(batch.trajs, refs);
-      const dlogp = new Float64Array(rows.length);
-      surrogate(d, tl, rows, dlogp);
-      policy.zeroGrad();
-      policy.backward(dlogp);
-      policy.optimizerStep();
-    }
-  }
-  const tCheck = now();
-  const full = evaluate(policy, batch, d, trajList);
-  const quantile = (kls: Float64Array) => weightedQuantile(kls, agent.weights, cfg.klQuantile);
-  if (!enforce) {
-    return {
-      checkSeconds: now() - tCheck,
-      accepted: 1,
-      stepScale: 1,
-      backtracks: 0,
-      candidatesTried: 1,
-      violations: quantile(full.kls) > radius ? 1 : 0,
-      firstViolation: quantile(full.kls) > radius ? 1 : 0,
-      ...full,
-    };
-  }
-  const thetaOpt = policy.getParams();
-  const delta = new Float64Array(theta0.length);
-  for (let x = 0; x < delta.length; x++) delta[x] = thetaOpt[x] - theta0[x];
-  let violations = 0;
-  let firstViolation: 0 | 1 = 0;
-  let tried = 0;
-  for (let j = 0; j <= cfg.maxBacktracks; j++) {
-    const scale = cfg.backtrackRatio ** j;
-    let ev = full;
-    if (j > 0) {
-      policy.restore(snap);
-      const params = policy.getParams();
-      for (let x = 0; x < params.length; x++) params[x] = theta0[x] + scale * delta[x];
-      ev = evaluate(policy, batch, d, trajList);
-    }
-    tried++;
-    const violated = quantile(ev.kls) > radius;
-    if (violated) {
-      violations++;
-      if (j === 0) firstViolation = 1;
-    }
-    if (!violated && ev.gain > 0)
-      return {
-        checkSeconds: now() - tCheck,
-        accepted: 1,
-        stepScale: scale,
-        backtracks: j,
-        candidatesTried: tried,
-        violations,
-        firstViolation,
-        ...ev,
-      };
-  }
-  // Nothing passed: keep π_cur (the null update always satisfies the trust region).
-  policy.restore(snap);
-  return {
-    checkSeconds: now() - tCheck,
-    accepted: 0,
-    stepScale: 0,
-    backtracks: tried,
-    candidatesTried: tried,
-    violations,
-    firstViolation,
-    kls: new Float64Array(S),
-    gain: 0,
-    clipTerm: 0,
-    clipFrac: 0,
-    ppoKl: 0,
-  };
-}
-
-/** Greedy scheduler: predicted gain of each agent after one trial step from θ_cur, undone by restore(). */
-function predictGains(
-  team: TrainablePolicy[],
-  batch: PreparedBatch,
-  refs: AgentRef[],
-  advs: Float64Array[],
-  cfg: StageConfig,
-  klCoef: number[],
-  V: number,
-): number[] {
-  const ones = new Float64Array(batch.trajs.length).fill(1);
-  return team.map((policy, a) => {
-    const trajList = trajectoriesOf(batch, a);
-    if (trajList.length === 0) return 0;
-    const d: SurrogateData = {
-      V,
-      agent: batch.agents[a],
-      curRows: refs[a].rows,
-      curChosen: refs[a].chosen,
-      adv: advs[a],
-      w: ones,
-      prior: batch.prior,
-      clipLow: cfg.clipLow,
-      clipHigh: cfg.clipHigh,
-      beta: cfg.algo === "sat" ? klCoef[a] : 0,
-    };
-    const snap = policy.snapshot();
-    const rows = policy.logProbs(batch.trajs, batch.agents[a].refs);
-    const dlogp = new Float64Array(rows.length);
-    surrogate(d, trajList, rows, dlogp);
-    policy.zeroGrad();
-    policy.backward(dlogp);
-    policy.optimizerStep();
-    const gain = evaluate(policy, batch, d, trajList).gain;
-    policy.restore(snap);
-    return gain;
-  });
-}
-
-function rewardStats(batch: PreparedBatch) {
-  const { trajs, prior } = batch;
-  let sw = 0;
-  let sx = 0;
-  let min = Infinity;
-  let max = -Infinity;
-  for (let i = 0; i < trajs.length; i++) {
-    if (!(prior[i] > 0)) continue;
-    sw += prior[i];
-    sx += prior[i] * trajs[i].reward;
-    min = Math.min(min, trajs[i].reward);
-    max = Math.max(max, trajs[i].reward);
-  }
-  const mean = sw > 0 ? sx / sw : 0;
-  let sv = 0;
-  for (let i = 0; i < trajs.length; i++) if (prior[i] > 0) sv += prior[i] * (trajs[i].reward - mean) ** 2;
-  let zero = 0;
-  for (const g of batch.groups) {
-    const rs = g.filter((i) => prior[i] > 0).map((i) => trajs[i].reward);
-    if (rs.every((r) => r === rs[0])) zero++;
-  }
-  return {
-    rewardMean: mean,
-    rewardStd: sw > 0 ? Math.sqrt(sv / sw) : 0,
-    rewardMin: min,
-    rewardMax: max,
-    fracZeroStd: zero / batch.groups.length,
-  };
 }
 
 /** Advantages for agent a on batch b with intermediate weights w (ω = p·w). */
@@ -451,14 +143,19 @@ export async function runStage(input: StageInput): Promise<StageRecord> {
   let predicted: number[] | null = null;
   if (sequential && cfg.order === "random") sigma = rngOrder.shuffle(sigma);
   if (sequential && cfg.order === "greedy") {
-    const gains = predictGains(
-      team,
-      batch,
-      refs,
-      curAdv.map((r) => r.adv),
-      cfg,
-      input.klCoef,
-      V,
+    const gains = team.map((p, a) =>
+      predictGain(p, batch, {
+        V,
+        agent: batch.agents[a],
+        curRows: refs[a].rows,
+        curChosen: refs[a].chosen,
+        adv: curAdv[a].adv,
+        w: ones,
+        prior: batch.prior,
+        clipLow: cfg.clipLow,
+        clipHigh: cfg.clipHigh,
+        beta: cfg.algo === "sat" ? input.klCoef[a] : 0,
+      }),
     );
     predicted = gains;
     sigma = [...sigma].sort((x, y) => gains[y] - gains[x] || x - y);
@@ -533,93 +230,24 @@ export async function runStage(input: StageInput): Promise<StageRecord> {
         logRatio[agB.refs[k].traj][agB.refs[k].t] = after.chosen[k] - refs[a].chosen[k];
     }
 
-    // Statistics over the agent's trajectories (prior-weighted).
-    let sp = 0;
-    let wMean = 0;
-    let wMin = Infinity;
-    let w2 = 0;
-    let zeta = 0;
-    let aMean = 0;
-    let aMin = Infinity;
-    let aMax = -Infinity;
-    for (const i of trajList) {
-      const p = b.prior[i];
-      sp += p;
-      wMean += p * wSur[i];
-      w2 += p * wSur[i] * wSur[i];
-      wMin = Math.min(wMin, wSur[i]);
-      zeta += p * Math.abs(wFull[i] - wSur[i]) * Math.abs(advRes.adv[i]);
-      aMean += p * advRes.adv[i];
-      aMin = Math.min(aMin, advRes.adv[i]);
-      aMax = Math.max(aMax, advRes.adv[i]);
-    }
-    let spAll = 0;
-    for (let i = 0; i < b.trajs.length; i++) spAll += b.prior[i];
-    let entropy = 0;
-    let diffSum = 0;
-    let diffMax = 0;
-    let spStates = 0;
-    const agCur = batch.agents[a];
-    for (let k = 0; k < agCur.refs.length; k++) {
-      const r = agCur.refs[k];
-      const diff = Math.abs(batch.trajs[r.traj].behaviourLogp[r.t] - refs[a].chosen[k]);
-      diffSum += diff;
-      diffMax = Math.max(diffMax, diff);
-    }
-    for (let k = 0; k < ag.refs.length; k++) {
-      entropy += ag.weights[k] * entropyRow(ref.rows, k * V, V);
-      spStates += ag.weights[k];
-    }
-    const kls = out ? out.kls : new Float64Array(0);
-    let klMean = 0;
-    let klMax = 0;
-    for (let k = 0; k < kls.length; k++) {
-      klMean += ag.weights[k] * kls[k];
-      klMax = Math.max(klMax, kls[k]);
-    }
-    const violations = out ? out.violations : 0;
-    const tried = out ? out.candidatesTried : 0;
-    records[a] = {
+    records[a] = agentRecord({
       agent: a,
       position: pos,
-      klCoef: beta,
-      klCoefNext:
-        violations > 0 && cfg.algo === "sat"
-          ? beta * cfg.klCoefGrowth
-          : cfg.algo === "sat"
-            ? beta
-            : input.klCoef[a],
-      klRadius: radius,
-      klQuantile: weightedQuantile(kls, ag.weights, cfg.klQuantile),
-      klMax,
-      klMean: spStates > 0 ? klMean / spStates : 0,
-      numStates: ag.refs.length,
-      dkwSlack: dkwSlack(ag.refs.length, cfg.dkwEta),
-      violation: out ? out.firstViolation : 0,
-      violationRate: tried > 0 ? violations / tried : 0,
-      candidatesTried: tried,
-      backtracks: out ? out.backtracks : 0,
-      stepScale: out ? out.stepScale : 0,
-      accepted: out ? out.accepted : 0,
-      surrogateGain: out ? out.gain : 0,
-      fracEpisodes: spAll > 0 ? sp / spAll : 0,
+      stageBatch: batch,
+      stageRef: refs[a],
+      batch: b,
+      ref,
+      trajList,
+      wSur,
+      wFull,
+      adv: advRes,
+      out,
+      beta,
+      betaIn: input.klCoef[a],
       gainPredicted: predicted ? predicted[a] : null,
-      truncBias: sp > 0 ? zeta / sp : 0,
-      numEpisodes: ag.numEpisodes,
-      logpDiffMean: agCur.refs.length > 0 ? diffSum / agCur.refs.length : 0,
-      logpDiffMax: diffMax,
-      isWeightMean: sp > 0 ? wMean / sp : 1,
-      isWeightMin: trajList.length > 0 ? wMin : 1,
-      isEss: w2 > 0 ? (trajList.length * wMean * wMean) / (sp * w2) : 0,
-      advMean: sp > 0 ? aMean / sp : 0,
-      advMin: trajList.length > 0 ? aMin : 0,
-      advMax: trajList.length > 0 ? aMax : 0,
-      advClipFrac: advRes.clipFrac,
-      pgClipFrac: out ? out.clipFrac : 0,
-      pgLoss: out ? -out.clipTerm : 0,
-      ppoKl: out ? out.ppoKl : 0,
-      entropy: spStates > 0 ? entropy / spStates : 0,
-    };
+      cfg,
+      V,
+    });
     if (out) timing[a]["timing_s/backtrack"] = out.checkSeconds;
   }
 
