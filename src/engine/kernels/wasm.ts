@@ -3,7 +3,8 @@
  * gemm packs op(B) once on the calling thread, then computes output rows: all of them on the
  * calling thread for small products, split between the calling thread and the worker pool for
  * large ones. Arguments that the wasm code cannot take (Float64Array, arrays not on the heap) go to
- * the TypeScript reference, so callers never need to care where their buffers live.
+ * the TypeScript reference, so callers never need to care where their buffers live (but off-heap
+ * float32 is ~50× slower). As with the reference, C must not overlap A or B.
  */
 import { readFile } from "node:fs/promises";
 import type { Heap } from "./heap.js";
@@ -103,29 +104,6 @@ export class WasmKernels implements Kernels {
     const packed = this.heap.scratch(0, ((N + 7) >> 3) * 8 * K);
     const wasm = this.exports;
     wasm.packB(transB ? 1 : 0, N, K, B.byteOffset, packed.byteOffset);
-    const scratchFloats = wasm.scratchBytes(K) / 4;
-    const pool = this.pool;
-    if (pool === null || M * N * K < PARALLEL_MIN_MACS) {
-      const scratch = this.heap.scratch(1, scratchFloats).byteOffset;
-      wasm.gemmRows(
-        transA ? 1 : 0,
-        M,
-        N,
-        K,
-        A.byteOffset,
-        packed.byteOffset,
-        C.byteOffset,
-        accumulate ? 1 : 0,
-        0,
-        M,
-        scratch,
-      );
-      return;
-    }
-    const scratch = Array.from(
-      { length: pool.threads },
-      (_, t) => this.heap.scratch(1 + t, scratchFloats).byteOffset,
-    );
     const job: GemmJob = {
       transA,
       M,
@@ -136,6 +114,15 @@ export class WasmKernels implements Kernels {
       c: C.byteOffset,
       accumulate,
     };
+    const scratchFloats = wasm.scratchBytes(K) / 4;
+    const pool = this.pool;
+    if (pool === null || M * N * K < PARALLEL_MIN_MACS) {
+      const scratch = this.heap.scratch(1, scratchFloats).byteOffset;
+      wasm.gemmRows(+transA, M, N, K, job.a, job.packedB, job.c, +accumulate, 0, M, scratch);
+      return;
+    }
+    const scratch: number[] = [];
+    for (let t = 0; t < pool.threads; t++) scratch.push(this.heap.scratch(1 + t, scratchFloats).byteOffset);
     pool.gemm(job, chunkRows(M, pool.threads), scratch, wasm);
   }
 
