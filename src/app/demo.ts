@@ -99,7 +99,7 @@ export async function runDemo(
     const results = [
       evaluateTeam(startTeam, tok, task, problems, { ...opts, name: "start" }),
       evaluateTeam(satTeam, tok, task, problems, { ...opts, name: "sat" }),
-      evaluateMatchedBudget(singleModel, tok, task, problems, { ...opts, name: "single (matched budget)" }, n),
+      evaluateMatchedBudget(singleModel, tok, task, problems, { ...evalOptionsOf(cfg, 1), name: "single (matched budget)" }, n),
     ];
     bar.tick(3);
     bar.done();

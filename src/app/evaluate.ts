@@ -46,7 +46,7 @@ export async function runEval(cfg: ResolvedConfig, run: RunDir, req: EvalRequest
     const teamDir = resolveTeamDir(req.checkpoint);
     const members = agentDirsOf(teamDir).map((d) => new ModelMember(loadModel(d, engine, tok)));
     const problems = heldOutProblems(cfg, task);
-    const opts = evalOptionsOf(cfg);
+    const opts = evalOptionsOf(cfg, members.length);
     const results: EvalResult[] = [];
     const bar = progress.phase("eval", req.baseline ? 2 : 1);
     results.push(evaluateTeam(members, tok, task, problems, { ...opts, name: req.name }));
@@ -54,7 +54,7 @@ export async function runEval(cfg: ResolvedConfig, run: RunDir, req: EvalRequest
     if (req.baseline) {
       const dir = existsSync(join(req.baseline, "model.safetensors")) ? req.baseline : agentDirsOf(resolveTeamDir(req.baseline))[0];
       const single = new ModelMember(loadModel(dir, engine, tok));
-      const r = evaluateMatchedBudget(single, tok, task, problems, { ...opts, name: "single", protocol: "relay" }, members.length);
+      const r = evaluateMatchedBudget(single, tok, task, problems, { ...evalOptionsOf(cfg, 1), name: "single" }, members.length);
       results.push(r);
       bar.tick(1, r.tokens);
     }

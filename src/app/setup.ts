@@ -50,10 +50,14 @@ export function engineOf(cfg: ResolvedConfig): Promise<FastEngine> {
   return createEngine({ impl: cfg.run.kernels, threads: threadsOf(cfg) });
 }
 
-export function rolloutOptionsOf(cfg: ResolvedConfig): RolloutOptions {
+/**
+ * Rollout settings for a team of `members` agents. A smaller team (the single-model baseline) gets
+ * proportionally more relay rounds, so every team has the same number of turns per transcript.
+ */
+export function rolloutOptionsOf(cfg: ResolvedConfig, members = cfg.team.n_agents): RolloutOptions {
   return {
     protocol: cfg.team.protocol,
-    rounds: cfg.team.rounds,
+    rounds: Math.ceil((cfg.team.rounds * cfg.team.n_agents) / members),
     maxTurnTokens: cfg.team.max_turn_tokens,
     maxCompletionLength: cfg.rollout.max_completion_length,
     maxPromptLength: cfg.rollout.max_prompt_length,
@@ -93,10 +97,10 @@ export function lmOptimOf(cfg: ResolvedConfig): LmOptimOptions {
   return { lr: o.lr, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weight_decay, maxGradNorm: o.max_grad_norm };
 }
 
-export function evalOptionsOf(cfg: ResolvedConfig): EvalOptions {
+export function evalOptionsOf(cfg: ResolvedConfig, members = cfg.team.n_agents): EvalOptions {
   const e = cfg.eval;
   return {
-    ...rolloutOptionsOf(cfg),
+    ...rolloutOptionsOf(cfg, members),
     temperature: e.temperature,
     topP: e.top_p,
     n: e.n,

@@ -139,7 +139,7 @@ export async function runTrain(
     const trainer = new TeamTrainer(models, tok, {
       algo,
       stage: stageConfigOf(cfg, models.length),
-      rollout: rolloutOptionsOf(cfg),
+      rollout: rolloutOptionsOf(cfg, models.length),
       groupSize: cfg.rollout.n,
       klCoef: cfg.algo.kl_coef,
       optim: lmOptimOf(cfg),
@@ -158,7 +158,7 @@ export async function runTrain(
     const evaluate = (name: string): void => {
       const step = trainer.state.step;
       const bar = progress.phase(`eval ${name}`, 1);
-      const r = evaluateTeam(trainer.members, tok, task, problems, { ...evalOptionsOf(cfg), name, perAgent: cfg.team.protocol === "independent" || trainer.members.length > 1 });
+      const r = evaluateTeam(trainer.members, tok, task, problems, { ...evalOptionsOf(cfg, trainer.members.length), name, perAgent: cfg.team.protocol === "independent" || trainer.members.length > 1 });
       bar.tick(1, r.tokens);
       bar.done();
       evals.push(r);

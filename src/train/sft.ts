@@ -3,7 +3,10 @@
  * is `<bos> prompt solution <eos>`, with the loss on the solution and <eos> only. So that agents
  * can later share one transcript in a relay, an end-of-turn token is inserted after a solution
  * line with probability `eotProb`: the model learns both to hand over after a step and to continue
- * a transcript that another agent started. Training stops at `steps`, or earlier once held-out
+ * a transcript that another agent started. The protocol also closes a turn that reaches its token
+ * cap, mid-line; so <eot> is also inserted at random positions with probability `cutProb` per
+ * token, with no loss on predicting it: the model learns to continue after such a cut, not to make
+ * one. Training stops at `steps`, or earlier once held-out
  * accuracy reaches `targetAccuracy` (kept below 1 so RL has headroom).
  */
 import type { Buf } from "../engine/kernels/types.js";
@@ -28,6 +31,7 @@ export interface SftOptions {
   maxGradNorm: number; // 0 = off
   difficulty?: number;
   eotProb: number;
+  cutProb: number;
   evalEvery: number; // steps; 0 = only at the end
   targetAccuracy: number; // stop once test accuracy ≥ this (1 = never stop early)
   seed: number;
@@ -44,6 +48,7 @@ export const DEFAULT_SFT: SftOptions = {
   beta2: 0.99,
   maxGradNorm: 1.0,
   eotProb: 0.3,
+  cutProb: 1 / 16,
   evalEvery: 100,
   targetAccuracy: 1,
   seed: 42,
@@ -84,16 +89,24 @@ export function encodeSftExample(
   p: Problem,
   rng: Rng,
   eotProb: number,
+  cutProb = 0,
 ): { ids: number[]; targets: number[] } {
   const ids = [tok.bos, ...tok.encode(p.prompt)];
   const firstTarget = ids.length - 1; // predicting the first solution token from the last prompt token
+  const cuts = new Set<number>(); // positions of <eot> tokens that are not to be predicted
   const lines = p.solution.split("\n");
   for (let i = 0; i < lines.length; i++) {
-    ids.push(...tok.encode(i < lines.length - 1 ? lines[i] + "\n" : lines[i]));
+    for (const id of tok.encode(i < lines.length - 1 ? lines[i] + "\n" : lines[i])) {
+      if (cutProb > 0 && rng.uniform() < cutProb) {
+        cuts.add(ids.length);
+        ids.push(tok.eot);
+      }
+      ids.push(id);
+    }
     if (i < lines.length - 1 && rng.uniform() < eotProb) ids.push(tok.eot);
   }
   ids.push(tok.eos);
-  const targets = ids.map((_, t) => (t >= firstTarget && t + 1 < ids.length ? ids[t + 1] : -1));
+  const targets = ids.map((_, t) => (t >= firstTarget && t + 1 < ids.length && !cuts.has(t + 1) ? ids[t + 1] : -1));
   return { ids, targets };
 }
 
@@ -180,7 +193,7 @@ export function sftTrain(
   for (step = 0; step < o.steps; step++) {
     if (hooks.signal?.aborted) break;
     const t0 = performance.now();
-    const examples = stream.take(o.batchSize).map((p) => encodeSftExample(tok, p, eotRng, o.eotProb));
+    const examples = stream.take(o.batchSize).map((p) => encodeSftExample(tok, p, eotRng, o.eotProb, o.cutProb));
     const T = Math.max(...examples.map((e) => e.ids.length));
     if (T > model.cfg.maxSeqLen) {
       throw new Error(`a training sequence has ${T} tokens, more than the model context (${model.cfg.maxSeqLen}); lower the task difficulty or raise the context`);
