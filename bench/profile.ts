@@ -13,7 +13,7 @@ import type { ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import { Decoder } from "../src/model/generate.js";
 import { layerNormForward, layerNormBackward } from "../src/engine/ops/layernorm.js";
-import { attentionForward, attentionBackward } from "../src/engine/ops/attention.js";
+import { attentionForward, attentionBackward, attentionDecode } from "../src/engine/ops/attention.js";
 import { geluForward, geluBackward } from "../src/engine/ops/activations.js";
 import { addInto } from "../src/engine/ops/residual.js";
 import { linearForward, linearBackward } from "../src/engine/ops/linear.js";
@@ -62,6 +62,12 @@ export interface TrainProfile {
     decode_gemm_ms: number;
     decode_rest_ms: number;
     sampling_ms: number;
+    /** Decode gemms per shape, per round (calls_per_step counts calls per round here). */
+    gemm_shapes: GemmShapeProfile[];
+    /** Non-gemm decode ops timed in isolation, per round (GPT-2 models only). */
+    ops: Array<{ op: string; calls_per_round: number; ms_per_call: number; ms_per_round: number }>;
+    /** decode_rest_ms minus the sum of `ops`. */
+    ops_unattributed_ms: number;
   };
 }
 
@@ -100,7 +106,16 @@ export function profileTrain(be: BenchEngine, name: string, cfg: ModelConfig, s:
   const dec = new Decoder(model, s.sampleSequences, s.sampleSteps);
   const sampler = rng.fork("sample");
   sampleRound(dec, s.sampleSteps, sampler, timer); // warm-up
+  timer.resetShapes();
   const r = sampleRound(dec, s.sampleSteps, sampler, timer);
+  const decodeShapes = timer.shapeStats().map((g) => ({
+    shape: g.shape,
+    calls_per_step: g.calls,
+    ms_per_step: g.ms,
+    gflops: (g.flops * g.calls) / (g.ms * 1e6),
+  }));
+  const decodeRest = r.ms - r.gemmMs - r.samplingMs;
+  const decodeOps = cfg.arch === "gpt2" ? gpt2DecodeOps(be, cfg, s.sampleSequences, s.sampleSteps) : [];
   return {
     model: name,
     engine: be.label,
@@ -115,8 +130,11 @@ export function profileTrain(be: BenchEngine, name: string, cfg: ModelConfig, s:
     sample: {
       round_ms: r.ms,
       decode_gemm_ms: r.gemmMs,
-      decode_rest_ms: r.ms - r.gemmMs - r.samplingMs,
+      decode_rest_ms: decodeRest,
       sampling_ms: r.samplingMs,
+      gemm_shapes: decodeShapes,
+      ops: decodeOps,
+      ops_unattributed_ms: decodeOps.length > 0 ? decodeRest - decodeOps.reduce((a, o) => a + o.ms_per_round, 0) : 0,
     },
   };
 }
@@ -207,6 +225,54 @@ function gpt2Ops(be: BenchEngine, cfg: ModelConfig, B: number, T: number): OpPro
     add(`bias_forward_${what}`, L, timeRest(timer, () => linearForward(timer, out, inp, W, bias, N, IC, OC)));
     add(`bias_backward_${what}`, L, timeRest(timer, () => linearBackward(timer, dinp, dW, dbias, dout, inp, W, N, IC, OC)));
   }
+  return ops;
+}
+
+/**
+ * The main non-gemm decode ops of a GPT-2 sampling round (S sequences, `steps` positions), timed in
+ * isolation: attention against the cache replayed at every length 1..steps, GELU and LayerNorm
+ * on the (S, ·) rows of one position.
+ */
+function gpt2DecodeOps(be: BenchEngine, cfg: ModelConfig, S: number, steps: number): TrainProfile["sample"]["ops"] {
+  const rng = new Rng(8);
+  const C = cfg.dModel;
+  const F = cfg.dFF;
+  const H = cfg.nHeads;
+  const hd = cfg.headDim;
+  const L = cfg.nLayers;
+  const al = (n: number, fill = true): Buf => {
+    const x = be.engine.alloc(n);
+    if (fill) for (let i = 0; i < n; i++) x[i] = rng.normal();
+    return x;
+  };
+  const q = al(S * C);
+  const kc = al(S * steps * C);
+  const vc = al(S * steps * C);
+  const out = al(S * C, false);
+  const scores = al(steps, false);
+  const lengths = new Int32Array(S);
+  const active = new Uint8Array(S).fill(1);
+  const x = al(S * C);
+  const y = al(S * C, false);
+  const w = al(C);
+  const b = al(C);
+  const mean = al(S, false);
+  const rstd = al(S, false);
+  const hF = al(S * F);
+  const aF = al(S * F, false);
+  const replay = (): void => {
+    for (let t = 1; t <= steps; t++) {
+      lengths.fill(t);
+      for (let l = 0; l < L; l++) attentionDecode(out, scores, q, kc, vc, lengths, active, S, steps, H, H, hd);
+    }
+  };
+  const ops: TrainProfile["sample"]["ops"] = [];
+  const add = (op: string, calls: number, msPerRound: number): void => {
+    ops.push({ op, calls_per_round: calls, ms_per_call: msPerRound / calls, ms_per_round: msPerRound });
+  };
+  add("attention_decode", L * steps, timeOp(replay, 3));
+  add("gelu_forward", L * steps, L * steps * timeOp(() => geluForward(aF, hF, S * F)));
+  add("layernorm_forward", (2 * L + 1) * steps, (2 * L + 1) * steps * timeOp(() => layerNormForward(y, mean, rstd, x, w, b, S, C, cfg.normEps)));
   return ops;
 }
 

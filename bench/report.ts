@@ -231,7 +231,10 @@ export function validateReport(rep: unknown): string[] {
       if (typeof share !== "number" || !(share > 0 && share <= 1)) errs.push(`$.profile.gemm_share: expected a number in (0, 1], got ${String(share)}`);
       if (!Array.isArray(pr.gemm_shapes) || pr.gemm_shapes.length === 0) errs.push("$.profile.gemm_shapes: expected a non-empty array");
       const sa = obj(pr.sample, "$.profile.sample");
-      if (sa) for (const k of ["round_ms", "decode_gemm_ms", "sampling_ms"]) pos(sa[k], `$.profile.sample.${k}`);
+      if (sa) {
+        for (const k of ["round_ms", "decode_gemm_ms", "sampling_ms"]) pos(sa[k], `$.profile.sample.${k}`);
+        if (!Array.isArray(sa.gemm_shapes) || sa.gemm_shapes.length === 0) errs.push("$.profile.sample.gemm_shapes: expected a non-empty array");
+      }
     }
   }
   if (r.torch === null) {
@@ -296,7 +299,8 @@ export function formatTable(rep: BenchReport): string {
     );
     const top = [...p.ops].sort((a, b) => b.ms_per_step - a.ms_per_step).slice(0, 4);
     if (top.length > 0) lines.push(`  largest non-gemm ops (ms/step): ${top.map((o) => `${o.op} ${fmt(o.ms_per_step, 1)}`).join(", ")}`);
-    lines.push(`  sampling round ${fmt(p.sample.round_ms, 1)} ms: decode gemm ${fmt(p.sample.decode_gemm_ms, 1)}, decode rest ${fmt(p.sample.decode_rest_ms, 1)}, sampling ${fmt(p.sample.sampling_ms, 1)}`);
+    const dops = p.sample.ops.map((o) => `${o.op} ${fmt(o.ms_per_round, 1)}`).join(", ");
+    lines.push(`  sampling round ${fmt(p.sample.round_ms, 1)} ms: decode gemm ${fmt(p.sample.decode_gemm_ms, 1)}, decode rest ${fmt(p.sample.decode_rest_ms, 1)}${dops ? ` (${dops})` : ""}, sampling ${fmt(p.sample.sampling_ms, 1)}`);
   }
   lines.push(rep.torch ? `torch ${rep.torch.torch_version} (${rep.torch.executable}), ${rep.torch.threads} threads` : `torch: not measured (${rep.torch_reason})`);
   if (rep.summary) {
