@@ -25,7 +25,8 @@ export function taskOf(cfg: ResolvedConfig): TaskFamily {
 
 export function modelConfigOf(cfg: ResolvedConfig, vocabSize: number): ModelConfig {
   const m = cfg.model;
-  const over: Partial<ModelConfig> = { valueHead: cfg.algo.adv_estimator === "gae" };
+  // Agents never carry a value head: gae's values come from the trainer's separate critic.
+  const over: Partial<ModelConfig> = {};
   if (m.d_model !== null) over.dModel = m.d_model;
   if (m.n_layers !== null) over.nLayers = m.n_layers;
   if (m.n_heads !== null) over.nHeads = m.n_heads;

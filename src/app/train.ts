@@ -3,12 +3,13 @@
  *
  * Run layout: `stages.jsonl` gets one object per stage (team metrics at the top level, per-agent
  * metrics under `agents`), appended and fsynced as the stage ends; `eval.jsonl` the evaluations;
- * `checkpoints/stage-K/` every agent's weights and optimizer state plus `trainer_state.json`
- * (stage index, β per agent, policy versions), published atomically, `latest` updated last.
+ * `checkpoints/stage-K/` every agent's weights and optimizer state (and, for gae, the critic's under
+ * `critic/`) plus `trainer_state.json` (stage index, β per agent, policy versions), published
+ * atomically, `latest` updated last.
  * Resuming loads that checkpoint; since every random stream of a stage derives from (seed, stage),
  * a resumed run ends with the same weights, bit for bit, as an uninterrupted one.
  */
-import { mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Rng } from "../engine/rng.js";
 import type { Engine } from "../engine/engine.js";
@@ -19,6 +20,7 @@ import { makeProblems, type Problem, type TaskFamily } from "../tasks/index.js";
 import { stageMetrics, type StageRecord } from "../algorithm/index.js";
 import { TeamTrainer, type TeamAlgo, type TeamTrainState } from "../train/team.js";
 import { ModelMember } from "../team/member.js";
+import { loadCriticInto, saveCritic } from "../team/critic.js";
 import { evaluateTeam, evalRows, formatEvalTable, type EvalResult } from "../eval/evaluate.js";
 import type { ResolvedConfig } from "../config/schema.js";
 import { agentCheckpointOf } from "../config/index.js";
@@ -28,6 +30,7 @@ import { writeFileAtomic } from "../io/atomic.js";
 import { engineOf, evalOptionsOf, lmOptimOf, modelConfigOf, rolloutOptionsOf, stageConfigOf, taskOf, teamTokenizer } from "./setup.js";
 
 export const TRAINER_STATE_FILE = "trainer_state.json";
+export const CRITIC_DIR = "critic";
 
 export interface TrainResult {
   steps: number;
@@ -47,11 +50,8 @@ export function initialModels(cfg: ResolvedConfig, engine: Engine, tok: Tokenize
   for (let i = 0; i < n; i++) {
     const path = agentCheckpointOf(cfg, i);
     if (path) {
-      const m = loadModel(path, engine, tok);
-      if (cfg.algo.adv_estimator === "gae" && !m.cfg.valueHead) {
-        throw new Error(`${path}: algo.adv_estimator = gae needs agents with a value head; pretrain with the same setting`);
-      }
-      models.push(m);
+      // gae needs no value head on the agents: the trainer's separate critic supplies the values.
+      models.push(loadModel(path, engine, tok));
     } else {
       models.push(new Transformer(modelConfigOf(cfg, tok.vocabSize), engine, new Rng(cfg.run.seed).fork(`init/${i}`)));
     }
@@ -89,6 +89,11 @@ function saveTeam(dir: string, trainer: TeamTrainer, tok: Tokenizer): void {
     saveModel(d, m, tok);
     saveOptimizer(d, trainer.policies[i].optimizer.snapshot());
   });
+  if (trainer.critic) {
+    const d = join(dir, CRITIC_DIR);
+    mkdirSync(d, { recursive: true });
+    saveCritic(d, trainer.critic, tok);
+  }
   writeFileAtomic(join(dir, TRAINER_STATE_FILE), JSON.stringify(trainer.getState(), null, 2) + "\n");
 }
 
@@ -102,6 +107,11 @@ function loadTeam(dir: string, trainer: TeamTrainer, engine: Engine, tok: Tokeni
     m.params.set(loaded.params);
     trainer.policies[i].optimizer.restore(loadOptimizer(d, m.params));
   });
+  if (trainer.critic) {
+    const d = join(dir, CRITIC_DIR);
+    if (!existsSync(d)) throw new Error(`${d}: missing; algo.adv_estimator = gae resumes the critic from the checkpoint`);
+    loadCriticInto(d, trainer.critic);
+  }
   let state: TeamTrainState;
   try {
     state = JSON.parse(readFileSync(join(dir, TRAINER_STATE_FILE), "utf8")) as TeamTrainState;
@@ -175,6 +185,7 @@ export async function runTrain(
         "timing_s/step": res.seconds,
         num_tokens: res.tokens,
         "perf/throughput": res.tokens / res.seconds,
+        ...(res.critic ? { "critic/vf_loss_before": res.critic.lossBefore, "critic/vf_loss": res.critic.lossAfter } : {}),
       });
       stagesLog.append(row);
       progress.metrics(row as { step: number });

@@ -4,9 +4,13 @@
  * algorithm's runStage (sat, or a baseline in the same code path). `independent-vote` trains each
  * agent alone with GRPO on its own solo rollouts (the team answers by majority vote at evaluation).
  *
+ * With `advEstimator = gae` the trainer owns one critic (team/critic.ts): a copy of agent 0 with a
+ * fresh value head, passed to runStage as the value function and fitted on the stage's training
+ * trajectories after the stage, before the next one. independent-vote shares it across the agents.
+ *
  * Every random stream of a stage is derived from (seed, stage index), so the trainer's whole state
- * is the stage index, the β values and policy versions, plus each agent's weights and optimizer
- * state: a resumed run continues bit for bit.
+ * is the stage index, the β values and policy versions, plus each agent's (and the critic's)
+ * weights and optimizer state: a resumed run continues bit for bit.
  */
 import { Rng } from "../engine/rng.js";
 import type { Transformer } from "../model/transformer.js";
@@ -17,6 +21,8 @@ import { runStage, type StageConfig, type StageRecord, type MetricsSink, type Tr
 import { rolloutTeam, type RolloutOptions } from "../team/rollout.js";
 import { ModelMember } from "../team/member.js";
 import { LmPolicy, type LmOptimOptions } from "../team/lm-policy.js";
+import { DEFAULT_CRITIC_EPOCHS, DEFAULT_CRITIC_MINIBATCH, LmCritic, returnTargets, type CriticFitResult } from "../team/critic.js";
+import type { Trajectory } from "../algorithm/policy.js";
 import { decayMaskFor } from "./sft.js";
 
 export type TeamAlgo = StageConfig["algo"] | "independent-vote";
@@ -33,6 +39,8 @@ export interface TeamTrainOptions {
   testPercent?: number;
   heldOutPrompts: number; // per held-out batch (0 = no empirical improvement)
   seed: number;
+  /** gae only. Defaults: optim with lr ×10 (verl's critic/actor ratio), 4 epochs, 32 trajectories per minibatch. */
+  critic?: { optim?: Partial<LmOptimOptions>; epochs?: number; miniBatchSize?: number };
 }
 
 export interface TeamTrainState {
@@ -45,12 +53,16 @@ export interface StageResult {
   records: StageRecord[]; // one per runStage call (one per agent for independent-vote)
   tokens: number; // tokens generated in the stage's training rollouts
   seconds: number;
+  /** gae: the critic's fit on this stage's trajectories (null otherwise). */
+  critic: CriticFitResult | null;
 }
 
 export class TeamTrainer {
   readonly models: Transformer[];
   readonly members: ModelMember[];
   readonly policies: LmPolicy[];
+  /** The value function of gae runs (null for group advantages). */
+  readonly critic: LmCritic | null;
   readonly opts: TeamTrainOptions;
   private readonly tok: Tokenizer;
   state: TeamTrainState;
@@ -66,6 +78,10 @@ export class TeamTrainer {
     this.members = models.map((m) => new ModelMember(m));
     this.policies = models.map((m) => new LmPolicy(m, opts.rollout.temperature, opts.optim, decayMaskFor(m)));
     this.state = { step: 0, klCoef: models.map(() => opts.klCoef), versions: models.map(() => 0) };
+    this.critic =
+      opts.stage.advEstimator === "gae"
+        ? LmCritic.fromAgent(models[0], { ...opts.optim, lr: 10 * opts.optim.lr, ...opts.critic?.optim }, new Rng(opts.seed).fork("critic-init"))
+        : null;
   }
 
   private streamRng(name: string): Rng {
@@ -80,12 +96,14 @@ export class TeamTrainer {
     const rolloutRng = this.streamRng("rollout");
     let heldOutCalls = 0;
     let tokens = 0;
+    const trained: Trajectory[] = []; // every training rollout of the stage (the critic's data)
     // Owners in the trajectories index the agents passed to runStage (a one-agent team for
     // independent-vote), which is how rolloutTeam numbers them.
     const collectFor = (agents: number[]) => (_team: TrainablePolicy[], nPrompts: number) => {
       const members = agents.map((a) => this.members[a]);
       const trajs = rolloutTeam(members, this.tok, promptStream.take(nPrompts), o.groupSize, o.rollout, o.task.verify, rolloutRng);
       for (const t of trajs) tokens += t.tokens.length - t.promptLength;
+      if (this.critic) for (const t of trajs) trained.push(t);
       return trajs;
     };
     const heldOutFor = (agents: number[]) => (_team: TrainablePolicy[], nPrompts: number) => {
@@ -109,6 +127,7 @@ export class TeamTrainer {
         klCoef: agents.map((a) => this.state.klCoef[a]),
         rng: this.streamRng(`stage/${agents.join(",")}`),
         step: this.state.step,
+        value: this.critic ?? undefined,
         sink: sink
           ? (r) => sink({ ...r, agent: r.agent === null ? null : agents[r.agent] })
           : undefined,
@@ -120,9 +139,20 @@ export class TeamTrainer {
       });
       records.push(record);
     }
+    let critic: CriticFitResult | null = null;
+    if (this.critic) {
+      critic = this.critic.fit(trained, returnTargets(trained, o.stage.gamma), {
+        epochs: o.critic?.epochs ?? DEFAULT_CRITIC_EPOCHS,
+        miniBatchSize: o.critic?.miniBatchSize ?? DEFAULT_CRITIC_MINIBATCH,
+        rng: this.streamRng("critic"),
+      });
+      // Before the fit the stage's rollouts are unseen data: that loss is the critic's prediction error.
+      sink?.({ step: this.state.step, agent: null, key: "critic/vf_loss_before", value: critic.lossBefore });
+      sink?.({ step: this.state.step, agent: null, key: "critic/vf_loss", value: critic.lossAfter });
+    }
     this.members.forEach((m, a) => (m.version = this.state.versions[a]));
     this.state.step++;
-    return { records, tokens, seconds: (performance.now() - t0) / 1000 };
+    return { records, tokens, seconds: (performance.now() - t0) / 1000, critic };
   }
 
   getState(): TeamTrainState {
