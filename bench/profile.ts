@@ -17,7 +17,12 @@ import { attentionForward, attentionBackward, attentionDecode } from "../src/eng
 import { geluForward, geluBackward } from "../src/engine/ops/activations.js";
 import { addInto } from "../src/engine/ops/residual.js";
 import { linearForward, linearBackward } from "../src/engine/ops/linear.js";
-import { embeddingForward, embeddingBackward, addPositionForward, addPositionBackward } from "../src/engine/ops/embedding.js";
+import {
+  embeddingForward,
+  embeddingBackward,
+  addPositionForward,
+  addPositionBackward,
+} from "../src/engine/ops/embedding.js";
 import type { BenchEngine } from "./engine.js";
 import { TimedKernels, median, now } from "./timing.js";
 import { PHASES, TrainStep, sampleRound, type BenchSettings, type Phase } from "./workloads.js";
@@ -72,7 +77,12 @@ export interface TrainProfile {
 }
 
 /** Profiles `profileSteps` training steps (after `warmupSteps`) and one sampling round. */
-export function profileTrain(be: BenchEngine, name: string, cfg: ModelConfig, s: BenchSettings): TrainProfile {
+export function profileTrain(
+  be: BenchEngine,
+  name: string,
+  cfg: ModelConfig,
+  s: BenchSettings,
+): TrainProfile {
   const timer = new TimedKernels(be.kernels);
   const engine = be.withKernels(timer);
   const rng = new Rng(s.seed);
@@ -134,7 +144,8 @@ export function profileTrain(be: BenchEngine, name: string, cfg: ModelConfig, s:
       sampling_ms: r.samplingMs,
       gemm_shapes: decodeShapes,
       ops: decodeOps,
-      ops_unattributed_ms: decodeOps.length > 0 ? decodeRest - decodeOps.reduce((a, o) => a + o.ms_per_round, 0) : 0,
+      ops_unattributed_ms:
+        decodeOps.length > 0 ? decodeRest - decodeOps.reduce((a, o) => a + o.ms_per_round, 0) : 0,
     },
   };
 }
@@ -200,19 +211,60 @@ function gpt2Ops(be: BenchEngine, cfg: ModelConfig, B: number, T: number): OpPro
   const add = (op: string, calls: number, msPerCall: number): void => {
     ops.push({ op, calls_per_step: calls, ms_per_call: msPerCall, ms_per_step: calls * msPerCall });
   };
-  add("layernorm_forward", 2 * L + 1, timeOp(() => layerNormForward(y, mean, rstd, x, w, b, N, C, cfg.normEps)));
-  add("layernorm_backward", 2 * L + 1, timeOp(() => layerNormBackward(dx, dw, db, dy, x, w, mean, rstd, N, C)));
-  add("attention_forward", L, timeOp(() => attentionForward(atty, att, q, k, v, B, T, H, H, hd)));
-  add("attention_backward", L, timeOp(() => attentionBackward(dq, dk, dv, dy, att, q, k, v, B, T, H, H, hd)));
-  add("gelu_forward", L, timeOp(() => geluForward(aF, hF, N * F)));
-  add("gelu_backward", L, timeOp(() => geluBackward(aF, hF, dF, N * F)));
-  add("residual_add", 2 * L, timeOp(() => addInto(y, x, dy, N * C)));
-  add("embedding_forward", 1, timeOp(() => (embeddingForward(y, ids, wte, N, C), addPositionForward(y, wpe, pos, N, C))));
-  add("embedding_backward", 1, timeOp(() => (embeddingBackward(wte, dy, ids, N, C), addPositionBackward(wpe, dy, pos, N, C))));
+  add(
+    "layernorm_forward",
+    2 * L + 1,
+    timeOp(() => layerNormForward(y, mean, rstd, x, w, b, N, C, cfg.normEps)),
+  );
+  add(
+    "layernorm_backward",
+    2 * L + 1,
+    timeOp(() => layerNormBackward(dx, dw, db, dy, x, w, mean, rstd, N, C)),
+  );
+  add(
+    "attention_forward",
+    L,
+    timeOp(() => attentionForward(atty, att, q, k, v, B, T, H, H, hd)),
+  );
+  add(
+    "attention_backward",
+    L,
+    timeOp(() => attentionBackward(dq, dk, dv, dy, att, q, k, v, B, T, H, H, hd)),
+  );
+  add(
+    "gelu_forward",
+    L,
+    timeOp(() => geluForward(aF, hF, N * F)),
+  );
+  add(
+    "gelu_backward",
+    L,
+    timeOp(() => geluBackward(aF, hF, dF, N * F)),
+  );
+  add(
+    "residual_add",
+    2 * L,
+    timeOp(() => addInto(y, x, dy, N * C)),
+  );
+  add(
+    "embedding_forward",
+    1,
+    timeOp(() => (embeddingForward(y, ids, wte, N, C), addPositionForward(y, wpe, pos, N, C))),
+  );
+  add(
+    "embedding_backward",
+    1,
+    timeOp(() => (embeddingBackward(wte, dy, ids, N, C), addPositionBackward(wpe, dy, pos, N, C))),
+  );
 
   // Bias work = linear op time − its gemm time, for each biased linear of a block.
   const timer = new TimedKernels(be.kernels);
-  const linears: Array<[string, number, number]> = [["qkv", C, 3 * C], ["attn_proj", C, C], ["mlp_fc", C, F], ["mlp_proj", F, C]];
+  const linears: Array<[string, number, number]> = [
+    ["qkv", C, 3 * C],
+    ["attn_proj", C, C],
+    ["mlp_fc", C, F],
+    ["mlp_proj", F, C],
+  ];
   for (const [what, IC, OC] of linears) {
     const inp = al(N * IC);
     const out = al(N * OC, false);
@@ -222,8 +274,16 @@ function gpt2Ops(be: BenchEngine, cfg: ModelConfig, B: number, T: number): OpPro
     const dW = al(OC * IC, false);
     const bias = al(OC);
     const dbias = al(OC, false);
-    add(`bias_forward_${what}`, L, timeRest(timer, () => linearForward(timer, out, inp, W, bias, N, IC, OC)));
-    add(`bias_backward_${what}`, L, timeRest(timer, () => linearBackward(timer, dinp, dW, dbias, dout, inp, W, N, IC, OC)));
+    add(
+      `bias_forward_${what}`,
+      L,
+      timeRest(timer, () => linearForward(timer, out, inp, W, bias, N, IC, OC)),
+    );
+    add(
+      `bias_backward_${what}`,
+      L,
+      timeRest(timer, () => linearBackward(timer, dinp, dW, dbias, dout, inp, W, N, IC, OC)),
+    );
   }
   return ops;
 }
@@ -233,7 +293,12 @@ function gpt2Ops(be: BenchEngine, cfg: ModelConfig, B: number, T: number): OpPro
  * isolation: attention against the cache replayed at every length 1..steps, GELU and LayerNorm
  * on the (S, ·) rows of one position.
  */
-function gpt2DecodeOps(be: BenchEngine, cfg: ModelConfig, S: number, steps: number): TrainProfile["sample"]["ops"] {
+function gpt2DecodeOps(
+  be: BenchEngine,
+  cfg: ModelConfig,
+  S: number,
+  steps: number,
+): TrainProfile["sample"]["ops"] {
   const rng = new Rng(8);
   const C = cfg.dModel;
   const F = cfg.dFF;
@@ -263,7 +328,8 @@ function gpt2DecodeOps(be: BenchEngine, cfg: ModelConfig, S: number, steps: numb
   const replay = (): void => {
     for (let t = 1; t <= steps; t++) {
       lengths.fill(t);
-      for (let l = 0; l < L; l++) attentionDecode(out, scores, q, kc, vc, lengths, active, S, steps, H, H, hd);
+      for (let l = 0; l < L; l++)
+        attentionDecode(out, scores, q, kc, vc, lengths, active, S, steps, H, H, hd);
     }
   };
   const ops: TrainProfile["sample"]["ops"] = [];
@@ -272,7 +338,11 @@ function gpt2DecodeOps(be: BenchEngine, cfg: ModelConfig, S: number, steps: numb
   };
   add("attention_decode", L * steps, timeOp(replay, 3));
   add("gelu_forward", L * steps, L * steps * timeOp(() => geluForward(aF, hF, S * F)));
-  add("layernorm_forward", (2 * L + 1) * steps, (2 * L + 1) * steps * timeOp(() => layerNormForward(y, mean, rstd, x, w, b, S, C, cfg.normEps)));
+  add(
+    "layernorm_forward",
+    (2 * L + 1) * steps,
+    (2 * L + 1) * steps * timeOp(() => layerNormForward(y, mean, rstd, x, w, b, S, C, cfg.normEps)),
+  );
   return ops;
 }
 

@@ -76,7 +76,11 @@ export interface BenchReport {
   summary: Summary | null;
 }
 
-export function computeRatios(models: ModelReport[], matmul: Record<string, MatmulResult>, torch: TorchReport): Ratios {
+export function computeRatios(
+  models: ModelReport[],
+  matmul: Record<string, MatmulResult>,
+  torch: TorchReport,
+): Ratios {
   const r: Ratios = { train_tok_s: {}, sample_tok_s: {}, matmul_gflops: {} };
   for (const m of models) {
     const t = torch.models[m.name];
@@ -127,10 +131,12 @@ export function validateReport(rep: unknown): string[] {
     return null;
   };
   const pos = (x: unknown, path: string): void => {
-    if (typeof x !== "number" || !Number.isFinite(x) || x <= 0) errs.push(`${path}: expected a finite positive number, got ${String(x)}`);
+    if (typeof x !== "number" || !Number.isFinite(x) || x <= 0)
+      errs.push(`${path}: expected a finite positive number, got ${String(x)}`);
   };
   const str = (x: unknown, path: string): void => {
-    if (typeof x !== "string" || x.length === 0) errs.push(`${path}: expected a non-empty string, got ${JSON.stringify(x)}`);
+    if (typeof x !== "string" || x.length === 0)
+      errs.push(`${path}: expected a non-empty string, got ${JSON.stringify(x)}`);
   };
   const posList = (x: unknown, path: string): void => {
     if (!Array.isArray(x) || x.length === 0) errs.push(`${path}: expected a non-empty array`);
@@ -139,7 +145,8 @@ export function validateReport(rep: unknown): string[] {
   const train = (x: unknown, path: string): void => {
     const t = obj(x, path);
     if (!t) return;
-    for (const k of ["tokens_per_step", "median_ms", "tok_s", "loss_first", "loss_last"]) pos(t[k], `${path}.${k}`);
+    for (const k of ["tokens_per_step", "median_ms", "tok_s", "loss_first", "loss_last"])
+      pos(t[k], `${path}.${k}`);
     posList(t.step_ms, `${path}.step_ms`);
   };
   const sample = (x: unknown, path: string): void => {
@@ -158,16 +165,20 @@ export function validateReport(rep: unknown): string[] {
   const r = obj(rep, "$");
   if (!r) return errs;
   if (r.schema !== SCHEMA) errs.push(`$.schema: expected "${SCHEMA}", got ${JSON.stringify(r.schema)}`);
-  if (r.mode !== "full" && r.mode !== "quick") errs.push(`$.mode: expected "full" or "quick", got ${JSON.stringify(r.mode)}`);
+  if (r.mode !== "full" && r.mode !== "quick")
+    errs.push(`$.mode: expected "full" or "quick", got ${JSON.stringify(r.mode)}`);
   for (const k of ["command", "started_at", "finished_at"]) str(r[k], `$.${k}`);
-  for (const k of ["started_at", "finished_at"]) if (typeof r[k] === "string" && Number.isNaN(Date.parse(r[k] as string))) errs.push(`$.${k}: not a date`);
+  for (const k of ["started_at", "finished_at"])
+    if (typeof r[k] === "string" && Number.isNaN(Date.parse(r[k] as string))) errs.push(`$.${k}: not a date`);
   pos(r.duration_s, "$.duration_s");
   const mach = obj(r.machine, "$.machine");
   if (mach) {
     for (const k of ["platform", "arch", "cpu_model"]) str(mach[k], `$.machine.${k}`);
-    for (const k of ["logical_cpus", "available_parallelism", "total_memory_gib"]) pos(mach[k], `$.machine.${k}`);
+    for (const k of ["logical_cpus", "available_parallelism", "total_memory_gib"])
+      pos(mach[k], `$.machine.${k}`);
     for (const k of ["load_avg_start", "load_avg_end"]) {
-      if (!Array.isArray(mach[k]) || (mach[k] as unknown[]).length !== 3) errs.push(`$.machine.${k}: expected 3 load averages`);
+      if (!Array.isArray(mach[k]) || (mach[k] as unknown[]).length !== 3)
+        errs.push(`$.machine.${k}: expected 3 load averages`);
     }
   }
   const node = obj(r.node, "$.node");
@@ -228,12 +239,15 @@ export function validateReport(rep: unknown): string[] {
         }
       }
       const share = pr.gemm_share;
-      if (typeof share !== "number" || !(share > 0 && share <= 1)) errs.push(`$.profile.gemm_share: expected a number in (0, 1], got ${String(share)}`);
-      if (!Array.isArray(pr.gemm_shapes) || pr.gemm_shapes.length === 0) errs.push("$.profile.gemm_shapes: expected a non-empty array");
+      if (typeof share !== "number" || !(share > 0 && share <= 1))
+        errs.push(`$.profile.gemm_share: expected a number in (0, 1], got ${String(share)}`);
+      if (!Array.isArray(pr.gemm_shapes) || pr.gemm_shapes.length === 0)
+        errs.push("$.profile.gemm_shapes: expected a non-empty array");
       const sa = obj(pr.sample, "$.profile.sample");
       if (sa) {
         for (const k of ["round_ms", "decode_gemm_ms", "sampling_ms"]) pos(sa[k], `$.profile.sample.${k}`);
-        if (!Array.isArray(sa.gemm_shapes) || sa.gemm_shapes.length === 0) errs.push("$.profile.sample.gemm_shapes: expected a non-empty array");
+        if (!Array.isArray(sa.gemm_shapes) || sa.gemm_shapes.length === 0)
+          errs.push("$.profile.sample.gemm_shapes: expected a non-empty array");
       }
     }
   }
@@ -261,7 +275,9 @@ export function validateReport(rep: unknown): string[] {
     if (ra) {
       for (const k of ["train_tok_s", "sample_tok_s"]) {
         const byModel = obj(ra[k], `$.ratios.${k}`);
-        if (byModel) for (const [mn, byEngine] of Object.entries(byModel)) for (const [en, v] of Object.entries(byEngine as object)) pos(v, `$.ratios.${k}.${mn}.${en}`);
+        if (byModel)
+          for (const [mn, byEngine] of Object.entries(byModel))
+            for (const [en, v] of Object.entries(byEngine as object)) pos(v, `$.ratios.${k}.${mn}.${en}`);
       }
       const mg = obj(ra.matmul_gflops, "$.ratios.matmul_gflops");
       if (mg) for (const [en, v] of Object.entries(mg)) pos(v, `$.ratios.matmul_gflops.${en}`);
@@ -271,26 +287,58 @@ export function validateReport(rep: unknown): string[] {
 }
 
 const fmt = (x: number | undefined | null, digits = 0): string =>
-  x === undefined || x === null || !Number.isFinite(x) ? "-" : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  x === undefined || x === null || !Number.isFinite(x)
+    ? "-"
+    : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /** A short plain-text table of the report, for stderr. */
 export function formatTable(rep: BenchReport): string {
   const lines: string[] = [];
-  const pad = (cols: string[]): string => cols.map((c, i) => (i === 0 ? c.padEnd(22) : c.padStart(12))).join(" ");
-  lines.push(`sat-llm bench (${rep.mode}) ${rep.started_at}  node ${rep.node.version}  ${rep.machine.cpu_model}`);
-  lines.push(`load avg at start ${rep.machine.load_avg_start.map((x) => x.toFixed(2)).join(" ")}, at end ${rep.machine.load_avg_end.map((x) => x.toFixed(2)).join(" ")}`);
+  const pad = (cols: string[]): string =>
+    cols.map((c, i) => (i === 0 ? c.padEnd(22) : c.padStart(12))).join(" ");
+  lines.push(
+    `sat-llm bench (${rep.mode}) ${rep.started_at}  node ${rep.node.version}  ${rep.machine.cpu_model}`,
+  );
+  lines.push(
+    `load avg at start ${rep.machine.load_avg_start.map((x) => x.toFixed(2)).join(" ")}, at end ${rep.machine.load_avg_end.map((x) => x.toFixed(2)).join(" ")}`,
+  );
   const torchLabel = rep.torch ? `torch-${rep.torch.threads}t` : null;
   lines.push(pad(["", "train tok/s", "ms/step", "sample tok/s", "× torch trn", "× torch smp"]));
   for (const m of rep.models) {
     for (const [label, t] of Object.entries(m.train)) {
       const s = m.sample[label];
-      lines.push(pad([`${m.name} ${label}`, fmt(t.tok_s), fmt(t.median_ms, 1), fmt(s?.tok_s), fmt(rep.ratios?.train_tok_s[m.name]?.[label], 2), fmt(rep.ratios?.sample_tok_s[m.name]?.[label], 2)]));
+      lines.push(
+        pad([
+          `${m.name} ${label}`,
+          fmt(t.tok_s),
+          fmt(t.median_ms, 1),
+          fmt(s?.tok_s),
+          fmt(rep.ratios?.train_tok_s[m.name]?.[label], 2),
+          fmt(rep.ratios?.sample_tok_s[m.name]?.[label], 2),
+        ]),
+      );
     }
     const t = rep.torch?.models[m.name];
-    if (t && torchLabel) lines.push(pad([`${m.name} ${torchLabel}`, fmt(t.train.tok_s), fmt(t.train.median_ms, 1), fmt(t.sample.tok_s), "1.00", "1.00"]));
+    if (t && torchLabel)
+      lines.push(
+        pad([
+          `${m.name} ${torchLabel}`,
+          fmt(t.train.tok_s),
+          fmt(t.train.median_ms, 1),
+          fmt(t.sample.tok_s),
+          "1.00",
+          "1.00",
+        ]),
+      );
   }
   const { M, K, N } = rep.matmul.shape;
-  lines.push(`matmul ${M}x${K} @ ${K}x${N} GFLOP/s: ` + Object.entries(rep.matmul.results).map(([l, r]) => `${l} ${fmt(r.gflops, 1)}`).join(", ") + (rep.torch ? `, ${torchLabel} ${fmt(rep.torch.matmul.gflops, 1)}` : ""));
+  lines.push(
+    `matmul ${M}x${K} @ ${K}x${N} GFLOP/s: ` +
+      Object.entries(rep.matmul.results)
+        .map(([l, r]) => `${l} ${fmt(r.gflops, 1)}`)
+        .join(", ") +
+      (rep.torch ? `, ${torchLabel} ${fmt(rep.torch.matmul.gflops, 1)}` : ""),
+  );
   if (rep.profile) {
     const p = rep.profile;
     const ph = p.phases;
@@ -298,14 +346,25 @@ export function formatTable(rep: BenchReport): string {
       `profile ${p.model} ${p.engine}: step ${fmt(p.step_ms, 1)} ms = forward ${fmt(ph.forward.ms, 1)} (gemm ${fmt(ph.forward.gemm_ms, 1)}) + loss ${fmt(ph.loss.ms, 1)} + backward ${fmt(ph.backward.ms, 1)} (gemm ${fmt(ph.backward.gemm_ms, 1)}) + optimizer ${fmt(ph.optimizer.ms, 1)} + zero_grad ${fmt(ph.zero_grad.ms, 1)}; gemm share ${fmt(p.gemm_share * 100)}%`,
     );
     const top = [...p.ops].sort((a, b) => b.ms_per_step - a.ms_per_step).slice(0, 4);
-    if (top.length > 0) lines.push(`  largest non-gemm ops (ms/step): ${top.map((o) => `${o.op} ${fmt(o.ms_per_step, 1)}`).join(", ")}`);
+    if (top.length > 0)
+      lines.push(
+        `  largest non-gemm ops (ms/step): ${top.map((o) => `${o.op} ${fmt(o.ms_per_step, 1)}`).join(", ")}`,
+      );
     const dops = p.sample.ops.map((o) => `${o.op} ${fmt(o.ms_per_round, 1)}`).join(", ");
-    lines.push(`  sampling round ${fmt(p.sample.round_ms, 1)} ms: decode gemm ${fmt(p.sample.decode_gemm_ms, 1)}, decode rest ${fmt(p.sample.decode_rest_ms, 1)}${dops ? ` (${dops})` : ""}, sampling ${fmt(p.sample.sampling_ms, 1)}`);
+    lines.push(
+      `  sampling round ${fmt(p.sample.round_ms, 1)} ms: decode gemm ${fmt(p.sample.decode_gemm_ms, 1)}, decode rest ${fmt(p.sample.decode_rest_ms, 1)}${dops ? ` (${dops})` : ""}, sampling ${fmt(p.sample.sampling_ms, 1)}`,
+    );
   }
-  lines.push(rep.torch ? `torch ${rep.torch.torch_version} (${rep.torch.executable}), ${rep.torch.threads} threads` : `torch: not measured (${rep.torch_reason})`);
+  lines.push(
+    rep.torch
+      ? `torch ${rep.torch.torch_version} (${rep.torch.executable}), ${rep.torch.threads} threads`
+      : `torch: not measured (${rep.torch_reason})`,
+  );
   if (rep.summary) {
     const s = rep.summary;
-    lines.push(`targets (${s.model} ${s.engine}): train ${fmt(s.train_tok_s)} tok/s ${s.meets_train_target ? "≥" : "<"} ${s.targets.train_tok_s}, sampling ${fmt(s.sample_tok_s)} tok/s ${s.meets_sample_target ? "≥" : "<"} ${s.targets.sample_tok_s}`);
+    lines.push(
+      `targets (${s.model} ${s.engine}): train ${fmt(s.train_tok_s)} tok/s ${s.meets_train_target ? "≥" : "<"} ${s.targets.train_tok_s}, sampling ${fmt(s.sample_tok_s)} tok/s ${s.meets_sample_target ? "≥" : "<"} ${s.targets.sample_tok_s}`,
+    );
   }
   return lines.join("\n") + "\n";
 }

@@ -28,7 +28,8 @@ const USAGE = `usage: node dist/bench/run.js [options]
 
 function positiveInts(flag: string, v: string): number[] {
   const xs = v.split(",").map((x) => Number(x.trim()));
-  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1)) throw new UsageError(`${flag}: expected positive integers, got "${v}"`);
+  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1))
+    throw new UsageError(`${flag}: expected positive integers, got "${v}"`);
   return xs;
 }
 

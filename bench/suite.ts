@@ -71,15 +71,21 @@ export async function runSuite(o: SuiteOptions): Promise<BenchReport> {
       for (const [i, m] of models.entries()) {
         const t = trainBench(be, m.config, s);
         reports[i].train[be.label] = t;
-        o.log(`${m.name} ${be.label} train: ${t.median_ms.toFixed(1)} ms/step, ${t.tok_s.toFixed(0)} tok/s (loss ${t.loss_first.toFixed(3)} -> ${t.loss_last.toFixed(3)})`);
+        o.log(
+          `${m.name} ${be.label} train: ${t.median_ms.toFixed(1)} ms/step, ${t.tok_s.toFixed(0)} tok/s (loss ${t.loss_first.toFixed(3)} -> ${t.loss_last.toFixed(3)})`,
+        );
         const r = sampleBench(be, m.config, s);
         reports[i].sample[be.label] = r;
-        o.log(`${m.name} ${be.label} sample: ${r.median_ms.toFixed(1)} ms/round, ${r.tok_s.toFixed(0)} tok/s`);
+        o.log(
+          `${m.name} ${be.label} sample: ${r.median_ms.toFixed(1)} ms/round, ${r.tok_s.toFixed(0)} tok/s`,
+        );
       }
       matmul[be.label] = runMatmul(be, s, o.log);
       if (o.profile && spec === o.engines[o.engines.length - 1]) {
         profile = profileTrain(be, models[0].name, models[0].config, s);
-        o.log(`profile ${models[0].name} ${be.label}: step ${profile.step_ms.toFixed(1)} ms, gemm share ${(profile.gemm_share * 100).toFixed(0)}%`);
+        o.log(
+          `profile ${models[0].name} ${be.label}: step ${profile.step_ms.toFixed(1)} ms, gemm share ${(profile.gemm_share * 100).toFixed(0)}%`,
+        );
       }
     } finally {
       await be.close();
@@ -104,10 +110,15 @@ export async function runSuite(o: SuiteOptions): Promise<BenchReport> {
     else {
       o.log(`torch ${probe.version} (${probe.python}): running the reference with ${o.torchThreads} threads`);
       try {
-        torch = runTorchBench(probe.python, { threads: o.torchThreads, settings: s, models: models.map((m) => ({ name: m.name, config: m.config })) });
+        torch = runTorchBench(probe.python, {
+          threads: o.torchThreads,
+          settings: s,
+          models: models.map((m) => ({ name: m.name, config: m.config })),
+        });
         for (const r of reports) {
           const tp = torch.models[r.name]?.params;
-          if (tp !== r.params) o.log(`warning: torch model "${r.name}" has ${tp} parameters, ours ${r.params}`);
+          if (tp !== r.params)
+            o.log(`warning: torch model "${r.name}" has ${tp} parameters, ours ${r.params}`);
         }
       } catch (err) {
         torchReason = (err as Error).message;
@@ -119,7 +130,12 @@ export async function runSuite(o: SuiteOptions): Promise<BenchReport> {
   const finishedAt = new Date();
   const engines = [...o.engines, ...o.matmulOnly].map((e) => ({ ...e, label: engineLabel(e) }));
   const { M, K, N } = s.matmul;
-  const partial = { models: reports, engines, matmul: { shape: { M, K, N }, flops: 2 * M * N * K, results: matmul }, torch };
+  const partial = {
+    models: reports,
+    engines,
+    matmul: { shape: { M, K, N }, flops: 2 * M * N * K, results: matmul },
+    torch,
+  };
   const report: BenchReport = {
     schema: SCHEMA,
     mode: o.mode,
@@ -149,7 +165,11 @@ export async function runSuite(o: SuiteOptions): Promise<BenchReport> {
   return roundNumbers(report);
 }
 
-function runMatmul(be: Awaited<ReturnType<typeof createBenchEngine>>, s: BenchSettings, log: (line: string) => void): MatmulResult {
+function runMatmul(
+  be: Awaited<ReturnType<typeof createBenchEngine>>,
+  s: BenchSettings,
+  log: (line: string) => void,
+): MatmulResult {
   // The ts reference needs seconds per run at the full size: one timed run after a small JIT warm-up.
   const slow = be.spec.impl === "ts";
   if (slow) matmulBench(be, { M: 64, K: 64, N: 64 }, 3, 1, s.seed);
@@ -162,8 +182,16 @@ function runMatmul(be: Awaited<ReturnType<typeof createBenchEngine>>, s: BenchSe
 function gitInfo(): { commit: string; dirty: boolean } | null {
   const cwd = fileURLToPath(new URL("../..", import.meta.url));
   try {
-    const commit = execFileSync("git", ["rev-parse", "HEAD"], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
-    const status = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    const commit = execFileSync("git", ["rev-parse", "HEAD"], {
+      cwd,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+    const status = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], {
+      cwd,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
     return { commit, dirty: status.trim().length > 0 };
   } catch {
     return null;

@@ -20,7 +20,8 @@ export function median(xs: readonly number[]): number {
  * noisier than that); integers (counts, sizes) stay exact.
  */
 export function roundNumbers<T>(x: T): T {
-  const round = (v: number): number => (Number.isInteger(v) || !Number.isFinite(v) ? v : Number(v.toPrecision(5)));
+  const round = (v: number): number =>
+    Number.isInteger(v) || !Number.isFinite(v) ? v : Number(v.toPrecision(5));
   return JSON.parse(JSON.stringify(x, (_k, v: unknown) => (typeof v === "number" ? round(v) : v))) as T;
 }
 
@@ -44,7 +45,17 @@ export class TimedKernels implements Kernels {
     this.name = `timed(${inner.name})`;
   }
 
-  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Buf, B: Buf, C: Buf, acc: boolean): void {
+  gemm(
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    A: Buf,
+    B: Buf,
+    C: Buf,
+    acc: boolean,
+  ): void {
     if (!this.enabled) {
       this.inner.gemm(transA, transB, M, N, K, A, B, C, acc);
       return;

@@ -25,7 +25,10 @@ export interface TorchReport {
   mkldnn: boolean;
   attention: string;
   optimizer: string;
-  models: Record<string, { params: number; train: TrainResult & { phases_ms: Record<string, number> }; sample: SampleResult }>;
+  models: Record<
+    string,
+    { params: number; train: TrainResult & { phases_ms: Record<string, number> }; sample: SampleResult }
+  >;
   matmul: MatmulResult;
 }
 
@@ -36,13 +39,18 @@ export function findTorchPython(candidates: readonly string[]): TorchProbe {
   const why: string[] = [];
   for (const python of candidates) {
     // Reads the installed version without importing torch (an import takes seconds).
-    const r = spawnSync(python, ["-c", "import importlib.metadata as m; print(m.version('torch'))"], { encoding: "utf8", timeout: 60_000 });
+    const r = spawnSync(python, ["-c", "import importlib.metadata as m; print(m.version('torch'))"], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     if (r.error) {
       const code = (r.error as NodeJS.ErrnoException).code;
       why.push(`${python}: ${code === "ENOENT" ? "not found" : r.error.message}`);
     } else if (r.status !== 0) {
       const missing = /PackageNotFoundError/.test(r.stderr ?? "");
-      why.push(`${python}: ${missing ? "torch is not installed" : lastLine(r.stderr) || `exit code ${r.status}`}`);
+      why.push(
+        `${python}: ${missing ? "torch is not installed" : lastLine(r.stderr) || `exit code ${r.status}`}`,
+      );
     } else {
       return { ok: true, python, version: r.stdout.trim() };
     }
@@ -71,11 +79,18 @@ export function runTorchBench(python: string, spec: TorchSpec, timeoutMs = 30 * 
     timeout: timeoutMs,
     maxBuffer: 64 << 20,
     // Pin the thread pools of every BLAS torch might use, not only torch's own.
-    env: { ...process.env, OMP_NUM_THREADS: threads, MKL_NUM_THREADS: threads, OPENBLAS_NUM_THREADS: threads },
+    env: {
+      ...process.env,
+      OMP_NUM_THREADS: threads,
+      MKL_NUM_THREADS: threads,
+      OPENBLAS_NUM_THREADS: threads,
+    },
   });
   if (r.error) throw new Error(`torch reference (${python} ${TORCH_SCRIPT}): ${r.error.message}`);
   if (r.status !== 0) {
-    throw new Error(`torch reference (${python} ${TORCH_SCRIPT}) exited with ${r.status}: ${lastLine(r.stderr)}`);
+    throw new Error(
+      `torch reference (${python} ${TORCH_SCRIPT}) exited with ${r.status}: ${lastLine(r.stderr)}`,
+    );
   }
   let parsed: Omit<TorchReport, "executable">;
   try {

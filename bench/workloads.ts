@@ -26,7 +26,11 @@ export function benchModels(): Record<string, BenchModel> {
     bakeoff: {
       name: "bakeoff",
       description: "engine-bakeoff model: micro preset, vocab 32, ctx 64, untied lm_head (809,728 params)",
-      config: validateModelConfig({ ...presetConfig("micro", 32, "gpt2"), maxSeqLen: 64, tiedEmbeddings: false }),
+      config: validateModelConfig({
+        ...presetConfig("micro", 32, "gpt2"),
+        maxSeqLen: 64,
+        tiedEmbeddings: false,
+      }),
     },
     small: {
       name: "small",
@@ -36,7 +40,14 @@ export function benchModels(): Record<string, BenchModel> {
     tiny: {
       name: "tiny",
       description: "harness smoke test: d 32, 1 layer, 2 heads, MLP 128, vocab 16, ctx 64",
-      config: presetConfig("nano", 16, "gpt2", { dModel: 32, nLayers: 1, nHeads: 2, headDim: 16, dFF: 128, maxSeqLen: 64 }),
+      config: presetConfig("nano", 16, "gpt2", {
+        dModel: 32,
+        nLayers: 1,
+        nHeads: 2,
+        headDim: 16,
+        dFF: 128,
+        maxSeqLen: 64,
+      }),
     },
   };
 }
@@ -96,12 +107,24 @@ export const BOS = 0;
 
 /** Throws when the settings cannot run on this model (one line naming the setting). */
 export function checkSettings(s: BenchSettings, cfg: ModelConfig, model: string): void {
-  if (s.seq > cfg.maxSeqLen) throw new Error(`bench: seq ${s.seq} exceeds the context of model "${model}" (${cfg.maxSeqLen})`);
+  if (s.seq > cfg.maxSeqLen)
+    throw new Error(`bench: seq ${s.seq} exceeds the context of model "${model}" (${cfg.maxSeqLen})`);
   if (s.sampleSteps > cfg.maxSeqLen) {
-    throw new Error(`bench: sampleSteps ${s.sampleSteps} exceeds the context of model "${model}" (${cfg.maxSeqLen})`);
+    throw new Error(
+      `bench: sampleSteps ${s.sampleSteps} exceeds the context of model "${model}" (${cfg.maxSeqLen})`,
+    );
   }
-  for (const k of ["batch", "seq", "trainSteps", "sampleSequences", "sampleSteps", "sampleRepeats", "profileSteps"] as const) {
-    if (!Number.isInteger(s[k]) || s[k] < 1) throw new Error(`bench: setting ${k} must be a positive integer, got ${s[k]}`);
+  for (const k of [
+    "batch",
+    "seq",
+    "trainSteps",
+    "sampleSequences",
+    "sampleSteps",
+    "sampleRepeats",
+    "profileSteps",
+  ] as const) {
+    if (!Number.isInteger(s[k]) || s[k] < 1)
+      throw new Error(`bench: setting ${k} must be a positive integer, got ${s[k]}`);
   }
 }
 
@@ -155,7 +178,13 @@ export class TrainStep {
     this.dlogits = model.engine.alloc(N * V);
     this.losses = new Float32Array(N);
     this.dlosses = new Float32Array(N).fill(1 / N);
-    this.optimizer = new AdamW(model.params, model.grads, { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 });
+    this.optimizer = new AdamW(model.params, model.grads, {
+      lr,
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      weightDecay: 0.01,
+    });
   }
 
   run(timer?: TimedKernels): StepTiming {
@@ -287,7 +316,13 @@ export interface MatmulResult {
 }
 
 /** C = A @ B (no transposes), buffers on the engine's heap; GFLOP/s from the median run. */
-export function matmulBench(be: BenchEngine, shape: MatmulShape, warmup: number, repeats: number, seed: number): MatmulResult {
+export function matmulBench(
+  be: BenchEngine,
+  shape: MatmulShape,
+  warmup: number,
+  repeats: number,
+  seed: number,
+): MatmulResult {
   const { M, K, N } = shape;
   const rng = new Rng(seed);
   const k = be.kernels;

@@ -18,10 +18,14 @@ test("the torch models have our parameter counts", { skip }, () => {
   if (!probe.ok) return;
   const models = Object.values(benchModels()).map((m) => ({ name: m.name, config: m.config }));
   const spec = { threads: 1, settings: QUICK_SETTINGS, models };
-  const r = spawnSync(probe.python, [TORCH_SCRIPT, "--spec", "-", "--params-only"], { input: JSON.stringify(spec), encoding: "utf8" });
+  const r = spawnSync(probe.python, [TORCH_SCRIPT, "--spec", "-", "--params-only"], {
+    input: JSON.stringify(spec),
+    encoding: "utf8",
+  });
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { models: Record<string, { params: number }> };
-  for (const m of Object.values(benchModels())) assert.equal(out.models[m.name].params, paramCount(m.config), m.name);
+  for (const m of Object.values(benchModels()))
+    assert.equal(out.models[m.name].params, paramCount(m.config), m.name);
   assert.equal(out.models.bakeoff.params, 809_728);
 });
 

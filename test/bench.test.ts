@@ -88,10 +88,21 @@ test("the validator names the broken field", async () => {
   delete broken.machine;
   broken.torch_reason = null;
   const errs = validateReport(broken);
-  assert.ok(errs.some((e) => e.startsWith("$.models[0].train.wasm-2t.tok_s:")), errs.join("\n"));
-  assert.ok(errs.some((e) => e.startsWith("$.machine:")), errs.join("\n"));
-  assert.ok(errs.some((e) => e.startsWith("$.torch_reason:")), errs.join("\n"));
-  assert.deepEqual(validateReport({ schema: "other" }).slice(0, 1), ['$.schema: expected "sat-llm-bench/1", got "other"']);
+  assert.ok(
+    errs.some((e) => e.startsWith("$.models[0].train.wasm-2t.tok_s:")),
+    errs.join("\n"),
+  );
+  assert.ok(
+    errs.some((e) => e.startsWith("$.machine:")),
+    errs.join("\n"),
+  );
+  assert.ok(
+    errs.some((e) => e.startsWith("$.torch_reason:")),
+    errs.join("\n"),
+  );
+  assert.deepEqual(validateReport({ schema: "other" }).slice(0, 1), [
+    '$.schema: expected "sat-llm-bench/1", got "other"',
+  ]);
 });
 
 test("ratios are our throughput over PyTorch's", () => {
@@ -116,9 +127,13 @@ test("the CLI prints the report it writes with --out, and rejects bad arguments"
   const dir = mkdtempSync(join(tmpdir(), "bench-test-"));
   try {
     const out = join(dir, "sub", "report.json");
-    const r = spawnSync(process.execPath, [RUN_JS, "--quick", "--models", "tiny", "--threads", "1", "--no-torch", "--no-profile", "--out", out], {
-      encoding: "utf8",
-    });
+    const r = spawnSync(
+      process.execPath,
+      [RUN_JS, "--quick", "--models", "tiny", "--threads", "1", "--no-torch", "--no-profile", "--out", out],
+      {
+        encoding: "utf8",
+      },
+    );
     assert.equal(r.status, 0, r.stderr);
     const printed = JSON.parse(r.stdout) as BenchReport;
     assert.deepEqual(JSON.parse(readFileSync(out, "utf8")), printed);
