@@ -31,14 +31,15 @@ export interface DemoResult {
 
 /** Settings of the demo that differ from the library defaults (the user's --set values win). */
 export const DEMO_DEFAULTS = {
-  model: { preset: "nano" },
-  team: { n_agents: 3, protocol: "relay", rounds: 1, max_turn_tokens: 16 },
-  rollout: { prompts_per_step: 8, n: 8 },
-  algo: { name: "sat", kl_radius: 0.02, kl_coef: 0.05, ppo_epochs: 2, ppo_mini_batch_size: 4 },
-  optim: { lr: 3e-4 },
-  pretrain: { steps: 1500, batch_size: 32, lr: 3e-3, target_accuracy: 0.6, eval_steps: 100 },
-  eval: { n_prompts: 100, n: 4, k: [1, 4], temperature: 1, before_train: true },
-  run: { max_steps: 8 },
+  model: { preset: "nano", max_seq_len: 64 },
+  tasks: { name: "add", difficulty: 2 },
+  team: { n_agents: 3, protocol: "relay", rounds: 1, max_turn_tokens: 12 },
+  rollout: { prompts_per_step: 8, n: 8, max_prompt_length: 16, max_completion_length: 40 },
+  algo: { name: "sat", kl_radius: 0.05, kl_coef: 0.1, ppo_epochs: 2, ppo_mini_batch_size: 4 },
+  optim: { lr: 1e-4 },
+  pretrain: { steps: 1000, batch_size: 32, lr: 5e-3, target_accuracy: 0.7, eval_steps: 50 },
+  eval: { n_prompts: 200, n: 4, k: [1, 4], temperature: 1, before_train: true },
+  run: { max_steps: 12 },
 };
 
 function withChanges(cfg: ResolvedConfig, changes: Record<string, Record<string, unknown>>): ResolvedConfig {
@@ -78,7 +79,7 @@ export async function runDemo(
   // 3. Single-model baseline, same stages.
   const singleDir = join(run.dir, "baseline-single");
   const singleCfg = withChanges(cfg, {
-    team: { agent_checkpoints: [base] },
+    team: { agent_checkpoints: Array(n).fill(base) },
     algo: { name: "single" },
     eval: { before_train: false },
   });

@@ -108,7 +108,9 @@ export function rolloutTeam(
   const maxPrompt = Math.max(...episodes.map((e) => e.promptLen));
   if (opts.maxPromptLength !== undefined && maxPrompt > opts.maxPromptLength) {
     const long = episodes.find((e) => e.promptLen === maxPrompt)!;
-    throw new Error(`problem ${long.problem.id} has a prompt of ${maxPrompt} tokens, more than rollout.max_prompt_length (${opts.maxPromptLength})`);
+    // A limit the user set: exitCode 2 makes the CLI report it as a config error, in one line.
+    const msg = `problem ${long.problem.id} has a prompt of ${maxPrompt} tokens, more than rollout.max_prompt_length (${opts.maxPromptLength}); raise rollout.max_prompt_length to at least ${maxPrompt} (prompts are never truncated)`;
+    throw Object.assign(new Error(msg), { exitCode: 2 });
   }
   const Tmax = Math.min(Math.min(...team.map((m) => m.maxSeqLen)), maxPrompt + opts.maxCompletionLength);
   if (maxPrompt >= Tmax) throw new Error(`a prompt has ${maxPrompt} tokens, which leaves no room to answer (context ${Tmax})`);
@@ -119,14 +121,15 @@ export function rolloutTeam(
     for (let r = 0; r < opts.rounds; r++) {
       for (const a of order) {
         if (episodes.every((e) => e.done)) break;
-        takeTurn(team[a], a, decoders[a], episodes, opts.maxTurnTokens, Tmax, opts, tok, rng, probs);
+        takeTurn(team[a], a, decoders[a], episodes, opts.maxTurnTokens, true, Tmax, opts, tok, rng, probs);
       }
     }
   } else {
     for (let a = 0; a < team.length; a++) {
       const mine = episodes.filter((e) => e.agent === a);
       const dec = team[a].createDecoder(mine.length, Tmax);
-      takeTurn(team[a], a, dec, mine, Infinity, Tmax, opts, tok, rng, probs);
+      // Writing alone, an agent's <eot> hands the turn back to itself: it just goes on.
+      takeTurn(team[a], a, dec, mine, Infinity, false, Tmax, opts, tok, rng, probs);
     }
   }
   return episodes.map((e) => {
@@ -149,13 +152,17 @@ export function rolloutTeam(
   });
 }
 
-/** One agent's turn over all unfinished episodes: catch up on new tokens, then write ≤ maxTokens. */
+/**
+ * One agent's turn over all unfinished episodes: catch up on new tokens, then write ≤ maxTokens
+ * (stopping at its own <eot> when `eotEndsTurn`).
+ */
 function takeTurn(
   member: TeamMember,
   a: number,
   dec: StepDecoder,
   eps: Episode[],
   maxTokens: number,
+  eotEndsTurn: boolean,
   Tmax: number,
   opts: RolloutOptions,
   tok: Tokenizer,
@@ -211,7 +218,7 @@ function takeTurn(
       } else if (e.tokens.length >= Tmax || completionLen >= opts.maxCompletionLength) {
         e.done = true;
         turnOver[b] = 1;
-      } else if (token === tok.eot) {
+      } else if (token === tok.eot && eotEndsTurn) {
         turnOver[b] = 1;
       } else if (written[b] >= maxTokens) {
         // The agent used its whole turn: the protocol closes the segment.
