@@ -2,6 +2,7 @@
  * Certificate terms (sat-method §4), the empirical improvement check, majority vote, advantage
  * normalisation, the GAE recursion against its defining sum, and the trust-region statistics.
  */
+import { majorityVote } from "../src/team/rollout.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Rng } from "../src/engine/rng.js";
@@ -11,7 +12,6 @@ import {
   dkwSlack,
   empiricalImprovement,
   gaeScores,
-  majorityVote,
   normaliseAdvantages,
   prepareBatch,
   weightedQuantile,

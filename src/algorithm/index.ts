@@ -37,7 +37,6 @@ export {
   type Projection,
   type ProjectionStats,
 } from "./projection.js";
-export { majorityVote } from "./vote.js";
 export { klRow, klRows, tvRow, entropyRow, weightedQuantile, dkwSlack } from "./kl.js";
 export { prepareBatch, type PreparedBatch, type AgentStates } from "./batch.js";
 export { normaliseAdvantages, gaeScores } from "./advantages.js";

@@ -8,6 +8,7 @@
  *   answer never wins: the rule sat-method §2 uses for agents).
  * - bootstrapCI: percentile interval of the mean over prompts, resampling prompts.
  */
+import { majorityVote } from "../team/rollout.js";
 import type { Rng } from "../engine/rng.js";
 
 export type MetricName = "avg" | "pass" | "maj";
@@ -43,24 +44,7 @@ export function avgAtK(correct: ArrayLike<number>, k: number): number {
 
 /** Most frequent non-null answer of answers[0..k); ties go to the one seen first; all null → null. */
 export function majorityAnswer(answers: readonly (string | null)[], k = answers.length): string | null {
-  const counts = new Map<string, number>();
-  let best: string | null = null;
-  let bestCount = 0;
-  for (let i = 0; i < k; i++) {
-    const a = answers[i];
-    if (a !== null) counts.set(a, (counts.get(a) ?? 0) + 1);
-  }
-  // Scanning in sample order and replacing only on a strictly larger count keeps the earliest on ties.
-  for (let i = 0; i < k; i++) {
-    const a = answers[i];
-    if (a === null) continue;
-    const c = counts.get(a)!;
-    if (c > bestCount) {
-      best = a;
-      bestCount = c;
-    }
-  }
-  return best;
+  return majorityVote(answers.slice(0, k));
 }
 
 /** Decides whether an answer is correct: the reference answer, or a predicate (e.g. the verifier). */

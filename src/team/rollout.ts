@@ -233,7 +233,10 @@ function takeTurn(
   }
 }
 
-/** Majority vote over answers (null = no answer); ties go to the answer of the lowest index. */
+/**
+ * Majority vote for the independent protocol (sat-method §2): the most frequent non-null answer;
+ * ties go to the answer given first (the lowest agent index); all null → null.
+ */
 export function majorityVote(answers: Array<string | null>): string | null {
   const counts = new Map<string, number>();
   for (const a of answers) if (a !== null) counts.set(a, (counts.get(a) ?? 0) + 1);
