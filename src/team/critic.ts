@@ -120,7 +120,8 @@ export class LmCritic implements ValuePolicy {
   private dvalues: Buf = new Float32Array(0);
 
   constructor(model: Transformer, optim: LmOptimOptions, decayMask?: Uint8Array) {
-    if (!model.cfg.valueHead) throw new Error("LmCritic needs a model with a value head (config valueHead: true)");
+    if (!model.cfg.valueHead)
+      throw new Error("LmCritic needs a model with a value head (config valueHead: true)");
     this.model = model;
     this.maxGradNorm = optim.maxGradNorm;
     this.optimizer = new AdamW(model.params, model.grads, {
@@ -165,7 +166,8 @@ export class LmCritic implements ValuePolicy {
   /** Position of the representation of state t (the last token of the prefix tokens[0..t)). */
   private static positionOf(trajs: readonly Trajectory[], s: StateRef): number {
     const L = trajs[s.traj]?.tokens.length;
-    if (L === undefined) throw new Error(`critic: state refers to trajectory ${s.traj}, the batch has ${trajs.length}`);
+    if (L === undefined)
+      throw new Error(`critic: state refers to trajectory ${s.traj}, the batch has ${trajs.length}`);
     if (!(Number.isInteger(s.t) && s.t >= 0 && s.t <= L)) {
       throw new Error(`critic: state (trajectory ${s.traj}, t=${s.t}) is outside 0..${L}`);
     }
@@ -220,15 +222,19 @@ export class LmCritic implements ValuePolicy {
   fit(trajs: readonly Trajectory[], data: ValueTargets, opts: CriticFitOptions): CriticFitResult {
     const S = data.refs.length;
     if (data.targets.length !== S || data.weights.length !== S) {
-      throw new Error(`critic.fit: ${S} states but ${data.targets.length} targets and ${data.weights.length} weights`);
+      throw new Error(
+        `critic.fit: ${S} states but ${data.targets.length} targets and ${data.weights.length} weights`,
+      );
     }
-    if (!(Number.isInteger(opts.epochs) && opts.epochs >= 0)) throw new Error(`critic.fit: epochs must be an integer ≥ 0, got ${opts.epochs}`);
+    if (!(Number.isInteger(opts.epochs) && opts.epochs >= 0))
+      throw new Error(`critic.fit: epochs must be an integer ≥ 0, got ${opts.epochs}`);
     if (!(Number.isInteger(opts.miniBatchSize) && opts.miniBatchSize >= 1)) {
       throw new Error(`critic.fit: miniBatchSize must be an integer ≥ 1, got ${opts.miniBatchSize}`);
     }
     const byTraj = new Map<number, number[]>();
     data.refs.forEach((s, k) => {
-      if (LmCritic.positionOf(trajs, s) < 0) throw new Error(`critic.fit: state (trajectory ${s.traj}, t=0) has no prefix to fit`);
+      if (LmCritic.positionOf(trajs, s) < 0)
+        throw new Error(`critic.fit: state (trajectory ${s.traj}, t=0) has no prefix to fit`);
       let list = byTraj.get(s.traj);
       if (!list) byTraj.set(s.traj, (list = []));
       list.push(k);
@@ -244,10 +250,11 @@ export class LmCritic implements ValuePolicy {
         const chunk = order.slice(c, c + opts.miniBatchSize);
         let T = 1;
         let sw = 0;
-        for (const i of chunk) for (const k of byTraj.get(i)!) {
-          T = Math.max(T, data.refs[k].t);
-          sw += data.weights[k];
-        }
+        for (const i of chunk)
+          for (const k of byTraj.get(i)!) {
+            T = Math.max(T, data.refs[k].t);
+            sw += data.weights[k];
+          }
         if (!(sw > 0)) continue;
         const { ids, B } = this.pack(trajs, chunk, T);
         this.model.forward(ids, B, T);
@@ -282,7 +289,9 @@ export class LmCritic implements ValuePolicy {
 
   restore(s: CriticSnapshot): void {
     if (s.params.length !== this.model.params.length) {
-      throw new Error(`critic.restore: snapshot has ${s.params.length} parameters, the critic has ${this.model.params.length}`);
+      throw new Error(
+        `critic.restore: snapshot has ${s.params.length} parameters, the critic has ${this.model.params.length}`,
+      );
     }
     this.model.params.set(s.params);
     this.optimizer.restore(s.adam);
