@@ -35,16 +35,15 @@ export function hasPretrainedAgents(runDir: string, n: number): boolean {
 }
 
 export function sftOptionsOf(cfg: ResolvedConfig, seed: number): SftOptions {
-  const p = cfg.pretrain;
   return {
     ...DEFAULT_SFT,
-    steps: p.steps,
-    batchSize: p.batch_size,
-    lr: p.lr,
-    warmupSteps: Math.min(DEFAULT_SFT.warmupSteps, Math.max(1, Math.floor(p.steps / 10))),
+    steps: cfg.pretrain.steps,
+    batchSize: cfg.pretrain.batch_size,
+    lr: cfg.pretrain.lr,
+    warmupSteps: Math.min(DEFAULT_SFT.warmupSteps, Math.max(1, Math.floor(cfg.pretrain.steps / 10))),
     difficulty: cfg.tasks.difficulty ?? undefined,
-    evalEvery: p.eval_steps,
-    targetAccuracy: p.target_accuracy ?? 1,
+    evalEvery: cfg.pretrain.eval_steps,
+    targetAccuracy: cfg.pretrain.target_accuracy ?? 1,
     seed,
   };
 }

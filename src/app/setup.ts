@@ -7,19 +7,20 @@ import { availableParallelism } from "node:os";
 import { createEngine, type FastEngine } from "../engine/engine.js";
 import { presetConfig, validateModelConfig, type ModelConfig } from "../model/config.js";
 import { CharTokenizer } from "../model/tokenizer.js";
-import { getTask, type TaskFamily } from "../tasks/index.js";
+import { datasetFamily, getTask, readProblemsJSONL, type TaskFamily } from "../tasks/index.js";
 import type { RolloutOptions } from "../team/rollout.js";
 import type { LmOptimOptions } from "../team/lm-policy.js";
 import { defaultStageConfig, type StageConfig } from "../algorithm/index.js";
 import type { ResolvedConfig } from "../config/schema.js";
-import { klRadiusOf } from "../config/index.js";
 import type { EvalOptions } from "../eval/evaluate.js";
 
 export function teamTokenizer(): CharTokenizer {
   return new CharTokenizer();
 }
 
+/** The built-in family tasks.name, or the user's JSONL problems when tasks.dataset is set. */
 export function taskOf(cfg: ResolvedConfig): TaskFamily {
+  if (cfg.tasks.dataset !== null) return datasetFamily(readProblemsJSONL(cfg.tasks.dataset), cfg.tasks.dataset);
   return getTask(cfg.tasks.name);
 }
 
@@ -40,7 +41,7 @@ export function modelConfigOf(cfg: ResolvedConfig, vocabSize: number): ModelConf
       throw new Error(`model.n_heads must divide model.d_model (${over.dModel ?? base.dModel} / ${over.nHeads ?? base.nHeads})`);
     }
   }
-  return validateModelConfig(presetConfig(m.preset, vocabSize, m.arch, over));
+  return validateModelConfig(presetConfig(cfg.model.preset, vocabSize, cfg.model.arch, over));
 }
 
 export function threadsOf(cfg: ResolvedConfig): number {
@@ -68,45 +69,50 @@ export function rolloutOptionsOf(cfg: ResolvedConfig, members = cfg.team.n_agent
 }
 
 export function stageConfigOf(cfg: ResolvedConfig, nAgents: number): Omit<StageConfig, "algo"> {
-  const a = cfg.algo;
   const { algo: _algo, ...stage } = defaultStageConfig(nAgents, {
     promptsPerStage: cfg.rollout.prompts_per_step,
-    clipLow: a.clip_ratio_low,
-    clipHigh: a.clip_ratio_high,
-    klRadius: Array.from({ length: nAgents }, (_, i) => klRadiusOf(cfg, i)),
-    klQuantile: a.kl_quantile,
-    klCoefGrowth: a.kl_coef_growth,
-    advClip: a.adv_clip,
-    maxBacktracks: a.max_backtracks,
-    backtrackRatio: a.backtrack_ratio,
-    epochs: a.ppo_epochs,
-    miniBatchGroups: a.ppo_mini_batch_size,
-    advEstimator: a.adv_estimator,
-    scaleRewards: a.scale_rewards,
-    gamma: a.gamma,
-    lam: a.lam,
-    intermediate: a.intermediate,
-    order: a.order,
-    dkwEta: a.dkw_eta,
-    certGamma: a.cert_gamma,
+    clipLow: cfg.algo.clip_ratio_low,
+    clipHigh: cfg.algo.clip_ratio_high,
+    // team.kl_radius overrides algo.kl_radius per agent.
+    klRadius: Array.from({ length: nAgents }, (_, i) => cfg.team.kl_radius[i] ?? cfg.algo.kl_radius),
+    klQuantile: cfg.algo.kl_quantile,
+    klCoefGrowth: cfg.algo.kl_coef_growth,
+    advClip: cfg.algo.adv_clip,
+    maxBacktracks: cfg.algo.max_backtracks,
+    backtrackRatio: cfg.algo.backtrack_ratio,
+    epochs: cfg.algo.ppo_epochs,
+    miniBatchGroups: cfg.algo.ppo_mini_batch_size,
+    advEstimator: cfg.algo.adv_estimator,
+    scaleRewards: cfg.algo.scale_rewards,
+    gamma: cfg.algo.gamma,
+    lam: cfg.algo.lam,
+    intermediate: cfg.algo.intermediate,
+    order: cfg.algo.order,
+    dkwEta: cfg.algo.dkw_eta,
+    certGamma: cfg.algo.cert_gamma,
   });
   return stage;
 }
 
 export function lmOptimOf(cfg: ResolvedConfig): LmOptimOptions {
-  const o = cfg.optim;
-  return { lr: o.lr, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weight_decay, maxGradNorm: o.max_grad_norm };
+  return {
+    lr: cfg.optim.lr,
+    beta1: cfg.optim.betas[0],
+    beta2: cfg.optim.betas[1],
+    eps: cfg.optim.eps,
+    weightDecay: cfg.optim.weight_decay,
+    maxGradNorm: cfg.optim.max_grad_norm,
+  };
 }
 
 export function evalOptionsOf(cfg: ResolvedConfig, members = cfg.team.n_agents): EvalOptions {
-  const e = cfg.eval;
   return {
     ...rolloutOptionsOf(cfg, members),
-    temperature: e.temperature,
-    topP: e.top_p,
-    n: e.n,
-    k: [...e.k],
-    bootstrap: e.bootstrap_samples,
+    temperature: cfg.eval.temperature,
+    topP: cfg.eval.top_p,
+    n: cfg.eval.n,
+    k: [...cfg.eval.k],
+    bootstrap: cfg.eval.bootstrap_samples,
     seed: cfg.run.seed,
   };
 }

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { ANSWER_MARKER, extractAnswer, type Problem } from "./types.js";
+import { ANSWER_MARKER, extractAnswer, verifyExact, type Problem, type TaskFamily } from "./types.js";
 
 export const JSONL_FAMILY = "jsonl";
 
@@ -103,4 +103,21 @@ export function readProblemsJSONL(path: string): Problem[] {
     throw new Error(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   return parseProblemsJSONL(text, path);
+}
+
+/**
+ * A task family over a fixed list of problems (a user's dataset): `generate` draws one uniformly,
+ * so the hash split, the problem stream and evaluation work as for generated families. The
+ * difficulty knob does not apply. Problems are checked by exact match of the final answer.
+ */
+export function datasetFamily(problems: readonly Problem[], source: string): TaskFamily {
+  if (problems.length === 0) throw new Error(`${source}: the dataset has no problems`);
+  return {
+    name: `dataset:${basename(source)}`,
+    description: `${problems.length} problems from ${source}`,
+    defaultDifficulty: 0,
+    difficulties: [0, 0],
+    generate: (rng) => problems[rng.int(problems.length)],
+    verify: verifyExact,
+  };
 }
