@@ -9,7 +9,7 @@
  * Usage: node dist/bench/matmul.js [--quick]   (--quick: fewer repeats, for a smoke run)
  */
 import { performance } from "node:perf_hooks";
-import { availableParallelism, cpus } from "node:os";
+import { availableParallelism, cpus, loadavg } from "node:os";
 import { createKernels, type EngineKernels } from "../src/engine/kernels/select.js";
 import { Rng } from "../src/engine/rng.js";
 
@@ -81,6 +81,7 @@ const impls: Array<[string, EngineKernels]> = [
   ["wasm_1t", await createKernels({ impl: "wasm", threads: 1 })],
   ["wasm_2t", await createKernels({ impl: "wasm", threads: 2 })],
 ];
+const loadBefore = loadavg()[0];
 const results: Record<string, Record<string, number | string | null>> = {};
 const start = performance.now();
 for (const s of shapes) {
@@ -102,6 +103,8 @@ console.log(
       cores: availableParallelism(),
       node: process.version,
       seconds: Number(((performance.now() - start) / 1000).toFixed(1)),
+      // 1-minute load average before/after: other processes on the machine make the figures noisy.
+      load_avg: [loadBefore, loadavg()[0]].map((x) => Number(x.toFixed(2))),
       results,
     },
     null,
