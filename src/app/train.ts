@@ -9,12 +9,13 @@
  * Resuming loads that checkpoint; since every random stream of a stage derives from (seed, stage),
  * a resumed run ends with the same weights, bit for bit, as an uninterrupted one.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Rng } from "../engine/rng.js";
 import type { Engine } from "../engine/engine.js";
 import { Transformer } from "../model/transformer.js";
-import { loadModel, loadOptimizer, saveModel, saveOptimizer } from "../model/checkpoint.js";
+import { CheckpointError, loadModel, loadOptimizer, saveModel, saveOptimizer } from "../model/checkpoint.js";
+import { SafetensorsError } from "../model/safetensors.js";
 import type { Tokenizer } from "../model/tokenizer.js";
 import { makeProblems, type Problem, type TaskFamily } from "../tasks/index.js";
 import { stageMetrics, type StageRecord } from "../algorithm/index.js";
@@ -25,7 +26,8 @@ import { evaluateTeam, evalRows, formatEvalTable, type EvalResult } from "../eva
 import type { ResolvedConfig } from "../config/schema.js";
 import { agentCheckpointOf } from "../config/index.js";
 import type { Progress } from "../io/progress.js";
-import type { RunDir } from "../io/rundir.js";
+import type { JsonlWriter } from "../io/jsonl.js";
+import type { CheckpointInfo, RunDir } from "../io/rundir.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { engineOf, evalOptionsOf, lmOptimOf, modelConfigOf, rolloutOptionsOf, stageConfigOf, taskOf, teamTokenizer } from "./setup.js";
 
@@ -51,12 +53,33 @@ export function initialModels(cfg: ResolvedConfig, engine: Engine, tok: Tokenize
     const path = agentCheckpointOf(cfg, i);
     if (path) {
       // gae needs no value head on the agents: the trainer's separate critic supplies the values.
-      models.push(loadModel(path, engine, tok));
+      models.push(loadStartingAgent(cfg, i, path, engine, tok));
     } else {
       models.push(new Transformer(modelConfigOf(cfg, tok.vocabSize), engine, new Rng(cfg.run.seed).fork(`init/${i}`)));
     }
   }
   return models;
+}
+
+/** team.agent_checkpoints[i], loaded so that any problem is reported under its config key. */
+function loadStartingAgent(cfg: ResolvedConfig, i: number, path: string, engine: Engine, tok: Tokenizer): Transformer {
+  const key = `team.agent_checkpoints[${i}]`;
+  if (!existsSync(path)) {
+    throw new CheckpointError(`${key}: ${path} does not exist; give a model directory (model.safetensors, config.json, tokenizer.json) such as <pretrain run>/agents/agent-${i}`);
+  }
+  let model: Transformer;
+  try {
+    model = loadModel(path, engine, tok);
+  } catch (err) {
+    if (err instanceof CheckpointError || err instanceof SafetensorsError) throw new CheckpointError(`${key}: ${err.message}`);
+    throw err;
+  }
+  // The rollout would silently cut transcripts at the model's context (cf. the model.max_seq_len rule).
+  const needed = cfg.rollout.max_prompt_length + cfg.rollout.max_completion_length;
+  if (model.cfg.maxSeqLen < needed) {
+    throw new CheckpointError(`${key}: ${path} has a context of ${model.cfg.maxSeqLen} tokens, less than rollout.max_prompt_length + rollout.max_completion_length = ${needed}; shorten the rollout or use a model with a longer context`);
+  }
+  return model;
 }
 
 /** One stages.jsonl object: team metrics flat, per-agent metrics in `agents` (conventions.md §2). */
@@ -97,28 +120,44 @@ function saveTeam(dir: string, trainer: TeamTrainer, tok: Tokenizer): void {
   writeFileAtomic(join(dir, TRAINER_STATE_FILE), JSON.stringify(trainer.getState(), null, 2) + "\n");
 }
 
-function loadTeam(dir: string, trainer: TeamTrainer, engine: Engine, tok: Tokenizer): void {
+function loadTeam(dir: string, step: number, trainer: TeamTrainer, engine: Engine, tok: Tokenizer): void {
+  const saved = readdirSync(dir).filter((d) => /^agent-\d+$/.test(d)).length;
+  if (saved !== trainer.models.length) {
+    throw new CheckpointError(`${dir}: the checkpoint holds ${saved} agent(s), the configured team ${trainer.models.length}; resume with the run's own team settings (team.n_agents, algo.name)`);
+  }
   trainer.models.forEach((m, i) => {
     const d = join(dir, `agent-${i}`);
     const loaded = loadModel(d, engine, tok);
     if (loaded.params.length !== m.params.length) {
-      throw new Error(`${d}: checkpoint agent ${i} has a different architecture from the configured one`);
+      throw new CheckpointError(`${d}: checkpoint agent ${i} has a different architecture from the configured one; resume with the run's own model settings`);
     }
     m.params.set(loaded.params);
     trainer.policies[i].optimizer.restore(loadOptimizer(d, m.params));
   });
   if (trainer.critic) {
     const d = join(dir, CRITIC_DIR);
-    if (!existsSync(d)) throw new Error(`${d}: missing; algo.adv_estimator = gae resumes the critic from the checkpoint`);
+    if (!existsSync(d)) throw new CheckpointError(`${d}: missing; algo.adv_estimator = gae resumes the critic from the checkpoint`);
     loadCriticInto(d, trainer.critic);
   }
-  let state: TeamTrainState;
+  trainer.setState(readTrainerState(join(dir, TRAINER_STATE_FILE), step, trainer.models.length));
+}
+
+/** trainer_state.json of a checkpoint, checked against the checkpoint's step and the team size. */
+function readTrainerState(path: string, step: number, nAgents: number): TeamTrainState {
+  const fail = (what: string): never => {
+    throw new CheckpointError(`${path}: ${what}; resume from an older checkpoint with --resume <run>/checkpoints/stage-K`);
+  };
+  let state: Partial<TeamTrainState> = {};
   try {
-    state = JSON.parse(readFileSync(join(dir, TRAINER_STATE_FILE), "utf8")) as TeamTrainState;
+    state = JSON.parse(readFileSync(path, "utf8")) as Partial<TeamTrainState>;
   } catch (err) {
-    throw new Error(`${join(dir, TRAINER_STATE_FILE)}: unreadable trainer state (${(err as Error).message})`);
+    fail(`unreadable trainer state (${(err as Error).message})`);
   }
-  trainer.setState(state);
+  const numbers = (v: unknown) => Array.isArray(v) && v.length === nAgents && v.every((x) => typeof x === "number" && Number.isFinite(x));
+  if (typeof state !== "object" || state === null) fail("trainer state is not a JSON object");
+  if (state.step !== step) fail(`trainer state is for stage ${JSON.stringify(state.step)}, the checkpoint for stage ${step}`);
+  if (!numbers(state.klCoef) || !numbers(state.versions)) fail(`trainer state needs klCoef and versions, ${nAgents} numbers each`);
+  return state as TeamTrainState;
 }
 
 export function heldOutProblems(cfg: ResolvedConfig, task: TaskFamily): Problem[] {
@@ -131,9 +170,15 @@ export function heldOutProblems(cfg: ResolvedConfig, task: TaskFamily): Problem[
   });
 }
 
+/**
+ * Runs the training. `runDir` may be a function that opens the run directory: it is then called
+ * once the starting agents have loaded, and gets a hook that loads the checkpoint to resume from
+ * before the directory changes, so a bad team.agent_checkpoints or a checkpoint that does not fit
+ * the configured team leaves the run directory as it was.
+ */
 export async function runTrain(
   cfg: ResolvedConfig,
-  run: RunDir,
+  runDir: RunDir | ((onResume: (from: CheckpointInfo) => void) => RunDir),
   progress: Progress,
   signal?: AbortSignal,
 ): Promise<TrainResult> {
@@ -141,8 +186,8 @@ export async function runTrain(
   const tok = teamTokenizer();
   const task = taskOf(cfg);
   const engine = await engineOf(cfg);
-  const stagesLog = run.openStages();
-  const evalLog = run.openEval();
+  let stagesLog: JsonlWriter | undefined;
+  let evalLog: JsonlWriter | undefined;
   try {
     const models = initialModels(cfg, engine, tok);
     const algo = cfg.algo.name as TeamAlgo;
@@ -159,10 +204,16 @@ export async function runTrain(
       heldOutPrompts: cfg.rollout.prompts_per_step,
       seed: cfg.run.seed,
     });
-    if (run.resumeFrom) {
-      loadTeam(run.resumeFrom.dir, trainer, engine, tok);
-      progress.log(`resuming from ${run.resumeFrom.dir} (stage ${trainer.state.step})`);
-    }
+    let resumed = false;
+    const resume = (from: CheckpointInfo): void => {
+      loadTeam(from.dir, from.step, trainer, engine, tok);
+      resumed = true;
+    };
+    const run = typeof runDir === "function" ? runDir(resume) : runDir;
+    if (run.resumeFrom && !resumed) resume(run.resumeFrom);
+    if (run.resumeFrom) progress.log(`resuming from ${run.resumeFrom.dir} (stage ${trainer.state.step})`);
+    stagesLog = run.openStages();
+    evalLog = run.openEval();
     const problems = heldOutProblems(cfg, task);
     const evals: EvalResult[] = [];
     const evaluate = (name: string): void => {
@@ -172,7 +223,7 @@ export async function runTrain(
       bar.tick(1, r.tokens);
       bar.done();
       evals.push(r);
-      for (const row of evalRows(step, [r], task.name)) evalLog.append(row);
+      for (const row of evalRows(step, [r], task.name)) evalLog!.append(row);
     };
     if (trainer.state.step === 0 && cfg.eval.before_train) evaluate("start");
     const maxSteps = cfg.run.max_steps;
@@ -202,8 +253,8 @@ export async function runTrain(
     const finalDir = run.latestCheckpoint()?.dir ?? "";
     return { steps: trainer.state.step, evals, finalDir, seconds: (performance.now() - t0) / 1000 };
   } finally {
-    stagesLog.close();
-    evalLog.close();
+    stagesLog?.close();
+    evalLog?.close();
     await engine.close();
   }
 }

@@ -10,7 +10,7 @@
  */
 import type { ResolvedConfig } from "../config/schema.js";
 import type { Progress } from "../io/progress.js";
-import type { RunDir } from "../io/rundir.js";
+import type { CheckpointInfo, RunDir } from "../io/rundir.js";
 
 /**
  * Which shared flags a command takes:
@@ -85,6 +85,9 @@ export interface CommandContext {
   out(text: string): void;
   /** A warning on stderr, prefixed "sat: warning:". */
   warn(text: string): void;
-  /** Creates (or, with --resume/--force, reuses) run.output_dir and writes the config files there. */
-  openRunDir(): RunDir;
+  /**
+   * Creates (or, with --resume/--force, reuses) run.output_dir and writes the config files there.
+   * `onResume` sees the checkpoint to resume from first and may refuse it (throw) with the run untouched.
+   */
+  openRunDir(opts?: { onResume?: (from: CheckpointInfo) => void }): RunDir;
 }

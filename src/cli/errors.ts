@@ -1,9 +1,12 @@
 /**
  * Errors the CLI turns into one line on stderr: `UsageError` (exit 2: fix the command line or the
  * config), `RunError` (exit 1: the run itself failed). Any error carrying a numeric `exitCode`
- * (ConfigError, RunDirError, JsonlError) is treated the same way; anything else is unexpected
- * and shows its stack only with --debug.
+ * (ConfigError, RunDirError, JsonlError) is treated the same way, and so are the model-file errors
+ * (CheckpointError, SafetensorsError: exit 1), whose messages name the file and what is wrong;
+ * anything else is unexpected and shows its stack only with --debug.
  */
+import { CheckpointError } from "../model/checkpoint.js";
+import { SafetensorsError } from "../model/safetensors.js";
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -44,7 +47,8 @@ export interface FormattedError {
 
 export function formatError(err: unknown, debug: boolean): FormattedError {
   const e = err instanceof Error ? err : new Error(String(err));
-  const code = (e as { exitCode?: unknown }).exitCode;
+  const modelFile = e instanceof CheckpointError || e instanceof SafetensorsError;
+  const code = modelFile ? EXIT_RUNTIME : (e as { exitCode?: unknown }).exitCode;
   const known = typeof code === "number" && code > 0;
   const message = oneLine(e.message || e.name);
   const suffix = known

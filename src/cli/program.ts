@@ -339,11 +339,11 @@ async function execute(
     signal,
     out: writeOut,
     warn,
-    openRunDir() {
+    openRunDir(opts = {}) {
       if (runDir) return runDir;
       if (!config || spec.flags !== "run")
         throw new Error(`sat ${p.path}: openRunDir needs a command with run flags`);
-      runDir = openRunDir(config.run.output_dir!, { resume: flags.resume, force: flags.force, warn });
+      runDir = openRunDir(config.run.output_dir!, { resume: flags.resume, force: flags.force, warn, onResume: opts.onResume });
       runDir.writeConfig(
         configToYaml(config, {
           comments: true,

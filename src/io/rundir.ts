@@ -10,7 +10,8 @@
  *               checkpoints/latest      "stage-K", written last, for other tools
  *
  * A checkpoint counts only if its manifest exists and every file it lists has the listed size;
- * temp dirs (".stage-K.tmp-…") are never read. Resume trusts complete stage dirs only, not `latest`.
+ * temp dirs (".stage-K.tmp-…") are never read, and a resume removes those a killed run left. Resume
+ * trusts complete stage dirs only, not `latest`.
  */
 import {
   existsSync,
@@ -116,14 +117,17 @@ export function findLatestCheckpoint(runDir: string): CheckpointInfo | null {
   return all.length > 0 ? all[all.length - 1] : null;
 }
 
-/** A --resume path: a checkpoint dir itself, or a run dir (its newest complete checkpoint). */
-export function resolveCheckpoint(path: string): CheckpointInfo {
-  if (!existsSync(path)) throw new RunDirError(`--resume ${path}: no such checkpoint or run directory`);
+/**
+ * A checkpoint path given on the command line (`flag` names it in errors): a checkpoint dir
+ * itself, or a run dir (its newest complete checkpoint).
+ */
+export function resolveCheckpoint(path: string, flag = "--resume"): CheckpointInfo {
+  if (!existsSync(path)) throw new RunDirError(`${flag} ${path}: no such checkpoint or run directory`);
   if (existsSync(join(path, RUN_FILES.manifest))) {
     const m = readCompleteManifest(path);
     if (!m)
       throw new RunDirError(
-        `--resume ${path}: checkpoint is incomplete (files missing or truncated); pick an older one`,
+        `${flag} ${path}: checkpoint is incomplete (files missing or truncated); pick an older one`,
         1,
       );
     return { step: m.step, dir: resolve(path) };
@@ -131,10 +135,14 @@ export function resolveCheckpoint(path: string): CheckpointInfo {
   const latest = findLatestCheckpoint(path);
   if (!latest)
     throw new RunDirError(
-      `--resume ${path}: no complete checkpoint there (expected ${RUN_FILES.manifest} or ${RUN_FILES.checkpoints}/stage-K/)`,
+      `${flag} ${path}: no complete checkpoint there (expected ${RUN_FILES.manifest} or ${RUN_FILES.checkpoints}/stage-K/); ` +
+        `give a run directory or checkpoint that has one`,
     );
   return latest;
 }
+
+/** Names of temp files and dirs an interrupted write leaves: ".<name>.tmp-<pid>-<n>", ".stage-K.del-…". */
+const LEFTOVER = /^\..+\.(tmp|del)-\d+-\d+$/;
 
 function removeDir(path: string): void {
   // Rename first, so an interrupted delete never leaves a stage dir that looks half-written.
@@ -149,6 +157,8 @@ export interface OpenRunDirOptions {
   /** Empty an existing run directory and start over. */
   force?: boolean;
   warn?: Warn;
+  /** Called with the checkpoint to resume from before anything in `dir` changes; throw to refuse it. */
+  onResume?: (from: CheckpointInfo) => void;
 }
 
 /**
@@ -185,6 +195,7 @@ export function openRunDir(dir: string, opts: OpenRunDirOptions = {}): RunDir {
   } else if (typeof opts.resume === "string") {
     resumeFrom = resolveCheckpoint(opts.resume);
   }
+  if (resumeFrom) opts.onResume?.(resumeFrom);
   const run = new RunDir(dir, resumeFrom, warn);
   if (opts.resume && entries.length > 0) run.rewind(resumeFrom ? resumeFrom.step : null);
   return run;
@@ -315,6 +326,22 @@ export class RunDir {
       if (step === null || c.step > step) {
         removeDir(c.dir);
         this.warn(`${c.dir}: removed (newer than the resumed step ${step ?? 0})`);
+      }
+    }
+    this.removeLeftovers();
+    // `latest` may name a checkpoint just removed; point it at the newest one left.
+    const latest = this.path(join(RUN_FILES.checkpoints, RUN_FILES.latest));
+    const newest = this.latestCheckpoint();
+    if (newest) writeFileAtomic(latest, `stage-${newest.step}\n`);
+    else rmSync(latest, { force: true });
+  }
+
+  /** Removes the temp files and dirs a killed process left in the run dir and checkpoints/. */
+  removeLeftovers(): void {
+    for (const dir of [this.dir, this.path(RUN_FILES.checkpoints)]) {
+      if (!existsSync(dir)) continue;
+      for (const name of readdirSync(dir)) {
+        if (LEFTOVER.test(name)) rmSync(join(dir, name), { recursive: true, force: true });
       }
     }
   }

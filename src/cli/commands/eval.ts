@@ -1,6 +1,9 @@
 /** `sat eval`: pass@k / maj@k / avg@k of a team checkpoint on the held-out split. */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { CommandSpec } from "../command.js";
 import { UsageError } from "../errors.js";
+import { modelDirArg, teamCheckpointArg } from "../checkpoints.js";
 import { runEval } from "../../app/evaluate.js";
 import { formatEvalTable } from "../../eval/evaluate.js";
 
@@ -20,8 +23,13 @@ export const evalCommand: CommandSpec = {
   run: async (ctx) => {
     const checkpoint = ctx.options.checkpoint as string | undefined;
     if (!checkpoint) throw new UsageError("eval needs --checkpoint <team checkpoint or run directory>");
+    const team = teamCheckpointArg(checkpoint, "--checkpoint").dir;
+    let baseline = ctx.options.baseline as string | undefined;
+    if (baseline !== undefined) {
+      baseline = existsSync(join(baseline, "model.safetensors")) ? modelDirArg(baseline, "--baseline") : teamCheckpointArg(baseline, "--baseline").dir;
+    }
     const run = ctx.openRunDir();
-    const results = await runEval(ctx.config!, run, { checkpoint, name: ctx.options.name as string, baseline: ctx.options.baseline as string | undefined }, ctx.progress);
+    const results = await runEval(ctx.config!, run, { checkpoint: team, name: ctx.options.name as string, baseline }, ctx.progress);
     ctx.out(formatEvalTable(results));
   },
 };

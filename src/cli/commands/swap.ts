@@ -1,6 +1,7 @@
 /** `sat swap`: plug-and-play replacement of one agent with a Stage-0 KL projection (sat-method §5). */
 import type { CommandSpec } from "../command.js";
 import { UsageError } from "../errors.js";
+import { modelDirArg, teamCheckpointArg } from "../checkpoints.js";
 import { runSwap } from "../../app/swap.js";
 import { formatEvalTable } from "../../eval/evaluate.js";
 
@@ -26,10 +27,13 @@ export const swap: CommandSpec = {
     if (!o.checkpoint || o.agent === undefined || !o.with) throw new UsageError("swap needs --checkpoint <team>, --agent <i> and --with <model-dir>");
     const agent = Number(o.agent);
     if (!Number.isInteger(agent) || agent < 0) throw new UsageError(`--agent must be an agent index (0, 1, ...), got "${o.agent}"`);
+    const team = teamCheckpointArg(o.checkpoint, "--checkpoint");
+    if (agent >= team.agents) throw new UsageError(`--agent ${agent}: the team in ${team.dir} has agents 0..${team.agents - 1}`);
+    modelDirArg(o.with, "--with");
     const delta0 = o.delta0 === undefined ? ctx.config!.algo.kl_radius : Number(o.delta0);
     if (!(delta0 > 0)) throw new UsageError(`--delta0 must be a positive number, got "${o.delta0}"`);
     const run = ctx.openRunDir();
-    const r = await runSwap(ctx.config!, run, { checkpoint: o.checkpoint, agent, replacement: o.with, delta0, distill: o.distill === true }, ctx.progress);
+    const r = await runSwap(ctx.config!, run, { checkpoint: team.dir, agent, replacement: o.with, delta0, distill: o.distill === true }, ctx.progress);
     ctx.out(formatEvalTable(r.evals));
     if (r.teamDir) ctx.out(`new team checkpoint: ${r.teamDir}`);
   },

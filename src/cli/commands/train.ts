@@ -12,8 +12,8 @@ export const train: CommandSpec = {
     "complete checkpoint with identical results.",
   flags: "run",
   run: async (ctx) => {
-    const run = ctx.openRunDir();
-    const r = await runTrain(ctx.config!, run, ctx.progress, ctx.signal);
+    // Opened once the team has loaded and the resume checkpoint fits it, so a refusal changes nothing.
+    const r = await runTrain(ctx.config!, (onResume) => ctx.openRunDir({ onResume }), ctx.progress, ctx.signal);
     ctx.out(`${r.steps} stages in ${r.seconds.toFixed(0)} s; final checkpoint: ${r.finalDir}`);
   },
 };
