@@ -242,14 +242,14 @@ export async function runTrain(
       progress.metrics(row as { step: number });
       bar.tick(1, res.tokens);
       const last = step === maxSteps;
-      if (!last && cfg.eval.steps > 0 && step % cfg.eval.steps === 0) evaluate(algo);
+      // Evaluations come before the stage's checkpoint, so a resume from it never redoes or skips one.
+      if (last || (cfg.eval.steps > 0 && step % cfg.eval.steps === 0)) evaluate(algo);
       if (last || (cfg.run.save_steps > 0 && step % cfg.run.save_steps === 0)) {
         await run.publishCheckpoint(step, (dir) => saveTeam(dir, trainer, tok), { keep: cfg.run.save_total_limit });
       }
     }
     bar.done();
-    if (!evals.some((e) => e.name === algo && e === evals[evals.length - 1])) evaluate(algo);
-    progress.log(formatEvalTable(evals));
+    if (evals.length > 0) progress.log(formatEvalTable(evals));
     const finalDir = run.latestCheckpoint()?.dir ?? "";
     return { steps: trainer.state.step, evals, finalDir, seconds: (performance.now() - t0) / 1000 };
   } finally {

@@ -1,0 +1,294 @@
+/**
+ * Crash safety of `sat train` through the real CLI: runs killed with SIGKILL at several moments
+ * (right after the first checkpoint, in the middle of a stage, before any checkpoint, while a
+ * checkpoint is being written) and continued with `--resume` end with the same checkpoints (every
+ * weight, optimizer moment and trainer state, byte for byte), stage records and evaluations as an
+ * uninterrupted run, and leave no temp files. Also: what a resume takes from the run's saved config,
+ * a resume that does not fit the checkpoint is refused with the run untouched, and a used output
+ * dir without --resume/--force is refused with the run untouched.
+ *
+ * The team is two copies of the pretrained add2-tiny agent; algo.kl_radius = 0.3 makes most updates
+ * pass at the full step, so the AdamW moments carry over between stages (with the default radius
+ * every update backtracks and the moments restart at zero, which would not test their resume).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { readJsonl } from "../src/io/jsonl.js";
+import { listCheckpoints, RUN_FILES } from "../src/io/rundir.js";
+import { readSafetensors } from "../src/model/safetensors.js";
+
+const repo = fileURLToPath(new URL("../../", import.meta.url));
+const satJs = join(repo, "bin", "sat.js");
+const fixture = join(repo, "test", "fixtures", "agents", "add2-tiny");
+const tmp = mkdtempSync(join(tmpdir(), "sat-resume-"));
+process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
+
+const STAGES = 4;
+const TRAIN = [
+  "train",
+  "-q",
+  "--threads", "1",
+  "--max-steps", String(STAGES),
+  "--set", `team.agent_checkpoints=${JSON.stringify([fixture, fixture])}`,
+  "--set", "team.n_agents=2",
+  "--set", "tasks.difficulty=2",
+  "--set", "rollout.max_prompt_length=16",
+  "--set", "rollout.max_completion_length=40",
+  "--set", "rollout.prompts_per_step=4",
+  "--set", "rollout.n=4",
+  "--set", "algo.ppo_mini_batch_size=2",
+  "--set", "algo.kl_radius=0.3",
+  "--set", "run.save_steps=1",
+  "--set", "eval.steps=2",
+  "--set", "eval.n_prompts=8",
+  "--set", "eval.n=1",
+  "--set", "eval.k=[1]",
+];
+
+interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+interface Running {
+  child: ChildProcess;
+  done: Promise<Result>;
+}
+
+function startSat(argv: string[]): Running {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [satJs, ...argv], { cwd: tmp, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  child.stderr!.on("data", (d) => (stderr += d));
+  const done = new Promise<Result>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr, seconds: (performance.now() - t0) / 1000 }));
+  });
+  return { child, done };
+}
+
+const sat = (argv: string[]) => startSat(argv).done;
+const train = (dir: string, ...extra: string[]) => startSat([...TRAIN, "--output-dir", dir, ...extra]);
+const resume = (dir: string) => startSat(["train", "--resume", "--output-dir", dir, "-q"]);
+
+/** Polls `ready` every few ms; fails if the process ends first. */
+async function waitUntil(run: Running, ready: () => boolean, what: string): Promise<void> {
+  let ended = false;
+  void run.done.then(() => (ended = true));
+  while (!ready()) {
+    if (ended) assert.fail(`the run ended before ${what}: ${JSON.stringify(await run.done)}`);
+    await new Promise((r) => setTimeout(r, 3));
+  }
+}
+
+async function killed(run: Running): Promise<Result> {
+  run.child.kill("SIGKILL");
+  const r = await run.done;
+  assert.equal(r.signal, "SIGKILL", `expected the run to die by SIGKILL: ${JSON.stringify(r)}`);
+  return r;
+}
+
+async function completes(run: Running): Promise<Result> {
+  const r = await run.done;
+  assert.equal(r.code, 0, `run failed: ${r.stderr}`);
+  return r;
+}
+
+const read = (path: string) => (existsSync(path) ? readFileSync(path, "utf8") : "");
+const latestOf = (dir: string) => read(join(dir, RUN_FILES.checkpoints, RUN_FILES.latest)).trim();
+const lines = (path: string) => read(path).split("\n").filter((l) => l.trim() !== "").length;
+
+function filesBelow(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    return statSync(p).isDirectory() ? filesBelow(p) : [p];
+  });
+}
+
+const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
+
+/** sha256 of every file below `dir`, by relative path. */
+function hashTree(dir: string): Record<string, string> {
+  return Object.fromEntries(filesBelow(dir).map((p) => [relative(dir, p), sha256(p)]).sort());
+}
+
+const TIMING = /^time$|timing|throughput|seconds/;
+
+function withoutTiming(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutTiming);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).filter(([k]) => !TIMING.test(k)).map(([k, v]) => [k, withoutTiming(v)]));
+  }
+  return value;
+}
+
+/** What must not depend on interruptions: every checkpoint file but the manifest (it holds a time), the logs without times. */
+function fingerprint(dir: string) {
+  const checkpoints: Record<string, string> = {};
+  for (const c of listCheckpoints(dir)) {
+    for (const [p, h] of Object.entries(hashTree(c.dir))) {
+      if (p !== RUN_FILES.manifest) checkpoints[`stage-${c.step}/${p}`] = h;
+    }
+  }
+  return {
+    checkpoints,
+    stages: withoutTiming(readJsonl(join(dir, RUN_FILES.stages))),
+    evals: readJsonl(join(dir, RUN_FILES.eval)),
+  };
+}
+
+const LEFTOVER = /\.(tmp|del)-/;
+
+function assertFinished(dir: string, reference: ReturnType<typeof fingerprint>, label: string): void {
+  const fp = fingerprint(dir);
+  assert.deepEqual(Object.keys(fp.checkpoints), Object.keys(reference.checkpoints), `${label}: checkpoint files`);
+  assert.deepEqual(fp.checkpoints, reference.checkpoints, `${label}: checkpoint bytes differ from the uninterrupted run`);
+  assert.deepEqual(fp.stages, reference.stages, `${label}: stages.jsonl`);
+  assert.deepEqual(fp.evals, reference.evals, `${label}: eval.jsonl`);
+  assert.equal(latestOf(dir), `stage-${STAGES}`, `${label}: latest`);
+  const left = [...readdirSync(dir), ...readdirSync(join(dir, RUN_FILES.checkpoints))].filter((n) => LEFTOVER.test(n));
+  assert.deepEqual(left, [], `${label}: temp files left behind`);
+}
+
+let reference: ReturnType<typeof fingerprint>;
+const refDir = join(tmp, "reference");
+const timings: Record<string, number> = {};
+
+test("the uninterrupted reference run: 4 stages, a checkpoint each, optimizer moments that carry over", async () => {
+  const r = await completes(train(refDir));
+  timings.reference = r.seconds;
+  reference = fingerprint(refDir);
+  assert.deepEqual(listCheckpoints(refDir).map((c) => c.step), [1, 2, 3, 4]);
+  assert.deepEqual((reference.stages as { step: number }[]).map((s) => s.step), [1, 2, 3, 4]);
+  // start, after stage 2 (eval.steps = 2), final.
+  assert.deepEqual(reference.evals.map((e) => e.step), [0, 2, 4]);
+  const opt = readSafetensors(join(refDir, "checkpoints", `stage-${STAGES}`, "agent-0", "optimizer.safetensors"));
+  assert.ok(Number(opt.metadata.step) > 0, "the optimizer state at the end is not the initial one");
+  const m = opt.tensors.get("exp_avg")!.data;
+  assert.ok(m.some((x) => x !== 0), "AdamW first moments are non-zero");
+  // The weights moved away from the starting agent.
+  assert.notEqual(reference.checkpoints["stage-4/agent-0/model.safetensors"], sha256(join(fixture, "model.safetensors")));
+});
+
+test("SIGKILL right after `latest` first names stage-1, then --resume: identical to the reference", async () => {
+  const dir = join(tmp, "kill-after-stage-1");
+  const run = train(dir);
+  await waitUntil(run, () => latestOf(dir) === "stage-1", "checkpoint stage-1");
+  await killed(run);
+  assert.ok(lines(join(dir, RUN_FILES.stages)) < STAGES, "killed before the run finished");
+  const r = await completes(resume(dir));
+  timings["resume after stage-1"] = r.seconds;
+  assertFinished(dir, reference, "kill after stage-1");
+});
+
+test("SIGKILL before any checkpoint and again in the middle of stage 3; each time --resume: identical", async () => {
+  const dir = join(tmp, "kill-mid-stage");
+  const first = train(dir);
+  // The start evaluation is written, stage 1 is running, no checkpoint exists yet.
+  await waitUntil(first, () => lines(join(dir, RUN_FILES.eval)) >= 1, "the start evaluation");
+  await killed(first);
+  assert.equal(listCheckpoints(dir).length, 0, "no checkpoint before the kill");
+  const second = resume(dir);
+  // Checkpoint 2 is published, then stage 3 starts: kill a little into it.
+  await waitUntil(second, () => latestOf(dir) === "stage-2", "checkpoint stage-2");
+  await new Promise((r) => setTimeout(r, 120));
+  const secondResult = await killed(second);
+  assert.match(secondResult.stderr, /no complete checkpoint to resume from; starting at step 0/);
+  assert.deepEqual(
+    listCheckpoints(dir).map((c) => c.step).slice(0, 2),
+    [1, 2],
+    "stages 1 and 2 were checkpointed before the second kill",
+  );
+  const third = await completes(resume(dir));
+  timings["resume mid-stage 3"] = third.seconds;
+  assert.doesNotMatch(third.stderr, /no complete checkpoint/);
+  assertFinished(dir, reference, "kills mid-stage");
+});
+
+test("SIGKILL while checkpoint stage-3 is being written (its temp dir exists), then --resume: identical, temp dir gone", async (t) => {
+  let caught = 0;
+  // The write takes a few ms (fsyncs); an inotify watch on checkpoints/ sees its temp dir appear.
+  for (let attempt = 0; attempt < 3 && caught === 0; attempt++) {
+    const dir = join(tmp, `kill-in-checkpoint-${attempt}`);
+    mkdirSync(dir); // an empty dir is a valid output dir; watching it shows when checkpoints/ appears
+    const run = train(dir);
+    const ckDir = join(dir, RUN_FILES.checkpoints);
+    await waitUntil(run, () => existsSync(ckDir), "checkpoints/ exists");
+    const tempSeen = new Promise<void>((resolve) => {
+      const watcher = watch(ckDir, (_event, name) => {
+        if (name && /^\.stage-3\.tmp-/.test(name.toString())) {
+          run.child.kill("SIGKILL");
+          watcher.close();
+          resolve();
+        }
+      });
+      void run.done.then(() => {
+        watcher.close();
+        resolve();
+      });
+    });
+    await tempSeen;
+    const r = await run.done;
+    if (r.signal !== "SIGKILL") continue; // the run ended before stage 3's write was seen
+    const temps = readdirSync(ckDir).filter((n) => /^\.stage-3\.tmp-/.test(n));
+    const published = listCheckpoints(dir).map((c) => c.step);
+    assert.ok(!published.includes(4), "killed before stage 4");
+    if (temps.length === 1 && !published.includes(3)) {
+      caught++;
+      t.diagnostic(`attempt ${attempt}: killed with ${temps[0]} half-written, stages ${published} published`);
+    }
+    const resumed = await completes(resume(dir));
+    timings["resume after a kill inside a checkpoint write"] = resumed.seconds;
+    assertFinished(dir, reference, `kill inside the stage-3 write (attempt ${attempt})`);
+  }
+  assert.ok(caught > 0, "in 3 attempts the kill never landed while the stage-3 temp dir existed");
+});
+
+test("--resume reloads the run's saved config; a team that does not fit the checkpoint is refused, run untouched", async () => {
+  // Every resume above passed no config at all: it came from config.resolved.yaml.
+  const overrides = JSON.parse(read(join(tmp, "kill-after-stage-1", RUN_FILES.overrides))) as {
+    invocations: { config_file: string | null; set: string[] }[];
+  };
+  assert.equal(overrides.invocations.length, 2);
+  assert.deepEqual(overrides.invocations[1].set, []);
+  assert.equal(overrides.invocations[1].config_file, join(tmp, "kill-after-stage-1", RUN_FILES.config));
+  // Changing the team shape on resume: refused before anything in the run changes.
+  const before = hashTree(refDir);
+  const r = await sat([
+    "train", "--resume", "--output-dir", refDir, "-q",
+    "--set", "team.n_agents=3",
+    "--set", `team.agent_checkpoints=${JSON.stringify([fixture, fixture, fixture])}`,
+  ]);
+  assert.equal(r.code, 1);
+  const errLines = r.stderr.trimEnd().split("\n");
+  assert.equal(errLines.length, 1, r.stderr);
+  assert.match(errLines[0], /^sat: .*checkpoints\/stage-4: the checkpoint holds 2 agent\(s\), the configured team 3; resume with the run's own team settings/);
+  assert.deepEqual(hashTree(refDir), before, "the refused resume changed the run directory");
+});
+
+test("a used output dir without --resume or --force is refused in one line; the checkpoints stay byte-identical", async () => {
+  const before = hashTree(refDir);
+  const r = await sat([...TRAIN, "--output-dir", refDir]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stdout, "");
+  assert.deepEqual(r.stderr.trimEnd().split("\n"), [
+    `sat: output directory ${refDir} is not empty; pass --resume to continue it, --force to start over, or choose another --output-dir`,
+  ]);
+  assert.deepEqual(hashTree(refDir), before);
+});
+
+test("timings (diagnostics)", (t) => {
+  for (const [k, v] of Object.entries(timings)) t.diagnostic(`${k}: ${v.toFixed(1)} s`);
+  assert.ok(timings.reference > 0);
+});
