@@ -388,10 +388,10 @@ const BAD_INPUTS: [string, string[], number, RegExp][] = [
     /^sat: task add: difficulty 99 is not an integer in \[1, 8\]$/,
   ],
   [
-    "command not wired yet",
-    ["train", "--max-steps", "3"],
+    "report on a missing run directory",
+    ["report", "/nonexistent-run-dir"],
     1,
-    /^sat: train is not available yet: it needs the SAT trainer \(src\/algorithm\/\), which is not wired to the CLI$/,
+    /^sat: \/nonexistent-run-dir: no such run directory$/,
   ],
   [
     "unexpected internal error",
@@ -416,19 +416,15 @@ test("the real entry point (bin/sat.js) gives the same lines and exit codes", as
       "unknown command",
       "unknown flag",
       "missing config file",
-      "command not wired yet",
+      "report on a missing run directory",
       "unknown task",
     ].includes(name),
   );
   const results = await Promise.all(sample.map(([, argv]) => spawnSat(argv)));
   sample.forEach(([name, , code, line], i) => assertOneLine(results[i], code, line, `spawned: ${name}`));
-  const debug = await spawnSat(["train", "--debug"]);
+  const debug = await spawnSat(["report", "/nonexistent-run-dir", "--debug"]);
   assert.equal(debug.code, 1);
-  assert.match(
-    debug.stderr,
-    /^sat: train is not available yet.*\nRunError: .*\n\s+at /,
-    "--debug shows the stack",
-  );
+  assert.match(debug.stderr, /^sat: \/nonexistent-run-dir: no such run directory\n\w*Error: .*\n\s+at /, "--debug shows the stack");
 });
 
 test("help: `sat`, `sat --help` and every command's --help exit 0 and describe it", async () => {
