@@ -229,6 +229,8 @@ export async function runTrain(
     const maxSteps = cfg.run.max_steps;
     const bar = progress.phase(`train ${algo}`, maxSteps - trainer.state.step);
     while (trainer.state.step < maxSteps) {
+      // A stage never returns to the event loop; yielding here lets a pending Ctrl-C handler run.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (signal?.aborted) throw new Error("interrupted before stage " + (trainer.state.step + 1));
       const res = await trainer.stage();
       const step = trainer.state.step;
