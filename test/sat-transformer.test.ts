@@ -86,3 +86,25 @@ for (const intermediate of ["reweight", "resample"] as const) {
     }
   });
 }
+
+test("same seed → bit-identical stage records (timings aside), and the same for 1 and 2 kernel threads", async () => {
+  const run = async (threads: number) => {
+    const engine = await createEngine({ threads });
+    try {
+      const models = [0, 1].map(() => loadModel(AGENT, engine, tok));
+      const trainer = new TeamTrainer(models, tok, { ...options(2, { promptsPerStage: 4, miniBatchGroups: 2, order: "greedy" }), groupSize: 4, heldOutPrompts: 2 });
+      const records = [];
+      for (let s = 0; s < 2; s++) records.push(...(await trainer.stage()).records);
+      return { records: JSON.stringify(records), params: models.map((m) => Buffer.from(m.params.buffer, m.params.byteOffset, m.params.byteLength).toString("base64")) };
+    } finally {
+      await engine.close();
+    }
+  };
+  const a = await run(1);
+  const b = await run(1);
+  const c = await run(2);
+  assert.equal(a.records, b.records, "same seed, same records");
+  assert.deepEqual(a.params, b.params);
+  assert.equal(a.records, c.records, "2 threads give the same records as 1");
+  assert.deepEqual(a.params, c.params, "2 threads give the same weights as 1");
+});
