@@ -15,7 +15,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  watch,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -30,25 +39,28 @@ const tmp = mkdtempSync(join(tmpdir(), "sat-resume-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 
 const STAGES = 4;
+/** `--set key=value` pairs (values as JSON unless strings). */
+const sets = (o: Record<string, unknown>) =>
+  Object.entries(o).flatMap(([k, v]) => ["--set", `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`]);
+
 const TRAIN = [
-  "train",
-  "-q",
-  "--threads", "1",
-  "--max-steps", String(STAGES),
-  "--set", `team.agent_checkpoints=${JSON.stringify([fixture, fixture])}`,
-  "--set", "team.n_agents=2",
-  "--set", "tasks.difficulty=2",
-  "--set", "rollout.max_prompt_length=16",
-  "--set", "rollout.max_completion_length=40",
-  "--set", "rollout.prompts_per_step=4",
-  "--set", "rollout.n=4",
-  "--set", "algo.ppo_mini_batch_size=2",
-  "--set", "algo.kl_radius=0.3",
-  "--set", "run.save_steps=1",
-  "--set", "eval.steps=2",
-  "--set", "eval.n_prompts=8",
-  "--set", "eval.n=1",
-  "--set", "eval.k=[1]",
+  ...["train", "-q", "--threads", "1", "--max-steps", String(STAGES)],
+  ...sets({
+    "team.n_agents": 2,
+    "team.agent_checkpoints": [fixture, fixture],
+    "tasks.difficulty": 2,
+    "rollout.max_prompt_length": 16,
+    "rollout.max_completion_length": 40,
+    "rollout.prompts_per_step": 4,
+    "rollout.n": 4,
+    "algo.ppo_mini_batch_size": 2,
+    "algo.kl_radius": 0.3,
+    "run.save_steps": 1,
+    "eval.steps": 2,
+    "eval.n_prompts": 8,
+    "eval.n": 1,
+    "eval.k": [1],
+  }),
 ];
 
 interface Result {
@@ -73,7 +85,9 @@ function startSat(argv: string[]): Running {
   child.stderr!.on("data", (d) => (stderr += d));
   const done = new Promise<Result>((resolve, reject) => {
     child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr, seconds: (performance.now() - t0) / 1000 }));
+    child.on("close", (code, signal) =>
+      resolve({ code, signal, stdout, stderr, seconds: (performance.now() - t0) / 1000 }),
+    );
   });
   return { child, done };
 }
@@ -107,7 +121,10 @@ async function completes(run: Running): Promise<Result> {
 
 const read = (path: string) => (existsSync(path) ? readFileSync(path, "utf8") : "");
 const latestOf = (dir: string) => read(join(dir, RUN_FILES.checkpoints, RUN_FILES.latest)).trim();
-const lines = (path: string) => read(path).split("\n").filter((l) => l.trim() !== "").length;
+const lines = (path: string) =>
+  read(path)
+    .split("\n")
+    .filter((l) => l.trim() !== "").length;
 
 function filesBelow(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -120,7 +137,11 @@ const sha256 = (path: string) => createHash("sha256").update(readFileSync(path))
 
 /** sha256 of every file below `dir`, by relative path. */
 function hashTree(dir: string): Record<string, string> {
-  return Object.fromEntries(filesBelow(dir).map((p) => [relative(dir, p), sha256(p)]).sort());
+  return Object.fromEntries(
+    filesBelow(dir)
+      .map((p) => [relative(dir, p), sha256(p)])
+      .sort(),
+  );
 }
 
 const TIMING = /^time$|timing|throughput|seconds/;
@@ -128,7 +149,11 @@ const TIMING = /^time$|timing|throughput|seconds/;
 function withoutTiming(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutTiming);
   if (value !== null && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value).filter(([k]) => !TIMING.test(k)).map(([k, v]) => [k, withoutTiming(v)]));
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([k]) => !TIMING.test(k))
+        .map(([k, v]) => [k, withoutTiming(v)]),
+    );
   }
   return value;
 }
@@ -152,12 +177,22 @@ const LEFTOVER = /\.(tmp|del)-/;
 
 function assertFinished(dir: string, reference: ReturnType<typeof fingerprint>, label: string): void {
   const fp = fingerprint(dir);
-  assert.deepEqual(Object.keys(fp.checkpoints), Object.keys(reference.checkpoints), `${label}: checkpoint files`);
-  assert.deepEqual(fp.checkpoints, reference.checkpoints, `${label}: checkpoint bytes differ from the uninterrupted run`);
+  assert.deepEqual(
+    Object.keys(fp.checkpoints),
+    Object.keys(reference.checkpoints),
+    `${label}: checkpoint files`,
+  );
+  assert.deepEqual(
+    fp.checkpoints,
+    reference.checkpoints,
+    `${label}: checkpoint bytes differ from the uninterrupted run`,
+  );
   assert.deepEqual(fp.stages, reference.stages, `${label}: stages.jsonl`);
   assert.deepEqual(fp.evals, reference.evals, `${label}: eval.jsonl`);
   assert.equal(latestOf(dir), `stage-${STAGES}`, `${label}: latest`);
-  const left = [...readdirSync(dir), ...readdirSync(join(dir, RUN_FILES.checkpoints))].filter((n) => LEFTOVER.test(n));
+  const left = [...readdirSync(dir), ...readdirSync(join(dir, RUN_FILES.checkpoints))].filter((n) =>
+    LEFTOVER.test(n),
+  );
   assert.deepEqual(left, [], `${label}: temp files left behind`);
 }
 
@@ -169,16 +204,33 @@ test("the uninterrupted reference run: 4 stages, a checkpoint each, optimizer mo
   const r = await completes(train(refDir));
   timings.reference = r.seconds;
   reference = fingerprint(refDir);
-  assert.deepEqual(listCheckpoints(refDir).map((c) => c.step), [1, 2, 3, 4]);
-  assert.deepEqual((reference.stages as { step: number }[]).map((s) => s.step), [1, 2, 3, 4]);
+  assert.deepEqual(
+    listCheckpoints(refDir).map((c) => c.step),
+    [1, 2, 3, 4],
+  );
+  assert.deepEqual(
+    (reference.stages as { step: number }[]).map((s) => s.step),
+    [1, 2, 3, 4],
+  );
   // start, after stage 2 (eval.steps = 2), final.
-  assert.deepEqual(reference.evals.map((e) => e.step), [0, 2, 4]);
-  const opt = readSafetensors(join(refDir, "checkpoints", `stage-${STAGES}`, "agent-0", "optimizer.safetensors"));
+  assert.deepEqual(
+    reference.evals.map((e) => e.step),
+    [0, 2, 4],
+  );
+  const opt = readSafetensors(
+    join(refDir, "checkpoints", `stage-${STAGES}`, "agent-0", "optimizer.safetensors"),
+  );
   assert.ok(Number(opt.metadata.step) > 0, "the optimizer state at the end is not the initial one");
   const m = opt.tensors.get("exp_avg")!.data;
-  assert.ok(m.some((x) => x !== 0), "AdamW first moments are non-zero");
+  assert.ok(
+    m.some((x) => x !== 0),
+    "AdamW first moments are non-zero",
+  );
   // The weights moved away from the starting agent.
-  assert.notEqual(reference.checkpoints["stage-4/agent-0/model.safetensors"], sha256(join(fixture, "model.safetensors")));
+  assert.notEqual(
+    reference.checkpoints["stage-4/agent-0/model.safetensors"],
+    sha256(join(fixture, "model.safetensors")),
+  );
 });
 
 test("SIGKILL right after `latest` first names stage-1, then --resume: identical to the reference", async () => {
@@ -206,7 +258,9 @@ test("SIGKILL before any checkpoint and again in the middle of stage 3; each tim
   const secondResult = await killed(second);
   assert.match(secondResult.stderr, /no complete checkpoint to resume from; starting at step 0/);
   assert.deepEqual(
-    listCheckpoints(dir).map((c) => c.step).slice(0, 2),
+    listCheckpoints(dir)
+      .map((c) => c.step)
+      .slice(0, 2),
     [1, 2],
     "stages 1 and 2 were checkpointed before the second kill",
   );
@@ -266,14 +320,23 @@ test("--resume reloads the run's saved config; a team that does not fit the chec
   // Changing the team shape on resume: refused before anything in the run changes.
   const before = hashTree(refDir);
   const r = await sat([
-    "train", "--resume", "--output-dir", refDir, "-q",
-    "--set", "team.n_agents=3",
-    "--set", `team.agent_checkpoints=${JSON.stringify([fixture, fixture, fixture])}`,
+    "train",
+    "--resume",
+    "--output-dir",
+    refDir,
+    "-q",
+    "--set",
+    "team.n_agents=3",
+    "--set",
+    `team.agent_checkpoints=${JSON.stringify([fixture, fixture, fixture])}`,
   ]);
   assert.equal(r.code, 1);
   const errLines = r.stderr.trimEnd().split("\n");
   assert.equal(errLines.length, 1, r.stderr);
-  assert.match(errLines[0], /^sat: .*checkpoints\/stage-4: the checkpoint holds 2 agent\(s\), the configured team 3; resume with the run's own team settings/);
+  assert.match(
+    errLines[0],
+    /^sat: .*checkpoints\/stage-4: the checkpoint holds 2 agent\(s\), the configured team 3; resume with the run's own team settings/,
+  );
   assert.deepEqual(hashTree(refDir), before, "the refused resume changed the run directory");
 });
 

@@ -18,29 +18,45 @@ function agentCount(dir: string): number {
 /** A team checkpoint given as `flag`: a dir with agent-<i>/ inside, or a run dir (its newest checkpoint). */
 export function teamCheckpointArg(path: string, flag: string): { dir: string; agents: number } {
   if (!existsSync(path) || !statSync(path).isDirectory()) {
-    throw new UsageError(`${flag} ${path}: no such directory; give a team checkpoint (<run>/checkpoints/stage-K) or a run directory`);
+    throw new UsageError(
+      `${flag} ${path}: no such directory; give a team checkpoint (<run>/checkpoints/stage-K) or a run directory`,
+    );
   }
   if (agentCount(path) > 0) return { dir: path, agents: agentCount(path) };
   if (existsSync(join(path, MODEL_FILE))) {
-    throw new UsageError(`${flag} ${path}: a single model, not a team checkpoint; give a directory with agent-<i>/ inside (<run>/checkpoints/stage-K) or a run directory`);
+    throw new UsageError(
+      `${flag} ${path}: a single model, not a team checkpoint; give a directory with agent-<i>/ inside (<run>/checkpoints/stage-K) or a run directory`,
+    );
   }
   if (!existsSync(join(path, RUN_FILES.manifest)) && !existsSync(join(path, RUN_FILES.checkpoints))) {
-    throw new UsageError(`${flag} ${path}: not a team checkpoint (no agent-<i>/) nor a run directory (no ${RUN_FILES.checkpoints}/); give <run>/checkpoints/stage-K or a run directory`);
+    throw new UsageError(
+      `${flag} ${path}: not a team checkpoint (no agent-<i>/) nor a run directory (no ${RUN_FILES.checkpoints}/); give <run>/checkpoints/stage-K or a run directory`,
+    );
   }
   const { dir } = resolveCheckpoint(path, flag);
   const agents = agentCount(dir);
-  if (agents === 0) throw new UsageError(`${flag} ${path}: checkpoint ${dir} holds no agent-<i>/ directories; it is not a team checkpoint`);
+  if (agents === 0)
+    throw new UsageError(
+      `${flag} ${path}: checkpoint ${dir} holds no agent-<i>/ directories; it is not a team checkpoint`,
+    );
   return { dir, agents };
 }
 
 /** A single model directory (Hugging Face layout) given as `flag`. */
 export function modelDirArg(path: string, flag: string): string {
   if (!existsSync(path) || !statSync(path).isDirectory()) {
-    throw new UsageError(`${flag} ${path}: no such directory; give a model directory (model.safetensors, config.json, tokenizer.json)`);
+    throw new UsageError(
+      `${flag} ${path}: no such directory; give a model directory (model.safetensors, config.json, tokenizer.json)`,
+    );
   }
   if (!existsSync(join(path, MODEL_FILE))) {
-    const hint = agentCount(path) > 0 ? `; for a team checkpoint give one of its agents, e.g. ${join(path, "agent-0")}` : "";
-    throw new UsageError(`${flag} ${path}: no ${MODEL_FILE} there; give a model directory (model.safetensors, config.json, tokenizer.json)${hint}`);
+    const hint =
+      agentCount(path) > 0
+        ? `; for a team checkpoint give one of its agents, e.g. ${join(path, "agent-0")}`
+        : "";
+    throw new UsageError(
+      `${flag} ${path}: no ${MODEL_FILE} there; give a model directory (model.safetensors, config.json, tokenizer.json)${hint}`,
+    );
   }
   return path;
 }
