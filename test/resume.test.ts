@@ -3,9 +3,10 @@
  * (right after the first checkpoint, in the middle of a stage, before any checkpoint, while a
  * checkpoint is being written) and continued with `--resume` end with the same checkpoints (every
  * weight, optimizer moment and trainer state, byte for byte), stage records and evaluations as an
- * uninterrupted run, and leave no temp files. Also: what a resume takes from the run's saved config,
- * a resume that does not fit the checkpoint is refused with the run untouched, and a used output
- * dir without --resume/--force is refused with the run untouched.
+ * uninterrupted run, and leave no temp files. Also: a resume takes the run's saved config; it may
+ * change what the checkpoint does not fix (--max-steps extends a run) but a team that does not fit
+ * the checkpoint is refused with the run untouched; a used output dir without --resume/--force is
+ * refused with the run untouched.
  *
  * The team is two copies of the pretrained add2-tiny agent; algo.kl_radius = 0.3 makes most updates
  * pass at the full step, so the AdamW moments carry over between stages (with the default radius
@@ -16,6 +17,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -338,6 +340,29 @@ test("--resume reloads the run's saved config; a team that does not fit the chec
     /^sat: .*checkpoints\/stage-4: the checkpoint holds 2 agent\(s\), the configured team 3; resume with the run's own team settings/,
   );
   assert.deepEqual(hashTree(refDir), before, "the refused resume changed the run directory");
+});
+
+test("a resume may change what the checkpoint does not fix: --max-steps 5 extends a finished run", async () => {
+  // Settings that do not contradict the checkpoint (run length, hyperparameters, even the seed) are
+  // taken as given and recorded in config.resolved.yaml and overrides.json; only the team's shape
+  // must match. Extending keeps stages 1-4 as they were.
+  const dir = join(tmp, "extended");
+  cpSync(refDir, dir, { recursive: true });
+  const r = await completes(startSat(["train", "--resume", "--output-dir", dir, "-q", "--max-steps", "5"]));
+  timings["extend by one stage"] = r.seconds;
+  assert.deepEqual(
+    listCheckpoints(dir).map((c) => c.step),
+    [1, 2, 3, 4, 5],
+  );
+  assert.equal(latestOf(dir), "stage-5");
+  const fp = fingerprint(dir);
+  for (const [p, h] of Object.entries(reference.checkpoints)) assert.equal(fp.checkpoints[p], h, p);
+  assert.deepEqual((fp.stages as unknown[]).slice(0, STAGES), reference.stages);
+  assert.deepEqual(
+    (fp.stages as { step: number }[]).map((s) => s.step),
+    [1, 2, 3, 4, 5],
+  );
+  assert.match(read(join(dir, RUN_FILES.config)), /max_steps: 5/);
 });
 
 test("a used output dir without --resume or --force is refused in one line; the checkpoints stay byte-identical", async () => {
