@@ -4,21 +4,53 @@
  * without the CLI; nothing here reads argv or prints.
  */
 export { Rng, hashString, type RngState } from "./engine/rng.js";
-export { createEngine, referenceEngine, float64Engine, type Engine, type FastEngine } from "./engine/engine.js";
+export {
+  createEngine,
+  referenceEngine,
+  float64Engine,
+  type Engine,
+  type FastEngine,
+} from "./engine/engine.js";
 export type { Buf, Kernels } from "./engine/kernels/types.js";
 export { AdamW, type AdamWOptions, type AdamWState } from "./engine/adamw.js";
 
 export { Transformer } from "./model/transformer.js";
-export { presetConfig, validateModelConfig, PRESET_NAMES, type ModelConfig, type PresetName, type Style, type Arch } from "./model/config.js";
+export {
+  presetConfig,
+  validateModelConfig,
+  PRESET_NAMES,
+  type ModelConfig,
+  type PresetName,
+  type Style,
+  type Arch,
+} from "./model/config.js";
 export { buildLayout, countParams, type Layout, type TensorSpec } from "./model/layout.js";
-export { Decoder, generate, sampleToken, samplingDistribution, type GenerateOptions } from "./model/generate.js";
+export {
+  Decoder,
+  generate,
+  sampleToken,
+  samplingDistribution,
+  type GenerateOptions,
+} from "./model/generate.js";
 export { CharTokenizer, type Tokenizer } from "./model/tokenizer.js";
 export { saveModel, loadModel, saveOptimizer, loadOptimizer, CheckpointError } from "./model/checkpoint.js";
-export { readSafetensors, writeSafetensors, parseSafetensors, SafetensorsError } from "./model/safetensors.js";
+export {
+  readSafetensors,
+  writeSafetensors,
+  parseSafetensors,
+  SafetensorsError,
+} from "./model/safetensors.js";
 
 export * from "./tasks/index.js";
 
-export { rolloutTeam, majorityVote, type TeamMember, type StepDecoder, type RolloutOptions, type Protocol } from "./team/rollout.js";
+export {
+  rolloutTeam,
+  majorityVote,
+  type TeamMember,
+  type StepDecoder,
+  type RolloutOptions,
+  type Protocol,
+} from "./team/rollout.js";
 export { ModelMember } from "./team/member.js";
 export { LmPolicy, type LmOptimOptions } from "./team/lm-policy.js";
 export { LmCritic } from "./team/critic.js";
@@ -28,7 +60,14 @@ export type { TeamTrajectory } from "./team/trajectory.js";
 export * from "./algorithm/index.js";
 export * as testbed from "./testbed/index.js";
 
-export { evaluateTeam, evaluateMatchedBudget, evalRows, formatEvalTable, type EvalOptions, type EvalResult } from "./eval/evaluate.js";
+export {
+  evaluateTeam,
+  evaluateMatchedBudget,
+  evalRows,
+  formatEvalTable,
+  type EvalOptions,
+  type EvalResult,
+} from "./eval/evaluate.js";
 export { passAtK, bootstrapCI } from "./eval/metrics.js";
 
 export { sftTrain, soloAccuracy, DEFAULT_SFT, type SftOptions } from "./train/sft.js";

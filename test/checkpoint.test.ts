@@ -17,7 +17,15 @@ const tmp = () => mkdtempSync(join(tmpdir(), "sat-ckpt-"));
 
 for (const style of ["gpt2", "llama"] as const) {
   test(`save → load round trip is exact (${style}, value head), Conv1D weights stored transposed`, () => {
-    const cfg = presetConfig("nano", tok.vocabSize, style, { dModel: 16, nHeads: 2, dFF: 32, nLayers: 1, maxSeqLen: 32, valueHead: true, tiedEmbeddings: style === "gpt2" });
+    const cfg = presetConfig("nano", tok.vocabSize, style, {
+      dModel: 16,
+      nHeads: 2,
+      dFF: 32,
+      nLayers: 1,
+      maxSeqLen: 32,
+      valueHead: true,
+      tiedEmbeddings: style === "gpt2",
+    });
     const m = new Transformer(cfg, referenceEngine(), new Rng(1));
     for (const t of m.layout.tensors) for (let i = 0; i < t.size; i++) m.params[t.offset + i] += 0.01 * i;
     const dir = tmp();
@@ -37,23 +45,37 @@ for (const style of ["gpt2", "llama"] as const) {
 }
 
 test("loading reports missing, unexpected and mis-shaped tensors, a different tokenizer, and bad config", () => {
-  const cfg = presetConfig("nano", tok.vocabSize, "llama", { dModel: 16, nHeads: 2, dFF: 32, nLayers: 1, maxSeqLen: 32 });
+  const cfg = presetConfig("nano", tok.vocabSize, "llama", {
+    dModel: 16,
+    nHeads: 2,
+    dFF: 32,
+    nLayers: 1,
+    maxSeqLen: 32,
+  });
   const m = new Transformer(cfg, referenceEngine(), new Rng(2));
   const dir = tmp();
   saveModel(dir, m, tok);
   const path = join(dir, "model.safetensors");
   const orig = readSafetensors(path);
   const rewrite = (edit: (t: Map<string, { shape: number[]; data: Float32Array }>) => void) => {
-    const t = new Map([...orig.tensors].map(([k, v]) => [k, { shape: v.shape, data: v.data as Float32Array }]));
+    const t = new Map(
+      [...orig.tensors].map(([k, v]) => [k, { shape: v.shape, data: v.data as Float32Array }]),
+    );
     edit(t);
     writeSafetensors(path, t);
   };
   rewrite((t) => t.delete("model.norm.weight"));
   assert.throws(() => loadModel(dir, referenceEngine()), /missing tensor\(s\) model\.norm\.weight/);
   rewrite((t) => t.set("model.extra.weight", { shape: [1], data: new Float32Array(1) }));
-  assert.throws(() => loadModel(dir, referenceEngine()), /unexpected tensor\(s\) model\.extra\.weight for a llama model/);
+  assert.throws(
+    () => loadModel(dir, referenceEngine()),
+    /unexpected tensor\(s\) model\.extra\.weight for a llama model/,
+  );
   rewrite((t) => t.set("model.norm.weight", { shape: [15], data: new Float32Array(15) }));
-  assert.throws(() => loadModel(dir, referenceEngine()), /tensor "model\.norm\.weight" has shape \[15\], the model config needs \[16\]/);
+  assert.throws(
+    () => loadModel(dir, referenceEngine()),
+    /tensor "model\.norm\.weight" has shape \[15\], the model config needs \[16\]/,
+  );
   const other = JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8"));
   saveModel(dir, m, tok);
   const vocab = other.model.vocab as Record<string, number>;
@@ -78,5 +100,8 @@ test("optimizer state round trip is bit-exact and checks its size", () => {
   assert.equal(back.step, 2);
   assert.deepEqual(Array.from(back.m), Array.from(opt.m));
   assert.deepEqual(Array.from(back.v), Array.from(opt.v));
-  assert.throws(() => loadOptimizer(dir, new Float32Array(11)), /optimizer state has 10 entries, the model has 11 parameters/);
+  assert.throws(
+    () => loadOptimizer(dir, new Float32Array(11)),
+    /optimizer state has 10 entries, the model has 11 parameters/,
+  );
 });

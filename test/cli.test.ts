@@ -424,7 +424,11 @@ test("the real entry point (bin/sat.js) gives the same lines and exit codes", as
   sample.forEach(([name, , code, line], i) => assertOneLine(results[i], code, line, `spawned: ${name}`));
   const debug = await spawnSat(["report", "/nonexistent-run-dir", "--debug"]);
   assert.equal(debug.code, 1);
-  assert.match(debug.stderr, /^sat: \/nonexistent-run-dir: no such run directory\n\w*Error: .*\n\s+at /, "--debug shows the stack");
+  assert.match(
+    debug.stderr,
+    /^sat: \/nonexistent-run-dir: no such run directory\n\w*Error: .*\n\s+at /,
+    "--debug shows the stack",
+  );
 });
 
 test("help: `sat`, `sat --help` and every command's --help exit 0 and describe it", async () => {

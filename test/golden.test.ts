@@ -43,7 +43,8 @@ function lossAndGrad(m: Transformer, ids: Int32Array, B: number, T: number): num
   const V = m.cfg.vocabSize;
   const N = B * T;
   const targets = new Int32Array(N);
-  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) targets[b * T + t] = t + 1 < T ? ids[b * T + t + 1] : -1;
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++) targets[b * T + t] = t + 1 < T ? ids[b * T + t + 1] : -1;
   const logits = m.forward(ids, B, T);
   const losses = new Float32Array(N);
   const logp = new Float32Array(N * V);
@@ -91,7 +92,13 @@ for (const name of ["gpt2", "llama", "qwen3"]) {
     // Three AdamW steps from the fixture's weights, with global-norm clipping before each.
     const meta = exp.metadata;
     const fresh = loadModel(dir, referenceEngine());
-    const opt = new AdamW(fresh.params, fresh.grads, { lr: +meta.lr, beta1: +meta.beta1, beta2: +meta.beta2, eps: +meta.eps, weightDecay: +meta.weight_decay });
+    const opt = new AdamW(fresh.params, fresh.grads, {
+      lr: +meta.lr,
+      beta1: +meta.beta1,
+      beta2: +meta.beta2,
+      eps: +meta.eps,
+      weightDecay: +meta.weight_decay,
+    });
     const stepLosses = get("step_losses").data as Float32Array;
     const gradNorms = get("grad_norms").data as Float32Array;
     let eSteps = 0;
@@ -123,7 +130,9 @@ for (const name of ["gpt2", "llama", "qwen3"]) {
       if (process.env.GOLDEN_VERBOSE) t.diagnostic(`${k} ${e.toExponential(2)}`);
       eAfter = Math.max(eAfter, e);
     }
-    t.diagnostic(`${name}: logits ${eLogits.toExponential(2)}, loss ${eLoss.toExponential(2)}, max grad ${eGrad.toExponential(2)}, step losses/norms ${eSteps.toExponential(2)}, params after 3 steps ${eAfter.toExponential(2)} (${skipped} of ${total} noise-level-gradient elements left out)`);
+    t.diagnostic(
+      `${name}: logits ${eLogits.toExponential(2)}, loss ${eLoss.toExponential(2)}, max grad ${eGrad.toExponential(2)}, step losses/norms ${eSteps.toExponential(2)}, params after 3 steps ${eAfter.toExponential(2)} (${skipped} of ${total} noise-level-gradient elements left out)`,
+    );
     assert.ok(skipped < 0.05 * total, `left out ${skipped} of ${total} elements`);
     assert.ok(eLogits <= TOL, `logits relative error ${eLogits}`);
     assert.ok(eLoss <= TOL, `loss relative error ${eLoss}`);

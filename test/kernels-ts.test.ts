@@ -19,6 +19,9 @@ test("reference gemm matches hand-computed products for every transpose", () => 
     gemmReference(ta, tb, 2, 2, 3, a, b, C, false);
     assert.deepEqual(Array.from(C), want, `transA=${ta} transB=${tb}`);
     gemmReference(ta, tb, 2, 2, 3, a, b, C, true);
-    assert.deepEqual(Array.from(C), want.map((x) => 2 * x));
+    assert.deepEqual(
+      Array.from(C),
+      want.map((x) => 2 * x),
+    );
   }
 });

@@ -18,10 +18,23 @@ import { evaluateTeam } from "../src/eval/evaluate.js";
 const AGENT = join(fileURLToPath(new URL(".", import.meta.url)), "../../test/fixtures/agents/add2-tiny");
 const tok = new CharTokenizer();
 const task = getTask("add");
-const rollout = { protocol: "relay" as const, rounds: 1, maxTurnTokens: 12, maxCompletionLength: 40, temperature: 1, topP: 1 };
+const rollout = {
+  protocol: "relay" as const,
+  rounds: 1,
+  maxTurnTokens: 12,
+  maxCompletionLength: 40,
+  temperature: 1,
+  topP: 1,
+};
 
 function options(n: number, over: Partial<TeamTrainOptions["stage"]> = {}): TeamTrainOptions {
-  const { algo: _a, ...stage } = defaultStageConfig(n, { promptsPerStage: 8, miniBatchGroups: 4, epochs: 2, klRadius: Array(n).fill(0.05), ...over });
+  const { algo: _a, ...stage } = defaultStageConfig(n, {
+    promptsPerStage: 8,
+    miniBatchGroups: 4,
+    epochs: 2,
+    klRadius: Array(n).fill(0.05),
+    ...over,
+  });
   return {
     algo: "sat",
     stage,
@@ -54,8 +67,13 @@ test("a short SAT run raises held-out team accuracy over the pretrained start, b
     const a1 = after.metrics["avg@1"];
     // Standard error of the difference of two independent proportions over 300 prompts × 4 samples.
     const se = Math.sqrt((a0 * (1 - a0) + a1 * (1 - a1)) / (problems.length * 4));
-    t.diagnostic(`team avg@1 ${a0.toFixed(3)} → ${a1.toFixed(3)} after 12 stages (difference ${(a1 - a0).toFixed(3)}, 2·SE = ${(2 * se).toFixed(3)})`);
-    assert.ok(a1 - a0 > 2 * se, `improvement ${(a1 - a0).toFixed(3)} is within noise (2·SE ${(2 * se).toFixed(3)})`);
+    t.diagnostic(
+      `team avg@1 ${a0.toFixed(3)} → ${a1.toFixed(3)} after 12 stages (difference ${(a1 - a0).toFixed(3)}, 2·SE = ${(2 * se).toFixed(3)})`,
+    );
+    assert.ok(
+      a1 - a0 > 2 * se,
+      `improvement ${(a1 - a0).toFixed(3)} is within noise (2·SE ${(2 * se).toFixed(3)})`,
+    );
   } finally {
     await engine.close();
   }
@@ -66,7 +84,10 @@ for (const intermediate of ["reweight", "resample"] as const) {
     const engine = await createEngine({ threads: 1 });
     try {
       const models = [0, 1].map(() => loadModel(AGENT, engine, tok));
-      const trainer = new TeamTrainer(models, tok, { ...options(2, { intermediate, promptsPerStage: 4, miniBatchGroups: 2 }), groupSize: 4 });
+      const trainer = new TeamTrainer(models, tok, {
+        ...options(2, { intermediate, promptsPerStage: 4, miniBatchGroups: 2 }),
+        groupSize: 4,
+      });
       const { records } = await trainer.stage();
       const r = records[0];
       assert.equal(r.intermediate, intermediate);
@@ -92,10 +113,19 @@ test("same seed → bit-identical stage records (timings aside), and the same fo
     const engine = await createEngine({ threads });
     try {
       const models = [0, 1].map(() => loadModel(AGENT, engine, tok));
-      const trainer = new TeamTrainer(models, tok, { ...options(2, { promptsPerStage: 4, miniBatchGroups: 2, order: "greedy" }), groupSize: 4, heldOutPrompts: 2 });
+      const trainer = new TeamTrainer(models, tok, {
+        ...options(2, { promptsPerStage: 4, miniBatchGroups: 2, order: "greedy" }),
+        groupSize: 4,
+        heldOutPrompts: 2,
+      });
       const records = [];
       for (let s = 0; s < 2; s++) records.push(...(await trainer.stage()).records);
-      return { records: JSON.stringify(records), params: models.map((m) => Buffer.from(m.params.buffer, m.params.byteOffset, m.params.byteLength).toString("base64")) };
+      return {
+        records: JSON.stringify(records),
+        params: models.map((m) =>
+          Buffer.from(m.params.buffer, m.params.byteOffset, m.params.byteLength).toString("base64"),
+        ),
+      };
     } finally {
       await engine.close();
     }

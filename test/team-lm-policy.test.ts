@@ -18,19 +18,36 @@ const small = { dModel: 16, nHeads: 2, headDim: 8, dFF: 32, nLayers: 1, maxSeqLe
 
 test("LmPolicy scores the owner's tokens with the behaviour log-probs of the rollout (≤ 1e-5, temperature 0.8)", () => {
   const task = getTask("add");
-  const models = [0, 1].map((i) => new Transformer(presetConfig("nano", tok.vocabSize, "gpt2", small), referenceEngine(), new Rng(20 + i)));
-  const trajs = rolloutTeam(models.map((m) => new ModelMember(m)), tok, makeProblems(task, { split: "train", n: 2, seed: 4 }), 2,
-    { protocol: "relay", rounds: 2, maxTurnTokens: 6, maxCompletionLength: 30, temperature: 0.8, topP: 1 }, task.verify, new Rng(1));
+  const models = [0, 1].map(
+    (i) =>
+      new Transformer(presetConfig("nano", tok.vocabSize, "gpt2", small), referenceEngine(), new Rng(20 + i)),
+  );
+  const trajs = rolloutTeam(
+    models.map((m) => new ModelMember(m)),
+    tok,
+    makeProblems(task, { split: "train", n: 2, seed: 4 }),
+    2,
+    { protocol: "relay", rounds: 2, maxTurnTokens: 6, maxCompletionLength: 30, temperature: 0.8, topP: 1 },
+    task.verify,
+    new Rng(1),
+  );
   let maxDiff = 0;
   let n = 0;
   for (let a = 0; a < 2; a++) {
     const pol = new LmPolicy(models[a], 0.8, optim);
     const states: StateRef[] = [];
-    trajs.forEach((tr, i) => tr.owner.forEach((o, t) => { if (o === a) states.push({ traj: i, t }); }));
+    trajs.forEach((tr, i) =>
+      tr.owner.forEach((o, t) => {
+        if (o === a) states.push({ traj: i, t });
+      }),
+    );
     const lp = pol.logProbs(trajs, states);
     const V = pol.vocabSize;
     states.forEach((s, k) => {
-      maxDiff = Math.max(maxDiff, Math.abs(lp[k * V + trajs[s.traj].tokens[s.t]] - trajs[s.traj].behaviourLogp[s.t]));
+      maxDiff = Math.max(
+        maxDiff,
+        Math.abs(lp[k * V + trajs[s.traj].tokens[s.t]] - trajs[s.traj].behaviourLogp[s.t]),
+      );
       n++;
     });
   }
@@ -40,15 +57,39 @@ test("LmPolicy scores the owner's tokens with the behaviour log-probs of the rol
 
 test("LmPolicy backward matches finite differences of a loss on the scored rows (float64)", () => {
   const rng = new Rng(3);
-  const m = new Transformer(presetConfig("nano", tok.vocabSize, "llama", { ...small, nKvHeads: 1 }), float64Engine(), rng);
+  const m = new Transformer(
+    presetConfig("nano", tok.vocabSize, "llama", { ...small, nKvHeads: 1 }),
+    float64Engine(),
+    rng,
+  );
   for (let i = 0; i < m.params.length; i++) m.params[i] += rng.normal() * 0.1;
   const pol = new LmPolicy(m, 1.3, optim);
-  const mk = (len: number) => ({ promptId: 0, groupId: 0, tokens: Int32Array.from({ length: len }, () => 4 + rng.int(30)), owner: new Int8Array(len), behaviourLogp: new Float32Array(len), ownerVersion: new Int32Array(len), reward: 0, answer: null, truncated: false });
+  const mk = (len: number) => ({
+    promptId: 0,
+    groupId: 0,
+    tokens: Int32Array.from({ length: len }, () => 4 + rng.int(30)),
+    owner: new Int8Array(len),
+    behaviourLogp: new Float32Array(len),
+    ownerVersion: new Int32Array(len),
+    reward: 0,
+    answer: null,
+    truncated: false,
+  });
   const trajs = [mk(7), mk(4), mk(9)];
-  const states: StateRef[] = [{ traj: 0, t: 3 }, { traj: 2, t: 8 }, { traj: 1, t: 1 }, { traj: 2, t: 2 }];
+  const states: StateRef[] = [
+    { traj: 0, t: 3 },
+    { traj: 2, t: 8 },
+    { traj: 1, t: 1 },
+    { traj: 2, t: 2 },
+  ];
   const V = pol.vocabSize;
   const w = Float64Array.from({ length: states.length * V }, () => rng.normal());
-  const loss = () => { const lp = pol.logProbs(trajs, states); let s = 0; for (let i = 0; i < w.length; i++) s += w[i] * lp[i]; return s; };
+  const loss = () => {
+    const lp = pol.logProbs(trajs, states);
+    let s = 0;
+    for (let i = 0; i < w.length; i++) s += w[i] * lp[i];
+    return s;
+  };
   loss();
   pol.zeroGrad();
   pol.backward(w);

@@ -15,7 +15,15 @@ const task = getTask("add");
 
 function team(n: number, seed: number): ModelMember[] {
   return Array.from({ length: n }, (_, i) => {
-    const cfg = presetConfig("nano", tok.vocabSize, i % 2 ? "llama" : "gpt2", { dModel: 32, nHeads: 2, headDim: 16, nKvHeads: i % 2 ? 1 : 2, dFF: 64, nLayers: 1, maxSeqLen: 64 });
+    const cfg = presetConfig("nano", tok.vocabSize, i % 2 ? "llama" : "gpt2", {
+      dModel: 32,
+      nHeads: 2,
+      headDim: 16,
+      nKvHeads: i % 2 ? 1 : 2,
+      dFF: 64,
+      nLayers: 1,
+      maxSeqLen: 64,
+    });
     const m = new Transformer(cfg, referenceEngine(), new Rng(seed + i));
     // Make <eot> likely so turns end by sampling as well as by the M-token limit.
     const w = m.w(m.lmHeadName());
@@ -29,7 +37,23 @@ test("relay: every token has one owner, turns follow the speaking order, segment
   const problems = makeProblems(task, { split: "train", n: 3, seed: 1 });
   const temperature = 0.7;
   const M = 5;
-  const trajs = rolloutTeam(members, tok, problems, 2, { protocol: "relay", rounds: 3, maxTurnTokens: M, maxCompletionLength: 40, temperature, topP: 1, speakingOrder: [2, 0, 1] }, task.verify, new Rng(9));
+  const trajs = rolloutTeam(
+    members,
+    tok,
+    problems,
+    2,
+    {
+      protocol: "relay",
+      rounds: 3,
+      maxTurnTokens: M,
+      maxCompletionLength: 40,
+      temperature,
+      topP: 1,
+      speakingOrder: [2, 0, 1],
+    },
+    task.verify,
+    new Rng(9),
+  );
   assert.equal(trajs.length, 6);
   let maxDiff = 0;
   let checked = 0;
@@ -79,13 +103,31 @@ test("relay: every token has one owner, turns follow the speaking order, segment
 test("independent: each agent writes its own episodes alone; majority vote ties go to the lowest index", () => {
   const members = team(2, 5);
   const problems = makeProblems(task, { split: "train", n: 2, seed: 2 });
-  const trajs = rolloutTeam(members, tok, problems, 3, { protocol: "independent", rounds: 1, maxTurnTokens: 4, maxCompletionLength: 30, temperature: 1, topP: 1 }, task.verify, new Rng(3));
+  const trajs = rolloutTeam(
+    members,
+    tok,
+    problems,
+    3,
+    {
+      protocol: "independent",
+      rounds: 1,
+      maxTurnTokens: 4,
+      maxCompletionLength: 30,
+      temperature: 1,
+      topP: 1,
+    },
+    task.verify,
+    new Rng(3),
+  );
   assert.equal(trajs.length, 12);
   for (const tr of trajs) {
     for (let t = tr.promptLength; t < tr.tokens.length; t++) assert.equal(tr.owner[t], tr.writer);
     assert.ok(tr.tokens.length - tr.promptLength <= 30);
   }
-  assert.deepEqual(trajs.slice(0, 6).map((t) => t.writer), [0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(
+    trajs.slice(0, 6).map((t) => t.writer),
+    [0, 0, 0, 0, 0, 0],
+  );
   assert.equal(majorityVote(["1", "2", "2", null]), "2");
   assert.equal(majorityVote(["3", "1", "1", "3"]), "3");
   assert.equal(majorityVote([null, null]), null);
@@ -93,9 +135,22 @@ test("independent: each agent writes its own episodes alone; majority vote ties 
 
 test("rollouts are deterministic for a seed", () => {
   const problems = makeProblems(task, { split: "train", n: 2, seed: 3 });
-  const opts = { protocol: "relay" as const, rounds: 2, maxTurnTokens: 6, maxCompletionLength: 30, temperature: 1, topP: 0.9 };
+  const opts = {
+    protocol: "relay" as const,
+    rounds: 2,
+    maxTurnTokens: 6,
+    maxCompletionLength: 30,
+    temperature: 1,
+    topP: 0.9,
+  };
   const a = rolloutTeam(team(2, 7), tok, problems, 2, opts, task.verify, new Rng(4));
   const b = rolloutTeam(team(2, 7), tok, problems, 2, opts, task.verify, new Rng(4));
-  assert.deepEqual(a.map((t) => Array.from(t.tokens)), b.map((t) => Array.from(t.tokens)));
-  assert.deepEqual(a.map((t) => Array.from(t.behaviourLogp)), b.map((t) => Array.from(t.behaviourLogp)));
+  assert.deepEqual(
+    a.map((t) => Array.from(t.tokens)),
+    b.map((t) => Array.from(t.tokens)),
+  );
+  assert.deepEqual(
+    a.map((t) => Array.from(t.behaviourLogp)),
+    b.map((t) => Array.from(t.behaviourLogp)),
+  );
 });

@@ -20,16 +20,38 @@ const dims = (d: number) => ({ dModel: d, nHeads: 2, headDim: d / 2, dFF: 2 * d,
 test("Stage 0: a swapped-in larger agent stays inside the δ0 ball of the incumbent at every visited state", () => {
   const T = 0.9;
   const delta0 = 0.01;
-  const incumbent = new Transformer(presetConfig("nano", tok.vocabSize, "gpt2", dims(16)), referenceEngine(), new Rng(1));
+  const incumbent = new Transformer(
+    presetConfig("nano", tok.vocabSize, "gpt2", dims(16)),
+    referenceEngine(),
+    new Rng(1),
+  );
   // A different, larger model (llama style, wider), as an upgrade would be.
-  const bigger = new Transformer(presetConfig("nano", tok.vocabSize, "llama", { ...dims(32), nKvHeads: 1 }), referenceEngine(), new Rng(2));
+  const bigger = new Transformer(
+    presetConfig("nano", tok.vocabSize, "llama", { ...dims(32), nKvHeads: 1 }),
+    referenceEngine(),
+    new Rng(2),
+  );
   for (let i = 0; i < bigger.params.length; i++) bigger.params[i] *= 8; // far from the incumbent
-  const other = new ModelMember(new Transformer(presetConfig("nano", tok.vocabSize, "gpt2", dims(16)), referenceEngine(), new Rng(3)));
+  const other = new ModelMember(
+    new Transformer(presetConfig("nano", tok.vocabSize, "gpt2", dims(16)), referenceEngine(), new Rng(3)),
+  );
   const swapped = new ProjectedMember(bigger, incumbent, delta0, T);
   const problems = makeProblems(task, { split: "train", n: 3, seed: 5 });
-  const trajs = rolloutTeam([other, swapped], tok, problems, 2, { protocol: "relay", rounds: 2, maxTurnTokens: 8, maxCompletionLength: 30, temperature: T, topP: 1 }, task.verify, new Rng(7));
+  const trajs = rolloutTeam(
+    [other, swapped],
+    tok,
+    problems,
+    2,
+    { protocol: "relay", rounds: 2, maxTurnTokens: 8, maxCompletionLength: 30, temperature: T, topP: 1 },
+    task.verify,
+    new Rng(7),
+  );
   const states: StateRef[] = [];
-  trajs.forEach((tr, i) => tr.owner.forEach((o, t) => { if (o === 1) states.push({ traj: i, t }); }));
+  trajs.forEach((tr, i) =>
+    tr.owner.forEach((o, t) => {
+      if (o === 1) states.push({ traj: i, t });
+    }),
+  );
   assert.ok(states.length > 10);
   const preP = new LmPolicy(bigger, T, optim);
   const curP = new LmPolicy(incumbent, T, optim);
@@ -41,21 +63,34 @@ test("Stage 0: a swapped-in larger agent stays inside the δ0 ball of the incumb
   let maxLogpDiff = 0;
   states.forEach((s, k) => {
     worst = Math.max(worst, klRow(rows, k * V, cur, k * V, V));
-    maxLogpDiff = Math.max(maxLogpDiff, Math.abs(rows[k * V + trajs[s.traj].tokens[s.t]] - trajs[s.traj].behaviourLogp[s.t]));
+    maxLogpDiff = Math.max(
+      maxLogpDiff,
+      Math.abs(rows[k * V + trajs[s.traj].tokens[s.t]] - trajs[s.traj].behaviourLogp[s.t]),
+    );
   });
   assert.ok(worst <= delta0 + 1e-9, `max per-state KL to the incumbent ${worst}`);
   assert.ok(proj.lastStats.projectedFrac > 0.5, "the raw larger model violated δ0 at most states");
   assert.ok(swapped.counters.klMax <= delta0 + 1e-9);
-  assert.ok(maxLogpDiff <= 1e-4, `behaviour log-probs of the projected agent match its scoring (${maxLogpDiff})`);
+  assert.ok(
+    maxLogpDiff <= 1e-4,
+    `behaviour log-probs of the projected agent match its scoring (${maxLogpDiff})`,
+  );
 
   // Distillation into the new model moves it towards the projection and reports the check honestly.
   const snap = preP.snapshot();
   const before = Float64Array.from(preP.logProbs(trajs, states));
   let klBefore = 0;
   states.forEach((_, k) => (klBefore = Math.max(klBefore, klRow(before, k * V, cur, k * V, V))));
-  const res = distillProjection(preP, curP, delta0, trajs, states, { epochs: 30, miniBatch: 4, klQuantile: 0.99 });
+  const res = distillProjection(preP, curP, delta0, trajs, states, {
+    epochs: 30,
+    miniBatch: 4,
+    klQuantile: 0.99,
+  });
   assert.equal(res.states, states.length);
-  assert.ok(res.klMax < klBefore, `distillation reduced the max KL to the incumbent (${klBefore} → ${res.klMax})`);
+  assert.ok(
+    res.klMax < klBefore,
+    `distillation reduced the max KL to the incumbent (${klBefore} → ${res.klMax})`,
+  );
   assert.equal(res.accepted, res.klQuantile <= delta0);
   preP.restore(snap);
   assert.deepEqual(Array.from(preP.logProbs(trajs, states)), Array.from(before));

@@ -15,7 +15,13 @@ import type { Progress } from "../io/progress.js";
 import { openRunDir, type RunDir } from "../io/rundir.js";
 import { loadModel } from "../model/checkpoint.js";
 import { ModelMember } from "../team/member.js";
-import { evaluateMatchedBudget, evaluateTeam, evalRows, formatEvalTable, type EvalResult } from "../eval/evaluate.js";
+import {
+  evaluateMatchedBudget,
+  evaluateTeam,
+  evalRows,
+  formatEvalTable,
+  type EvalResult,
+} from "../eval/evaluate.js";
 import { writeReport } from "../report/html.js";
 import { hashString } from "../engine/rng.js";
 import { agentDir, hasPretrainedAgents, runPretrain } from "./pretrain.js";
@@ -66,14 +72,24 @@ export async function runDemo(
   // 1. Base agents.
   const baseDir = baseCacheDir(cfg, cacheRoot);
   if (!hasPretrainedAgents(baseDir, 1)) {
-    progress.log(`pretraining a ${cfg.model.preset} base agent on "${cfg.tasks.name}" (cached in ${baseDir})`);
-    await runPretrain(withChanges(cfg, { pretrain: { agents: 1 } }), openRunDir(baseDir, { force: true }), progress, signal);
+    progress.log(
+      `pretraining a ${cfg.model.preset} base agent on "${cfg.tasks.name}" (cached in ${baseDir})`,
+    );
+    await runPretrain(
+      withChanges(cfg, { pretrain: { agents: 1 } }),
+      openRunDir(baseDir, { force: true }),
+      progress,
+      signal,
+    );
   } else {
     progress.log(`using the cached base agent in ${baseDir}`);
   }
   const base = agentDir(baseDir, 0);
   // 2. SAT team (this run directory).
-  const satCfg = withChanges(cfg, { team: { agent_checkpoints: Array(n).fill(base) }, algo: { name: "sat" } });
+  const satCfg = withChanges(cfg, {
+    team: { agent_checkpoints: Array(n).fill(base) },
+    algo: { name: "sat" },
+  });
   progress.log(`training a team of ${n} with SAT for ${cfg.run.max_steps} stages`);
   const sat = await runTrain(satCfg, run, progress, signal);
   // 3. Single-model baseline, same stages.
@@ -94,17 +110,28 @@ export async function runDemo(
     const problems = heldOutProblems(cfg, task);
     const opts = evalOptionsOf(cfg);
     const startTeam = Array.from({ length: n }, () => new ModelMember(loadModel(base, engine, tok)));
-    const satTeam = Array.from({ length: n }, (_, i) => new ModelMember(loadModel(join(sat.finalDir, `agent-${i}`), engine, tok)));
+    const satTeam = Array.from(
+      { length: n },
+      (_, i) => new ModelMember(loadModel(join(sat.finalDir, `agent-${i}`), engine, tok)),
+    );
     const singleModel = new ModelMember(loadModel(join(single.finalDir, "agent-0"), engine, tok));
     const bar = progress.phase("final evaluation", 3);
     const results = [
       evaluateTeam(startTeam, tok, task, problems, { ...opts, name: "start" }),
       evaluateTeam(satTeam, tok, task, problems, { ...opts, name: "sat" }),
-      evaluateMatchedBudget(singleModel, tok, task, problems, { ...evalOptionsOf(cfg, 1), name: "single (matched budget)" }, n),
+      evaluateMatchedBudget(
+        singleModel,
+        tok,
+        task,
+        problems,
+        { ...evalOptionsOf(cfg, 1), name: "single (matched budget)" },
+        n,
+      ),
     ];
     bar.tick(3);
     bar.done();
-    for (const row of evalRows(cfg.run.max_steps, results, task.name)) evalLog.append({ ...row, final: true });
+    for (const row of evalRows(cfg.run.max_steps, results, task.name))
+      evalLog.append({ ...row, final: true });
     progress.log(formatEvalTable(results));
     evalLog.close();
     const reportPath = await writeReport(run.dir);

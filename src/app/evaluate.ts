@@ -7,7 +7,13 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { loadModel } from "../model/checkpoint.js";
 import { ModelMember } from "../team/member.js";
-import { evaluateMatchedBudget, evaluateTeam, evalRows, formatEvalTable, type EvalResult } from "../eval/evaluate.js";
+import {
+  evaluateMatchedBudget,
+  evaluateTeam,
+  evalRows,
+  formatEvalTable,
+  type EvalResult,
+} from "../eval/evaluate.js";
 import type { ResolvedConfig } from "../config/schema.js";
 import type { Progress } from "../io/progress.js";
 import type { RunDir } from "../io/rundir.js";
@@ -22,7 +28,8 @@ export function agentDirsOf(checkpointDir: string): string[] {
     .filter((d) => /^agent-\d+$/.test(d))
     .sort((a, b) => Number(a.slice(6)) - Number(b.slice(6)))
     .map((d) => join(checkpointDir, d));
-  if (dirs.length === 0) throw new Error(`${checkpointDir}: no agent-<i>/ directories (not a team checkpoint)`);
+  if (dirs.length === 0)
+    throw new Error(`${checkpointDir}: no agent-<i>/ directories (not a team checkpoint)`);
   return dirs;
 }
 
@@ -37,7 +44,12 @@ function resolveTeamDir(path: string): string {
   return resolveCheckpoint(path).dir;
 }
 
-export async function runEval(cfg: ResolvedConfig, run: RunDir, req: EvalRequest, progress: Progress): Promise<EvalResult[]> {
+export async function runEval(
+  cfg: ResolvedConfig,
+  run: RunDir,
+  req: EvalRequest,
+  progress: Progress,
+): Promise<EvalResult[]> {
   const tok = teamTokenizer();
   const task = taskOf(cfg);
   const engine = await engineOf(cfg);
@@ -52,9 +64,18 @@ export async function runEval(cfg: ResolvedConfig, run: RunDir, req: EvalRequest
     results.push(evaluateTeam(members, tok, task, problems, { ...opts, name: req.name }));
     bar.tick(1, results[0].tokens);
     if (req.baseline) {
-      const dir = existsSync(join(req.baseline, "model.safetensors")) ? req.baseline : agentDirsOf(resolveTeamDir(req.baseline))[0];
+      const dir = existsSync(join(req.baseline, "model.safetensors"))
+        ? req.baseline
+        : agentDirsOf(resolveTeamDir(req.baseline))[0];
       const single = new ModelMember(loadModel(dir, engine, tok));
-      const r = evaluateMatchedBudget(single, tok, task, problems, { ...evalOptionsOf(cfg, 1), name: "single" }, members.length);
+      const r = evaluateMatchedBudget(
+        single,
+        tok,
+        task,
+        problems,
+        { ...evalOptionsOf(cfg, 1), name: "single" },
+        members.length,
+      );
       results.push(r);
       bar.tick(1, r.tokens);
     }

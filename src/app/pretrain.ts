@@ -78,11 +78,29 @@ export async function runPretrain(
         signal,
         onStep: (s) => {
           bar.tick(1, s.tokens);
-          log.append({ step: s.step, agent: i, loss: s.loss, learning_rate: s.lr, grad_norm: s.gradNorm, num_tokens: s.tokens, "perf/throughput": s.tokens / s.seconds });
+          log.append({
+            step: s.step,
+            agent: i,
+            loss: s.loss,
+            learning_rate: s.lr,
+            grad_norm: s.gradNorm,
+            num_tokens: s.tokens,
+            "perf/throughput": s.tokens / s.seconds,
+          });
         },
         onEval: (e) => {
-          evalLog.append({ step: e.step, name: `pretrain-agent-${i}`, task: task.name, protocol: "solo", n: 1, num_prompts: e.n, "avg@1": e.accuracy });
-          progress.log(`agent ${i} step ${e.step}: held-out greedy accuracy ${(100 * e.accuracy).toFixed(1)}% (${e.n} prompts)`);
+          evalLog.append({
+            step: e.step,
+            name: `pretrain-agent-${i}`,
+            task: task.name,
+            protocol: "solo",
+            n: 1,
+            num_prompts: e.n,
+            "avg@1": e.accuracy,
+          });
+          progress.log(
+            `agent ${i} step ${e.step}: held-out greedy accuracy ${(100 * e.accuracy).toFixed(1)}% (${e.n} prompts)`,
+          );
         },
       });
       bar.done();
@@ -92,7 +110,9 @@ export async function runPretrain(
       saveModel(dir, model, tok);
       result.agentDirs.push(dir);
       result.accuracies.push(r.finalAccuracy);
-      progress.log(`agent ${i}: ${r.steps} steps, held-out greedy accuracy ${(100 * r.finalAccuracy).toFixed(1)}% → ${dir}`);
+      progress.log(
+        `agent ${i}: ${r.steps} steps, held-out greedy accuracy ${(100 * r.finalAccuracy).toFixed(1)}% → ${dir}`,
+      );
     }
   } finally {
     log.close();

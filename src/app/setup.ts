@@ -20,7 +20,8 @@ export function teamTokenizer(): CharTokenizer {
 
 /** The built-in family tasks.name, or the user's JSONL problems when tasks.dataset is set. */
 export function taskOf(cfg: ResolvedConfig): TaskFamily {
-  if (cfg.tasks.dataset !== null) return datasetFamily(readProblemsJSONL(cfg.tasks.dataset), cfg.tasks.dataset);
+  if (cfg.tasks.dataset !== null)
+    return datasetFamily(readProblemsJSONL(cfg.tasks.dataset), cfg.tasks.dataset);
   return getTask(cfg.tasks.name);
 }
 
@@ -38,7 +39,9 @@ export function modelConfigOf(cfg: ResolvedConfig, vocabSize: number): ModelConf
     const base = presetConfig(m.preset, vocabSize, m.arch);
     over.headDim = (over.dModel ?? base.dModel) / (over.nHeads ?? base.nHeads);
     if (!Number.isInteger(over.headDim)) {
-      throw new Error(`model.n_heads must divide model.d_model (${over.dModel ?? base.dModel} / ${over.nHeads ?? base.nHeads})`);
+      throw new Error(
+        `model.n_heads must divide model.d_model (${over.dModel ?? base.dModel} / ${over.nHeads ?? base.nHeads})`,
+      );
     }
   }
   return validateModelConfig(presetConfig(cfg.model.preset, vocabSize, cfg.model.arch, over));

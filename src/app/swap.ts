@@ -39,7 +39,12 @@ export interface SwapResult {
   teamDir: string | null; // the new team checkpoint when distillation was accepted
 }
 
-export async function runSwap(cfg: ResolvedConfig, run: RunDir, req: SwapRequest, progress: Progress): Promise<SwapResult> {
+export async function runSwap(
+  cfg: ResolvedConfig,
+  run: RunDir,
+  req: SwapRequest,
+  progress: Progress,
+): Promise<SwapResult> {
   const tok = teamTokenizer();
   const task = taskOf(cfg);
   const engine = await engineOf(cfg);
@@ -57,27 +62,59 @@ export async function runSwap(cfg: ResolvedConfig, run: RunDir, req: SwapRequest
     const problems = heldOutProblems(cfg, task);
     const opts = evalOptionsOf(cfg);
     const evals = [
-      evaluateTeam(models.map((m) => new ModelMember(m)), tok, task, problems, { ...opts, name: "before swap" }),
+      evaluateTeam(
+        models.map((m) => new ModelMember(m)),
+        tok,
+        task,
+        problems,
+        { ...opts, name: "before swap" },
+      ),
       evaluateTeam(team, tok, task, problems, { ...opts, name: `swap agent ${req.agent} (stage 0)` }),
     ];
-    const projectedFrac = projected.counters.states ? projected.counters.projected / projected.counters.states : 0;
-    progress.log(`stage 0: the new agent needed projection at ${(100 * projectedFrac).toFixed(1)}% of its states (max KL to the incumbent ${projected.counters.klMax.toExponential(2)} ≤ δ0 = ${req.delta0})`);
+    const projectedFrac = projected.counters.states
+      ? projected.counters.projected / projected.counters.states
+      : 0;
+    progress.log(
+      `stage 0: the new agent needed projection at ${(100 * projectedFrac).toFixed(1)}% of its states (max KL to the incumbent ${projected.counters.klMax.toExponential(2)} ≤ δ0 = ${req.delta0})`,
+    );
     let distill: DistillResult | null = null;
     let teamDir: string | null = null;
     if (req.distill) {
-      const train = makeProblems(task, { split: "train", n: cfg.rollout.prompts_per_step * 4, seed: new Rng(cfg.run.seed).fork("swap").seed, difficulty: cfg.tasks.difficulty ?? undefined });
-      const trajs = rolloutTeam(team, tok, train, cfg.rollout.n, rolloutOptionsOf(cfg), task.verify, new Rng(cfg.run.seed).fork("swap-rollout"));
+      const train = makeProblems(task, {
+        split: "train",
+        n: cfg.rollout.prompts_per_step * 4,
+        seed: new Rng(cfg.run.seed).fork("swap").seed,
+        difficulty: cfg.tasks.difficulty ?? undefined,
+      });
+      const trajs = rolloutTeam(
+        team,
+        tok,
+        train,
+        cfg.rollout.n,
+        rolloutOptionsOf(cfg),
+        task.verify,
+        new Rng(cfg.run.seed).fork("swap-rollout"),
+      );
       const states: StateRef[] = [];
       trajs.forEach((t, i) => t.owner.forEach((o, s) => o === req.agent && states.push({ traj: i, t: s })));
       const temperature = cfg.rollout.temperature;
       const student = new LmPolicy(pre, temperature, lmOptimOf(cfg));
       const snap = student.snapshot();
-      distill = distillProjection(student, new LmPolicy(incumbent, temperature, lmOptimOf(cfg)), req.delta0, trajs, states, {
-        epochs: cfg.algo.ppo_epochs * 4,
-        miniBatch: cfg.algo.ppo_mini_batch_size * cfg.rollout.n,
-        klQuantile: cfg.algo.kl_quantile,
-      });
-      progress.log(`distillation: KL quantile to the incumbent ${distill.klQuantile.toExponential(2)} over ${distill.states} states → ${distill.accepted ? "accepted" : "rejected (kept the projected member)"}`);
+      distill = distillProjection(
+        student,
+        new LmPolicy(incumbent, temperature, lmOptimOf(cfg)),
+        req.delta0,
+        trajs,
+        states,
+        {
+          epochs: cfg.algo.ppo_epochs * 4,
+          miniBatch: cfg.algo.ppo_mini_batch_size * cfg.rollout.n,
+          klQuantile: cfg.algo.kl_quantile,
+        },
+      );
+      progress.log(
+        `distillation: KL quantile to the incumbent ${distill.klQuantile.toExponential(2)} over ${distill.states} states → ${distill.accepted ? "accepted" : "rejected (kept the projected member)"}`,
+      );
       if (distill.accepted) {
         teamDir = join(run.dir, "team");
         models[req.agent] = pre;
@@ -86,7 +123,15 @@ export async function runSwap(cfg: ResolvedConfig, run: RunDir, req: SwapRequest
           mkdirSync(d, { recursive: true });
           saveModel(d, m, tok);
         });
-        evals.push(evaluateTeam(models.map((m) => new ModelMember(m)), tok, task, problems, { ...opts, name: `swap agent ${req.agent} (distilled)` }));
+        evals.push(
+          evaluateTeam(
+            models.map((m) => new ModelMember(m)),
+            tok,
+            task,
+            problems,
+            { ...opts, name: `swap agent ${req.agent} (distilled)` },
+          ),
+        );
       } else {
         student.restore(snap);
       }

@@ -34,7 +34,9 @@ export interface FastEngine extends Engine {
  * The training engine: float32 buffers on the shared WebAssembly heap and SIMD kernels on a worker
  * pool (`impl: "wasm"`, the default), or the TypeScript reference kernels (`impl: "ts"`).
  */
-export async function createEngine(opts: { impl?: "ts" | "wasm"; threads?: number } = {}): Promise<FastEngine> {
+export async function createEngine(
+  opts: { impl?: "ts" | "wasm"; threads?: number } = {},
+): Promise<FastEngine> {
   const kernels = await createKernels(opts);
   const heap = kernels.heap;
   return {

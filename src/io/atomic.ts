@@ -4,7 +4,16 @@
  * old file or the new one, never a torn one. Directories are published the same way (build under a
  * temporary name, fsync every file, rename).
  */
-import { closeSync, fsyncSync, openSync, renameSync, writeSync, rmSync, readdirSync, statSync } from "node:fs";
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  renameSync,
+  writeSync,
+  rmSync,
+  readdirSync,
+  statSync,
+} from "node:fs";
 import { dirname, basename, join } from "node:path";
 
 let counter = 0;

@@ -45,7 +45,10 @@ export function saveModel(dir: string, model: Transformer, tok: Tokenizer): void
     }
   }
   writeSafetensors(join(dir, MODEL_FILE), tensors, { format: "pt" });
-  const hf = toHuggingFaceConfig(model.cfg, { bos: tok.bos, eos: tok.eos, pad: tok.pad }) as Record<string, unknown>;
+  const hf = toHuggingFaceConfig(model.cfg, { bos: tok.bos, eos: tok.eos, pad: tok.pad }) as Record<
+    string,
+    unknown
+  >;
   if (model.cfg.valueHead) hf.sat_value_head = true;
   writeFileAtomic(join(dir, CONFIG_FILE), JSON.stringify(hf, null, 2) + "\n");
   writeFileAtomic(join(dir, TOKENIZER_FILE), JSON.stringify(tok.toHuggingFaceJSON(), null, 2) + "\n");
@@ -91,11 +94,18 @@ export function loadModel(dir: string, engine: Engine, expectTokenizer?: Tokeniz
   const cfg = readModelConfig(dir);
   if (expectTokenizer) {
     const tok = readTokenizer(dir);
-    if (tok && JSON.stringify(tok.toHuggingFaceJSON()) !== JSON.stringify(expectTokenizer.toHuggingFaceJSON())) {
-      throw new CheckpointError(`${join(dir, TOKENIZER_FILE)}: the tokenizer differs from the team's; agents of a team must share one tokenizer`);
+    if (
+      tok &&
+      JSON.stringify(tok.toHuggingFaceJSON()) !== JSON.stringify(expectTokenizer.toHuggingFaceJSON())
+    ) {
+      throw new CheckpointError(
+        `${join(dir, TOKENIZER_FILE)}: the tokenizer differs from the team's; agents of a team must share one tokenizer`,
+      );
     }
     if (cfg.vocabSize !== expectTokenizer.vocabSize) {
-      throw new CheckpointError(`${join(dir, CONFIG_FILE)}: vocab_size ${cfg.vocabSize} does not match the tokenizer (${expectTokenizer.vocabSize} tokens)`);
+      throw new CheckpointError(
+        `${join(dir, CONFIG_FILE)}: vocab_size ${cfg.vocabSize} does not match the tokenizer (${expectTokenizer.vocabSize} tokens)`,
+      );
     }
   }
   const model = new Transformer(cfg, engine);
@@ -113,17 +123,23 @@ export function loadWeightsInto(model: Transformer, path: string): void {
   const tiedAlias = model.cfg.tiedEmbeddings ? "lm_head.weight" : null;
   const unexpected = extra.filter((n) => n !== tiedAlias);
   if (unexpected.length) {
-    throw new CheckpointError(`${path}: unexpected tensor(s) ${unexpected.slice(0, 5).join(", ")}${unexpected.length > 5 ? ", ..." : ""} for a ${model.cfg.arch} model`);
+    throw new CheckpointError(
+      `${path}: unexpected tensor(s) ${unexpected.slice(0, 5).join(", ")}${unexpected.length > 5 ? ", ..." : ""} for a ${model.cfg.arch} model`,
+    );
   }
   const missing = [...expected].filter((n) => !file.tensors.has(n));
   if (missing.length) {
-    throw new CheckpointError(`${path}: missing tensor(s) ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""}`);
+    throw new CheckpointError(
+      `${path}: missing tensor(s) ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""}`,
+    );
   }
   for (const t of model.layout.tensors) {
     const st = file.tensors.get(t.name)!;
     const want = t.hfTransposed ? [t.shape[1], t.shape[0]] : t.shape;
     if (st.shape.length !== want.length || st.shape.some((d, i) => d !== want[i])) {
-      throw new CheckpointError(`${path}: tensor "${t.name}" has shape [${st.shape}], the model config needs [${want}]`);
+      throw new CheckpointError(
+        `${path}: tensor "${t.name}" has shape [${st.shape}], the model config needs [${want}]`,
+      );
     }
     if (!(st.data instanceof Float32Array || st.data instanceof Float64Array)) {
       throw new CheckpointError(`${path}: tensor "${t.name}" has dtype ${st.dtype}, expected a float type`);
@@ -138,7 +154,10 @@ export function loadWeightsInto(model: Transformer, path: string): void {
 export function saveOptimizer(dir: string, state: AdamWState): void {
   writeSafetensors(
     join(dir, OPTIMIZER_FILE),
-    { exp_avg: { shape: [state.m.length], data: state.m as Float32Array }, exp_avg_sq: { shape: [state.v.length], data: state.v as Float32Array } },
+    {
+      exp_avg: { shape: [state.m.length], data: state.m as Float32Array },
+      exp_avg_sq: { shape: [state.v.length], data: state.v as Float32Array },
+    },
     { step: String(state.step) },
   );
 }
@@ -150,9 +169,12 @@ export function loadOptimizer(dir: string, like: Buf): AdamWState {
   const m = f.tensors.get("exp_avg");
   const v = f.tensors.get("exp_avg_sq");
   const step = Number(f.metadata.step);
-  if (!m || !v || !Number.isInteger(step)) throw new CheckpointError(`${path}: not an optimizer state (needs exp_avg, exp_avg_sq and a step)`);
+  if (!m || !v || !Number.isInteger(step))
+    throw new CheckpointError(`${path}: not an optimizer state (needs exp_avg, exp_avg_sq and a step)`);
   if (m.data.length !== like.length || v.data.length !== like.length) {
-    throw new CheckpointError(`${path}: optimizer state has ${m.data.length} entries, the model has ${like.length} parameters`);
+    throw new CheckpointError(
+      `${path}: optimizer state has ${m.data.length} entries, the model has ${like.length} parameters`,
+    );
   }
   const make = (src: ArrayLike<number>): Buf => {
     const out = like instanceof Float64Array ? new Float64Array(like.length) : new Float32Array(like.length);

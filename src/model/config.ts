@@ -26,7 +26,10 @@ export interface ModelConfig {
 export type PresetName = "nano" | "micro" | "small" | "base";
 export type Style = "gpt2" | "llama";
 
-const PRESET_DIMS: Record<PresetName, { dModel: number; nLayers: number; nHeads: number; maxSeqLen: number }> = {
+const PRESET_DIMS: Record<
+  PresetName,
+  { dModel: number; nLayers: number; nHeads: number; maxSeqLen: number }
+> = {
   nano: { dModel: 64, nLayers: 2, nHeads: 4, maxSeqLen: 128 }, // ~0.1M parameters
   micro: { dModel: 128, nLayers: 4, nHeads: 4, maxSeqLen: 128 }, // ~0.8M
   small: { dModel: 256, nLayers: 4, nHeads: 4, maxSeqLen: 128 }, // ~3M
@@ -41,10 +44,12 @@ export function presetConfig(
   style: Style = "gpt2",
   overrides: Partial<ModelConfig> = {},
 ): ModelConfig {
-  if (!PRESET_DIMS[preset]) throw new Error(`unknown model preset "${preset}" (choose one of ${PRESET_NAMES.join(", ")})`);
+  if (!PRESET_DIMS[preset])
+    throw new Error(`unknown model preset "${preset}" (choose one of ${PRESET_NAMES.join(", ")})`);
   // Size overrides apply before the derived sizes (head dim, kv heads, MLP width) are computed.
   const dims = { ...PRESET_DIMS[preset] };
-  for (const k of ["dModel", "nLayers", "nHeads", "maxSeqLen"] as const) if (overrides[k] !== undefined) dims[k] = overrides[k]!;
+  for (const k of ["dModel", "nLayers", "nHeads", "maxSeqLen"] as const)
+    if (overrides[k] !== undefined) dims[k] = overrides[k]!;
   const headDim = dims.dModel / dims.nHeads;
   const base: ModelConfig =
     style === "gpt2"
@@ -80,20 +85,33 @@ export function validateModelConfig(c: ModelConfig): ModelConfig {
   const bad = (msg: string): never => {
     throw new Error(`invalid model config: ${msg}`);
   };
-  for (const k of ["vocabSize", "dModel", "nLayers", "nHeads", "nKvHeads", "headDim", "dFF", "maxSeqLen"] as const) {
+  for (const k of [
+    "vocabSize",
+    "dModel",
+    "nLayers",
+    "nHeads",
+    "nKvHeads",
+    "headDim",
+    "dFF",
+    "maxSeqLen",
+  ] as const) {
     if (!Number.isInteger(c[k]) || c[k] <= 0) bad(`${k} must be a positive integer, got ${c[k]}`);
   }
   if (c.nHeads % c.nKvHeads !== 0) bad(`nHeads (${c.nHeads}) must be a multiple of nKvHeads (${c.nKvHeads})`);
   if (c.arch === "gpt2") {
     if (c.nKvHeads !== c.nHeads) bad("gpt2 has no grouped-query attention: nKvHeads must equal nHeads");
-    if (c.nHeads * c.headDim !== c.dModel) bad(`gpt2 needs nHeads·headDim = dModel (${c.nHeads}·${c.headDim} ≠ ${c.dModel})`);
+    if (c.nHeads * c.headDim !== c.dModel)
+      bad(`gpt2 needs nHeads·headDim = dModel (${c.nHeads}·${c.headDim} ≠ ${c.dModel})`);
   } else if (c.headDim % 2 !== 0) bad(`RoPE needs an even headDim, got ${c.headDim}`);
   if (!(c.normEps > 0)) bad(`normEps must be > 0, got ${c.normEps}`);
   return c;
 }
 
 /** Hugging Face `config.json` for this model. */
-export function toHuggingFaceConfig(c: ModelConfig, special: { bos: number; eos: number; pad: number }): object {
+export function toHuggingFaceConfig(
+  c: ModelConfig,
+  special: { bos: number; eos: number; pad: number },
+): object {
   if (c.arch === "gpt2") {
     return {
       architectures: ["GPT2LMHeadModel"],
@@ -148,14 +166,17 @@ export function fromHuggingFaceConfig(j: Record<string, unknown>, where: string)
       if (fallback !== undefined) return fallback;
       throw new Error(`${where}: missing "${key}"`);
     }
-    if (typeof v !== "number") throw new Error(`${where}: "${key}" must be a number, got ${JSON.stringify(v)}`);
+    if (typeof v !== "number")
+      throw new Error(`${where}: "${key}" must be a number, got ${JSON.stringify(v)}`);
     return v;
   };
   const type = j.model_type;
   if (type === "gpt2") {
     const act = j.activation_function ?? "gelu_new";
     if (act !== "gelu_new" && act !== "gelu_pytorch_tanh") {
-      throw new Error(`${where}: activation_function "${act}" is not supported (only the tanh GELU, "gelu_new")`);
+      throw new Error(
+        `${where}: activation_function "${act}" is not supported (only the tanh GELU, "gelu_new")`,
+      );
     }
     const d = num("n_embd");
     const nHeads = num("n_head");

@@ -25,4 +25,10 @@ export {
   type ProblemStreamState,
   type Split,
 } from "./dataset.js";
-export { JSONL_FAMILY, datasetFamily, parseProblemsJSONL, problemsToJSONL, readProblemsJSONL } from "./jsonl.js";
+export {
+  JSONL_FAMILY,
+  datasetFamily,
+  parseProblemsJSONL,
+  problemsToJSONL,
+  readProblemsJSONL,
+} from "./jsonl.js";

@@ -109,7 +109,14 @@ export class LmPolicy implements TrainablePolicy {
     const invT = 1 / this.temperature;
     for (let k = 0; k < S; k++) {
       const r = last.rowOf[k];
-      logSoftmaxBackward(dl.subarray(r * V, (r + 1) * V), dlogp.subarray(k * V, (k + 1) * V), last.logp.subarray(k * V, (k + 1) * V), 1, V, invT);
+      logSoftmaxBackward(
+        dl.subarray(r * V, (r + 1) * V),
+        dlogp.subarray(k * V, (k + 1) * V),
+        last.logp.subarray(k * V, (k + 1) * V),
+        1,
+        V,
+        invT,
+      );
     }
     this.model.backward(dl);
   }

@@ -33,10 +33,13 @@ export class ProjectedMember implements TeamMember {
 
   constructor(pre: Transformer, cur: Transformer, delta0: number, temperature: number) {
     if (pre.cfg.vocabSize !== cur.cfg.vocabSize) {
-      throw new Error(`the new agent's vocabulary (${pre.cfg.vocabSize}) differs from the incumbent's (${cur.cfg.vocabSize}); a swap needs a shared tokenizer`);
+      throw new Error(
+        `the new agent's vocabulary (${pre.cfg.vocabSize}) differs from the incumbent's (${cur.cfg.vocabSize}); a swap needs a shared tokenizer`,
+      );
     }
     if (!(delta0 > 0)) throw new Error(`Stage-0 radius must be > 0, got ${delta0}`);
-    if (!(temperature > 0)) throw new Error(`a projected agent needs a sampling temperature > 0, got ${temperature}`);
+    if (!(temperature > 0))
+      throw new Error(`a projected agent needs a sampling temperature > 0, got ${temperature}`);
     this.pre = pre;
     this.cur = cur;
     this.delta0 = delta0;
@@ -116,7 +119,10 @@ export function distillProjection(
   const cur = Float64Array.from(incumbent.logProbs(trajs, states));
   const target = new Float64Array(S * V);
   for (let k = 0; k < S; k++) {
-    target.set(projectToTrustRegion(pre.subarray(k * V, (k + 1) * V), cur.subarray(k * V, (k + 1) * V), delta0).logp, k * V);
+    target.set(
+      projectToTrustRegion(pre.subarray(k * V, (k + 1) * V), cur.subarray(k * V, (k + 1) * V), delta0).logp,
+      k * V,
+    );
   }
   const byTraj = new Map<number, number[]>();
   states.forEach((s, k) => byTraj.set(s.traj, [...(byTraj.get(s.traj) ?? []), k]));

@@ -82,7 +82,9 @@ export function rolloutTeam(
 ): TeamTrajectory[] {
   if (team.length === 0) throw new Error("a team needs at least one agent");
   const V = team[0].vocabSize;
-  for (const m of team) if (m.vocabSize !== V) throw new Error("all agents of a team must share the tokenizer (vocabulary sizes differ)");
+  for (const m of team)
+    if (m.vocabSize !== V)
+      throw new Error("all agents of a team must share the tokenizer (vocabulary sizes differ)");
   const episodes: Episode[] = [];
   const writers = opts.protocol === "relay" ? [-1] : team.map((_, a) => a);
   for (const agent of writers) {
@@ -113,7 +115,8 @@ export function rolloutTeam(
     throw Object.assign(new Error(msg), { exitCode: 2 });
   }
   const Tmax = Math.min(Math.min(...team.map((m) => m.maxSeqLen)), maxPrompt + opts.maxCompletionLength);
-  if (maxPrompt >= Tmax) throw new Error(`a prompt has ${maxPrompt} tokens, which leaves no room to answer (context ${Tmax})`);
+  if (maxPrompt >= Tmax)
+    throw new Error(`a prompt has ${maxPrompt} tokens, which leaves no room to answer (context ${Tmax})`);
   const probs = new Float64Array(V);
   if (opts.protocol === "relay") {
     const order = opts.speakingOrder ?? team.map((_, a) => a);

@@ -106,7 +106,9 @@ export function encodeSftExample(
     if (i < lines.length - 1 && rng.uniform() < eotProb) ids.push(tok.eot);
   }
   ids.push(tok.eos);
-  const targets = ids.map((_, t) => (t >= firstTarget && t + 1 < ids.length && !cuts.has(t + 1) ? ids[t + 1] : -1));
+  const targets = ids.map((_, t) =>
+    t >= firstTarget && t + 1 < ids.length && !cuts.has(t + 1) ? ids[t + 1] : -1,
+  );
   return { ids, targets };
 }
 
@@ -137,7 +139,10 @@ export function soloAccuracy(
     const chunk = problems.slice(i, i + batch);
     const prompts = chunk.map((p) => [tok.bos, ...tok.encode(p.prompt)]);
     const longest = Math.max(...prompts.map((p) => p.length));
-    const maxNew = Math.min(opts.maxNewTokens ?? model.cfg.maxSeqLen - longest, model.cfg.maxSeqLen - longest);
+    const maxNew = Math.min(
+      opts.maxNewTokens ?? model.cfg.maxSeqLen - longest,
+      model.cfg.maxSeqLen - longest,
+    );
     const gen = generate(model, prompts, {
       maxNewTokens: maxNew,
       temperature: opts.temperature ?? 0,
@@ -193,10 +198,14 @@ export function sftTrain(
   for (step = 0; step < o.steps; step++) {
     if (hooks.signal?.aborted) break;
     const t0 = performance.now();
-    const examples = stream.take(o.batchSize).map((p) => encodeSftExample(tok, p, eotRng, o.eotProb, o.cutProb));
+    const examples = stream
+      .take(o.batchSize)
+      .map((p) => encodeSftExample(tok, p, eotRng, o.eotProb, o.cutProb));
     const T = Math.max(...examples.map((e) => e.ids.length));
     if (T > model.cfg.maxSeqLen) {
-      throw new Error(`a training sequence has ${T} tokens, more than the model context (${model.cfg.maxSeqLen}); lower the task difficulty or raise the context`);
+      throw new Error(
+        `a training sequence has ${T} tokens, more than the model context (${model.cfg.maxSeqLen}); lower the task difficulty or raise the context`,
+      );
     }
     const B = examples.length;
     const N = B * T;

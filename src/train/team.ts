@@ -17,11 +17,23 @@ import type { Transformer } from "../model/transformer.js";
 import type { Tokenizer } from "../model/tokenizer.js";
 import type { TaskFamily } from "../tasks/index.js";
 import { ProblemStream, makeProblems } from "../tasks/index.js";
-import { runStage, type StageConfig, type StageRecord, type MetricsSink, type TrainablePolicy } from "../algorithm/index.js";
+import {
+  runStage,
+  type StageConfig,
+  type StageRecord,
+  type MetricsSink,
+  type TrainablePolicy,
+} from "../algorithm/index.js";
 import { rolloutTeam, type RolloutOptions } from "../team/rollout.js";
 import { ModelMember } from "../team/member.js";
 import { LmPolicy, type LmOptimOptions } from "../team/lm-policy.js";
-import { DEFAULT_CRITIC_EPOCHS, DEFAULT_CRITIC_MINIBATCH, LmCritic, returnTargets, type CriticFitResult } from "../team/critic.js";
+import {
+  DEFAULT_CRITIC_EPOCHS,
+  DEFAULT_CRITIC_MINIBATCH,
+  LmCritic,
+  returnTargets,
+  type CriticFitResult,
+} from "../team/critic.js";
 import type { Trajectory } from "../algorithm/policy.js";
 import { decayMaskFor } from "./sft.js";
 
@@ -68,9 +80,12 @@ export class TeamTrainer {
   state: TeamTrainState;
 
   constructor(models: Transformer[], tok: Tokenizer, opts: TeamTrainOptions) {
-    if (opts.algo === "single" && models.length !== 1) throw new Error(`algo single trains one agent; got ${models.length}`);
+    if (opts.algo === "single" && models.length !== 1)
+      throw new Error(`algo single trains one agent; got ${models.length}`);
     if (opts.algo === "independent-vote" && opts.rollout.protocol !== "independent") {
-      throw new Error(`algo independent-vote needs team.protocol = independent (got ${opts.rollout.protocol})`);
+      throw new Error(
+        `algo independent-vote needs team.protocol = independent (got ${opts.rollout.protocol})`,
+      );
     }
     this.models = models;
     this.tok = tok;
@@ -80,7 +95,11 @@ export class TeamTrainer {
     this.state = { step: 0, klCoef: models.map(() => opts.klCoef), versions: models.map(() => 0) };
     this.critic =
       opts.stage.advEstimator === "gae"
-        ? LmCritic.fromAgent(models[0], { ...opts.optim, lr: 10 * opts.optim.lr, ...opts.critic?.optim }, new Rng(opts.seed).fork("critic-init"))
+        ? LmCritic.fromAgent(
+            models[0],
+            { ...opts.optim, lr: 10 * opts.optim.lr, ...opts.critic?.optim },
+            new Rng(opts.seed).fork("critic-init"),
+          )
         : null;
   }
 
@@ -92,7 +111,11 @@ export class TeamTrainer {
   async stage(sink?: MetricsSink): Promise<StageResult> {
     const t0 = performance.now();
     const o = this.opts;
-    const promptStream = new ProblemStream(o.task, { seed: this.streamRng("prompts").seed, difficulty: o.difficulty, testPercent: o.testPercent });
+    const promptStream = new ProblemStream(o.task, {
+      seed: this.streamRng("prompts").seed,
+      difficulty: o.difficulty,
+      testPercent: o.testPercent,
+    });
     const rolloutRng = this.streamRng("rollout");
     let heldOutCalls = 0;
     let tokens = 0;
@@ -101,19 +124,34 @@ export class TeamTrainer {
     // independent-vote), which is how rolloutTeam numbers them.
     const collectFor = (agents: number[]) => (_team: TrainablePolicy[], nPrompts: number) => {
       const members = agents.map((a) => this.members[a]);
-      const trajs = rolloutTeam(members, this.tok, promptStream.take(nPrompts), o.groupSize, o.rollout, o.task.verify, rolloutRng);
+      const trajs = rolloutTeam(
+        members,
+        this.tok,
+        promptStream.take(nPrompts),
+        o.groupSize,
+        o.rollout,
+        o.task.verify,
+        rolloutRng,
+      );
       for (const t of trajs) tokens += t.tokens.length - t.promptLength;
       if (this.critic) for (const t of trajs) trained.push(t);
       return trajs;
     };
     const heldOutFor = (agents: number[]) => (_team: TrainablePolicy[], nPrompts: number) => {
       const members = agents.map((a) => this.members[a]);
-      const problems = makeProblems(o.task, { split: "test", n: nPrompts, seed: this.streamRng(`heldout/${heldOutCalls++}`).seed, difficulty: o.difficulty, testPercent: o.testPercent });
+      const problems = makeProblems(o.task, {
+        split: "test",
+        n: nPrompts,
+        seed: this.streamRng(`heldout/${heldOutCalls++}`).seed,
+        difficulty: o.difficulty,
+        testPercent: o.testPercent,
+      });
       const rng = this.streamRng(`heldout-rollout/${heldOutCalls}`);
       const trajs = rolloutTeam(members, this.tok, problems, o.groupSize, o.rollout, o.task.verify, rng);
       return trajs;
     };
-    const groups = o.algo === "independent-vote" ? this.models.map((_, a) => [a]) : [this.models.map((_, a) => a)];
+    const groups =
+      o.algo === "independent-vote" ? this.models.map((_, a) => [a]) : [this.models.map((_, a) => a)];
     const records: StageRecord[] = [];
     for (const agents of groups) {
       const algo = o.algo === "independent-vote" ? "single" : o.algo;
@@ -128,9 +166,7 @@ export class TeamTrainer {
         rng: this.streamRng(`stage/${agents.join(",")}`),
         step: this.state.step,
         value: this.critic ?? undefined,
-        sink: sink
-          ? (r) => sink({ ...r, agent: r.agent === null ? null : agents[r.agent] })
-          : undefined,
+        sink: sink ? (r) => sink({ ...r, agent: r.agent === null ? null : agents[r.agent] }) : undefined,
       });
       record.agents.forEach((ar, k) => {
         const a = agents[k];
