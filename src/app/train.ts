@@ -29,7 +29,16 @@ import type { Progress } from "../io/progress.js";
 import type { JsonlWriter } from "../io/jsonl.js";
 import type { CheckpointInfo, RunDir } from "../io/rundir.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { engineOf, evalOptionsOf, lmOptimOf, modelConfigOf, rolloutOptionsOf, stageConfigOf, taskOf, teamTokenizer } from "./setup.js";
+import {
+  engineOf,
+  evalOptionsOf,
+  lmOptimOf,
+  modelConfigOf,
+  rolloutOptionsOf,
+  stageConfigOf,
+  taskOf,
+  teamTokenizer,
+} from "./setup.js";
 
 export const TRAINER_STATE_FILE = "trainer_state.json";
 export const CRITIC_DIR = "critic";
@@ -55,29 +64,42 @@ export function initialModels(cfg: ResolvedConfig, engine: Engine, tok: Tokenize
       // gae needs no value head on the agents: the trainer's separate critic supplies the values.
       models.push(loadStartingAgent(cfg, i, path, engine, tok));
     } else {
-      models.push(new Transformer(modelConfigOf(cfg, tok.vocabSize), engine, new Rng(cfg.run.seed).fork(`init/${i}`)));
+      models.push(
+        new Transformer(modelConfigOf(cfg, tok.vocabSize), engine, new Rng(cfg.run.seed).fork(`init/${i}`)),
+      );
     }
   }
   return models;
 }
 
 /** team.agent_checkpoints[i], loaded so that any problem is reported under its config key. */
-function loadStartingAgent(cfg: ResolvedConfig, i: number, path: string, engine: Engine, tok: Tokenizer): Transformer {
+function loadStartingAgent(
+  cfg: ResolvedConfig,
+  i: number,
+  path: string,
+  engine: Engine,
+  tok: Tokenizer,
+): Transformer {
   const key = `team.agent_checkpoints[${i}]`;
   if (!existsSync(path)) {
-    throw new CheckpointError(`${key}: ${path} does not exist; give a model directory (model.safetensors, config.json, tokenizer.json) such as <pretrain run>/agents/agent-${i}`);
+    throw new CheckpointError(
+      `${key}: ${path} does not exist; give a model directory (model.safetensors, config.json, tokenizer.json) such as <pretrain run>/agents/agent-${i}`,
+    );
   }
   let model: Transformer;
   try {
     model = loadModel(path, engine, tok);
   } catch (err) {
-    if (err instanceof CheckpointError || err instanceof SafetensorsError) throw new CheckpointError(`${key}: ${err.message}`);
+    if (err instanceof CheckpointError || err instanceof SafetensorsError)
+      throw new CheckpointError(`${key}: ${err.message}`);
     throw err;
   }
   // The rollout would silently cut transcripts at the model's context (cf. the model.max_seq_len rule).
   const needed = cfg.rollout.max_prompt_length + cfg.rollout.max_completion_length;
   if (model.cfg.maxSeqLen < needed) {
-    throw new CheckpointError(`${key}: ${path} has a context of ${model.cfg.maxSeqLen} tokens, less than rollout.max_prompt_length + rollout.max_completion_length = ${needed}; shorten the rollout or use a model with a longer context`);
+    throw new CheckpointError(
+      `${key}: ${path} has a context of ${model.cfg.maxSeqLen} tokens, less than rollout.max_prompt_length + rollout.max_completion_length = ${needed}; shorten the rollout or use a model with a longer context`,
+    );
   }
   return model;
 }
@@ -123,20 +145,27 @@ function saveTeam(dir: string, trainer: TeamTrainer, tok: Tokenizer): void {
 function loadTeam(dir: string, step: number, trainer: TeamTrainer, engine: Engine, tok: Tokenizer): void {
   const saved = readdirSync(dir).filter((d) => /^agent-\d+$/.test(d)).length;
   if (saved !== trainer.models.length) {
-    throw new CheckpointError(`${dir}: the checkpoint holds ${saved} agent(s), the configured team ${trainer.models.length}; resume with the run's own team settings (team.n_agents, algo.name)`);
+    throw new CheckpointError(
+      `${dir}: the checkpoint holds ${saved} agent(s), the configured team ${trainer.models.length}; resume with the run's own team settings (team.n_agents, algo.name)`,
+    );
   }
   trainer.models.forEach((m, i) => {
     const d = join(dir, `agent-${i}`);
     const loaded = loadModel(d, engine, tok);
     if (loaded.params.length !== m.params.length) {
-      throw new CheckpointError(`${d}: checkpoint agent ${i} has a different architecture from the configured one; resume with the run's own model settings`);
+      throw new CheckpointError(
+        `${d}: checkpoint agent ${i} has a different architecture from the configured one; resume with the run's own model settings`,
+      );
     }
     m.params.set(loaded.params);
     trainer.policies[i].optimizer.restore(loadOptimizer(d, m.params));
   });
   if (trainer.critic) {
     const d = join(dir, CRITIC_DIR);
-    if (!existsSync(d)) throw new CheckpointError(`${d}: missing; algo.adv_estimator = gae resumes the critic from the checkpoint`);
+    if (!existsSync(d))
+      throw new CheckpointError(
+        `${d}: missing; algo.adv_estimator = gae resumes the critic from the checkpoint`,
+      );
     loadCriticInto(d, trainer.critic);
   }
   trainer.setState(readTrainerState(join(dir, TRAINER_STATE_FILE), step, trainer.models.length));
@@ -145,7 +174,9 @@ function loadTeam(dir: string, step: number, trainer: TeamTrainer, engine: Engin
 /** trainer_state.json of a checkpoint, checked against the checkpoint's step and the team size. */
 function readTrainerState(path: string, step: number, nAgents: number): TeamTrainState {
   const fail = (what: string): never => {
-    throw new CheckpointError(`${path}: ${what}; resume from an older checkpoint with --resume <run>/checkpoints/stage-K`);
+    throw new CheckpointError(
+      `${path}: ${what}; resume from an older checkpoint with --resume <run>/checkpoints/stage-K`,
+    );
   };
   let state: Partial<TeamTrainState> = {};
   try {
@@ -153,10 +184,13 @@ function readTrainerState(path: string, step: number, nAgents: number): TeamTrai
   } catch (err) {
     fail(`unreadable trainer state (${(err as Error).message})`);
   }
-  const numbers = (v: unknown) => Array.isArray(v) && v.length === nAgents && v.every((x) => typeof x === "number" && Number.isFinite(x));
+  const numbers = (v: unknown) =>
+    Array.isArray(v) && v.length === nAgents && v.every((x) => typeof x === "number" && Number.isFinite(x));
   if (typeof state !== "object" || state === null) fail("trainer state is not a JSON object");
-  if (state.step !== step) fail(`trainer state is for stage ${JSON.stringify(state.step)}, the checkpoint for stage ${step}`);
-  if (!numbers(state.klCoef) || !numbers(state.versions)) fail(`trainer state needs klCoef and versions, ${nAgents} numbers each`);
+  if (state.step !== step)
+    fail(`trainer state is for stage ${JSON.stringify(state.step)}, the checkpoint for stage ${step}`);
+  if (!numbers(state.klCoef) || !numbers(state.versions))
+    fail(`trainer state needs klCoef and versions, ${nAgents} numbers each`);
   return state as TeamTrainState;
 }
 
@@ -219,7 +253,11 @@ export async function runTrain(
     const evaluate = (name: string): void => {
       const step = trainer.state.step;
       const bar = progress.phase(`eval ${name}`, 1);
-      const r = evaluateTeam(trainer.members, tok, task, problems, { ...evalOptionsOf(cfg, trainer.members.length), name, perAgent: cfg.team.protocol === "independent" || trainer.members.length > 1 });
+      const r = evaluateTeam(trainer.members, tok, task, problems, {
+        ...evalOptionsOf(cfg, trainer.members.length),
+        name,
+        perAgent: cfg.team.protocol === "independent" || trainer.members.length > 1,
+      });
       bar.tick(1, r.tokens);
       bar.done();
       evals.push(r);
@@ -238,7 +276,9 @@ export async function runTrain(
         "timing_s/step": res.seconds,
         num_tokens: res.tokens,
         "perf/throughput": res.tokens / res.seconds,
-        ...(res.critic ? { "critic/vf_loss_before": res.critic.lossBefore, "critic/vf_loss": res.critic.lossAfter } : {}),
+        ...(res.critic
+          ? { "critic/vf_loss_before": res.critic.lossBefore, "critic/vf_loss": res.critic.lossAfter }
+          : {}),
       });
       stagesLog.append(row);
       progress.metrics(row as { step: number });
@@ -247,7 +287,9 @@ export async function runTrain(
       // Evaluations come before the stage's checkpoint, so a resume from it never redoes or skips one.
       if (last || (cfg.eval.steps > 0 && step % cfg.eval.steps === 0)) evaluate(algo);
       if (last || (cfg.run.save_steps > 0 && step % cfg.run.save_steps === 0)) {
-        await run.publishCheckpoint(step, (dir) => saveTeam(dir, trainer, tok), { keep: cfg.run.save_total_limit });
+        await run.publishCheckpoint(step, (dir) => saveTeam(dir, trainer, tok), {
+          keep: cfg.run.save_total_limit,
+        });
       }
     }
     bar.done();
@@ -263,5 +305,8 @@ export async function runTrain(
 
 /** Members of a trained team from a checkpoint directory (for `sat eval` and the demo). */
 export function loadTeamMembers(dir: string, n: number, engine: Engine, tok: Tokenizer): ModelMember[] {
-  return Array.from({ length: n }, (_, i) => new ModelMember(loadModel(join(dir, `agent-${i}`), engine, tok)));
+  return Array.from(
+    { length: n },
+    (_, i) => new ModelMember(loadModel(join(dir, `agent-${i}`), engine, tok)),
+  );
 }
