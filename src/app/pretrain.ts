@@ -74,7 +74,7 @@ export async function runPretrain(
       const model = new Transformer(modelConfigOf(cfg, tok.vocabSize), engine, new Rng(seed).fork("init"));
       const opts = sftOptionsOf(cfg, seed);
       const bar = progress.phase(`pretrain agent ${i}`, opts.steps);
-      const r = sftTrain(model, tok, task, test, opts, {
+      const r = await sftTrain(model, tok, task, test, opts, {
         signal,
         onStep: (s) => {
           bar.tick(1, s.tokens);

@@ -159,14 +159,14 @@ export function soloAccuracy(
 }
 
 /** Trains `model` in place on `family`'s worked solutions; evaluates on `testProblems`. */
-export function sftTrain(
+export async function sftTrain(
   model: Transformer,
   tok: Tokenizer,
   family: TaskFamily,
   testProblems: Problem[],
   o: SftOptions,
   hooks: SftHooks = {},
-): SftResult {
+): Promise<SftResult> {
   const V = model.cfg.vocabSize;
   const rng = new Rng(o.seed);
   const stream = new ProblemStream(family, { seed: rng.fork("data").seed, difficulty: o.difficulty });
@@ -196,6 +196,8 @@ export function sftTrain(
     return acc;
   };
   for (step = 0; step < o.steps; step++) {
+    // Give the event loop a turn so a Ctrl-C (AbortSignal) is seen between steps.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     if (hooks.signal?.aborted) break;
     const t0 = performance.now();
     const examples = stream
