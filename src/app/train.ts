@@ -18,7 +18,7 @@ import { CheckpointError, loadModel, loadOptimizer, saveModel, saveOptimizer } f
 import { SafetensorsError } from "../model/safetensors.js";
 import type { Tokenizer } from "../model/tokenizer.js";
 import { makeProblems, type Problem, type TaskFamily } from "../tasks/index.js";
-import { stageMetrics, type StageRecord } from "../algorithm/index.js";
+import { stageMetrics, type MetricRecord, type StageRecord } from "../algorithm/index.js";
 import { TeamTrainer, type TeamAlgo, type TeamTrainState } from "../train/team.js";
 import { ModelMember } from "../team/member.js";
 import { loadCriticInto, saveCritic } from "../team/critic.js";
@@ -105,19 +105,35 @@ function loadStartingAgent(
 }
 
 /** One stages.jsonl object: team metrics flat, per-agent metrics in `agents` (conventions.md §2). */
-export function stageRow(records: StageRecord[], extra: Record<string, unknown>): Record<string, unknown> {
+/**
+ * One stages.jsonl object: team metrics flat, per-agent metrics in `agents` (conventions.md §2),
+ * plus the stage's timing metrics (team and per agent, agent indices already team-wide).
+ * independent-vote runs one single-agent stage per agent: record k is agent k's.
+ */
+export function stageRow(
+  records: StageRecord[],
+  extra: Record<string, unknown>,
+  timings: MetricRecord[] = [],
+): Record<string, unknown> {
   const row: Record<string, unknown> = { step: records[0].step + 1, time: Date.now() / 1000, ...extra };
   const agents = new Map<number, Record<string, unknown>>();
-  for (const rec of records) {
+  const put = (agent: number, key: string, value: unknown): void => {
+    if (!agents.has(agent)) agents.set(agent, { agent });
+    agents.get(agent)![key] = value;
+  };
+  records.forEach((rec, k) => {
     for (const m of stageMetrics(rec)) {
       if (m.agent === null) {
         if (records.length === 1) row[m.key] = m.value;
       } else {
-        const agent = records.length === 1 ? m.agent : rec.agents[0].agent + m.agent;
-        if (!agents.has(agent)) agents.set(agent, { agent });
-        agents.get(agent)![m.key] = m.value;
+        put(records.length === 1 ? m.agent : k, m.key, m.value);
       }
     }
+  });
+  for (const t of timings) {
+    if (t.agent === null)
+      row[t.key] = typeof row[t.key] === "number" ? (row[t.key] as number) + (t.value as number) : t.value;
+    else put(t.agent, t.key, t.value);
   }
   if (records.length > 1) {
     // independent-vote: one single-agent stage per agent; the team reward is their mean.
@@ -270,16 +286,23 @@ export async function runTrain(
       // A stage never returns to the event loop; yielding here lets a pending Ctrl-C handler run.
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (signal?.aborted) throw new Error("interrupted before stage " + (trainer.state.step + 1));
-      const res = await trainer.stage();
-      const step = trainer.state.step;
-      const row = stageRow(res.records, {
-        "timing_s/step": res.seconds,
-        num_tokens: res.tokens,
-        "perf/throughput": res.tokens / res.seconds,
-        ...(res.critic
-          ? { "critic/vf_loss_before": res.critic.lossBefore, "critic/vf_loss": res.critic.lossAfter }
-          : {}),
+      const timings: MetricRecord[] = [];
+      const res = await trainer.stage((m) => {
+        if (m.key.startsWith("timing_s/")) timings.push(m);
       });
+      const step = trainer.state.step;
+      const row = stageRow(
+        res.records,
+        {
+          "timing_s/step": res.seconds,
+          num_tokens: res.tokens,
+          "perf/throughput": res.tokens / res.seconds,
+          ...(res.critic
+            ? { "critic/vf_loss_before": res.critic.lossBefore, "critic/vf_loss": res.critic.lossAfter }
+            : {}),
+        },
+        timings,
+      );
       stagesLog.append(row);
       progress.metrics(row as { step: number });
       bar.tick(1, res.tokens);
