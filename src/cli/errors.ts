@@ -45,12 +45,31 @@ export interface FormattedError {
   lines: string[];
 }
 
+/** What to do about an operating-system error while reading or writing files, by errno code. */
+const SYSTEM_ERRORS: Record<string, string> = {
+  ENOSPC:
+    "no space left on the device; free some space or choose another --output-dir (completed checkpoints are intact)",
+  EDQUOT:
+    "disk quota exceeded; free some space or choose another --output-dir (completed checkpoints are intact)",
+  EROFS: "the file system is read-only; choose another --output-dir",
+  EACCES: "permission denied; check the permissions or choose another path",
+  EPERM: "operation not permitted; check the permissions or choose another path",
+  EMFILE: "too many open files; raise the limit (ulimit -n)",
+};
+
+function systemErrorMessage(e: Error): string | null {
+  const { code, path, syscall } = e as NodeJS.ErrnoException;
+  if (!code || !(code in SYSTEM_ERRORS)) return null;
+  return `${syscall ?? "file operation"}${path ? ` ${path}` : ""}: ${SYSTEM_ERRORS[code]}`;
+}
+
 export function formatError(err: unknown, debug: boolean): FormattedError {
   const e = err instanceof Error ? err : new Error(String(err));
   const modelFile = e instanceof CheckpointError || e instanceof SafetensorsError;
-  const code = modelFile ? EXIT_RUNTIME : (e as { exitCode?: unknown }).exitCode;
+  const system = systemErrorMessage(e);
+  const code = modelFile || system ? EXIT_RUNTIME : (e as { exitCode?: unknown }).exitCode;
   const known = typeof code === "number" && code > 0;
-  const message = oneLine(e.message || e.name);
+  const message = system ?? oneLine(e.message || e.name);
   const suffix = known
     ? ""
     : debug

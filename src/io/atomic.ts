@@ -45,6 +45,8 @@ export function writeFileAtomic(target: string, data: string | Uint8Array | Uint
   } catch (err) {
     closeSync(fd);
     rmSync(tmp, { force: true });
+    // writeSync's errors carry no path: name the file the user asked for.
+    if (err && typeof err === "object" && !("path" in err)) (err as NodeJS.ErrnoException).path = target;
     throw err;
   }
   closeSync(fd);
