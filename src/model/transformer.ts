@@ -18,7 +18,7 @@ import { layerNormForward, layerNormBackward } from "../engine/ops/layernorm.js"
 import { rmsNormForward, rmsNormBackward } from "../engine/ops/rmsnorm.js";
 import { linearForward, linearBackward } from "../engine/ops/linear.js";
 import { ropeTables, ropeApply } from "../engine/ops/rope.js";
-import { attentionForward, attentionBackward } from "../engine/ops/attention.js";
+import { attentionGemmForward, attentionGemmBackward, attentionScratchSize } from "../engine/ops/attention-gemm.js";
 import { geluForward, geluBackward, swigluForward, swigluBackward } from "../engine/ops/activations.js";
 import { addInto } from "../engine/ops/residual.js";
 
@@ -60,6 +60,7 @@ interface Acts {
   lnfRstd: Buf;
   logits: Buf; // (N,V)
   values: Buf | null; // (N)
+  attScratch: Buf; // attentionScratchSize(maxSeqLen, headDim), shared by all layers
   // Backward scratch, shared by all layers.
   dres: Buf;
   dln: Buf;
@@ -203,6 +204,7 @@ export class Transformer {
       lnfRstd: al(N),
       logits: al(N * c.vocabSize),
       values: c.valueHead ? al(N) : null,
+      attScratch: al(attentionScratchSize(c.maxSeqLen, c.headDim)),
       dres: al(N * C),
       dln: al(N * C),
       dq: al(N * qDim),
@@ -267,7 +269,7 @@ export class Transformer {
         ropeApply(L.q, a.pos, this.rope!.cos, this.rope!.sin, N, c.nHeads, c.headDim, false);
         ropeApply(L.k, a.pos, this.rope!.cos, this.rope!.sin, N, c.nKvHeads, c.headDim, false);
       }
-      attentionForward(L.atty, L.att, L.q, L.k, L.v, B, T, c.nHeads, c.nKvHeads, c.headDim);
+      attentionGemmForward(k, L.atty, L.att, L.q, L.k, L.v, a.attScratch, B, T, c.nHeads, c.nKvHeads, c.headDim);
       if (gpt2) {
         linearForward(k, L.attProj, L.atty, this.w(p + "attn.c_proj.weight"), this.w(p + "attn.c_proj.bias"), N, C, C);
       } else {
@@ -381,7 +383,7 @@ export class Transformer {
       } else {
         linearBackward(k, datty, this.g(p + "self_attn.o_proj.weight"), null, dres, L.atty, this.w(p + "self_attn.o_proj.weight"), N, qDim, C);
       }
-      attentionBackward(dq, dk, dv, datty, L.att, L.q, L.k, L.v, B, T, c.nHeads, c.nKvHeads, c.headDim);
+      attentionGemmBackward(k, dq, dk, dv, datty, L.att, L.q, L.k, L.v, a.attScratch, B, T, c.nHeads, c.nKvHeads, c.headDim);
       if (gpt2) {
         const dqkv = a.dqkv!.subarray(0, N * 3 * C);
         mergeQkv(dqkv, dq, dk, dv, N, C);

@@ -10,6 +10,7 @@
  * products. All sums are float64; only the final stores round to the buffer type.
  */
 import type { Buf } from "../kernels/types.js";
+import { exp } from "./exp.js";
 
 // Float64 scratch shared by the calls below, grown on demand (never inside the loops).
 let scratch = new Float64Array(0);
@@ -273,6 +274,10 @@ export function attentionBackward(
  * One decoding step against a kv cache: sequence b's query attends to cache rows
  * [0, lengths[b]) (the current token's k/v must already be written). Rows with active[b] = 0 are
  * skipped and their `out` is left untouched.
+ *
+ * Sampling spends most of its non-gemm time here, so both passes over the cache take four rows at a
+ * time: each query element (scores) or accumulator element (weighted sum) is loaded once per four
+ * multiply-adds. Sums are float64; `scores` holds the scores, then the unnormalised weights.
  */
 export function attentionDecode(
   out: Buf, // (B, Hq, hd)
@@ -290,37 +295,71 @@ export function attentionDecode(
 ): void {
   const group = groupSize(Hq, Hkv, "attentionDecode");
   const scale = 1 / Math.sqrt(hd);
-  const acc = getScratch(hd);
+  const buf = getScratch(2 * hd);
+  const qs = buf.subarray(0, hd); // (hd) the query, pre-scaled
+  const acc = buf.subarray(hd, 2 * hd); // (hd) weighted sum of values
+  const rs = Hkv * hd; // cache row stride
   for (let b = 0; b < B; b++) {
     if (active[b] === 0) continue;
     const L = lengths[b];
     if (L < 1 || L > Tmax) throw new Error(`attentionDecode: lengths[${b}]=${L} outside [1, ${Tmax}]`);
     for (let h = 0; h < Hq; h++) {
-      const kh = (h / group) | 0;
       const qo = (b * Hq + h) * hd;
+      const row0 = (b * Tmax * Hkv + ((h / group) | 0)) * hd; // cache row t at row0 + t·rs
+      for (let d = 0; d < hd; d++) qs[d] = q[qo + d] * scale;
       let max = -Infinity;
-      for (let t2 = 0; t2 < L; t2++) {
-        const ko = ((b * Tmax + t2) * Hkv + kh) * hd;
-        let dot = 0;
-        for (let d = 0; d < hd; d++) dot += q[qo + d] * kCache[ko + d];
-        dot *= scale;
-        scores[t2] = dot;
-        if (dot > max) max = dot;
+      let t = 0;
+      for (; t + 4 <= L; t += 4) {
+        const k0 = row0 + t * rs;
+        const k1 = k0 + rs;
+        const k2 = k1 + rs;
+        const k3 = k2 + rs;
+        let s0 = 0;
+        let s1 = 0;
+        let s2 = 0;
+        let s3 = 0;
+        for (let d = 0; d < hd; d++) {
+          const x = qs[d];
+          s0 += x * kCache[k0 + d];
+          s1 += x * kCache[k1 + d];
+          s2 += x * kCache[k2 + d];
+          s3 += x * kCache[k3 + d];
+        }
+        scores[t] = s0;
+        scores[t + 1] = s1;
+        scores[t + 2] = s2;
+        scores[t + 3] = s3;
+        max = Math.max(max, s0, s1, s2, s3);
+      }
+      for (; t < L; t++) {
+        const k0 = row0 + t * rs;
+        let s0 = 0;
+        for (let d = 0; d < hd; d++) s0 += qs[d] * kCache[k0 + d];
+        scores[t] = s0;
+        if (s0 > max) max = s0;
       }
       let sum = 0;
-      for (let t2 = 0; t2 < L; t2++) {
-        const e = Math.exp(scores[t2] - max);
-        scores[t2] = e;
-        sum += e;
+      for (t = 0; t < L; t++) sum += scores[t] = exp(scores[t] - max);
+      acc.fill(0);
+      for (t = 0; t + 4 <= L; t += 4) {
+        const v0 = row0 + t * rs;
+        const v1 = v0 + rs;
+        const v2 = v1 + rs;
+        const v3 = v2 + rs;
+        const p0 = scores[t];
+        const p1 = scores[t + 1];
+        const p2 = scores[t + 2];
+        const p3 = scores[t + 3];
+        for (let d = 0; d < hd; d++)
+          acc[d] += p0 * vCache[v0 + d] + p1 * vCache[v1 + d] + p2 * vCache[v2 + d] + p3 * vCache[v3 + d];
+      }
+      for (; t < L; t++) {
+        const v0 = row0 + t * rs;
+        const p0 = scores[t];
+        for (let d = 0; d < hd; d++) acc[d] += p0 * vCache[v0 + d];
       }
       const inv = 1 / sum;
-      acc.fill(0, 0, hd);
-      for (let t2 = 0; t2 < L; t2++) {
-        const p = scores[t2] * inv;
-        const vo = ((b * Tmax + t2) * Hkv + kh) * hd;
-        for (let d = 0; d < hd; d++) acc[d] += p * vCache[vo + d];
-      }
-      for (let d = 0; d < hd; d++) out[qo + d] = acc[d];
+      for (let d = 0; d < hd; d++) out[qo + d] = acc[d] * inv;
     }
   }
 }
