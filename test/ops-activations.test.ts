@@ -2,7 +2,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { expectAllClose } from "../src/engine/check.js";
 import { Rng } from "../src/engine/rng.js";
-import { geluBackward, geluForward, swigluBackward, swigluForward } from "../src/engine/ops/activations.js";
+import {
+  geluBackward,
+  geluBackwardFromOutput,
+  geluForward,
+  swigluBackward,
+  swigluForward,
+} from "../src/engine/ops/activations.js";
 import { accumulated, dot, gradCheck, randn, toF32 } from "./ops-gradcheck.js";
 
 test("gelu (tanh approximation) known values", () => {
@@ -86,4 +92,45 @@ test("activations float32 forward agrees with float64", () => {
   swigluForward(o64, x, up, n);
   swigluForward(o32, toF32(x), toF32(up), n);
   expectAllClose(o32, o64, 1e-6, 1e-6, "swiglu f32 vs f64");
+});
+
+test("geluBackwardFromOutput (s = out / x) equals geluBackward and matches finite differences", () => {
+  const rng = new Rng(11);
+  const n = 64;
+  const x = randn(rng, n, 3);
+  x[0] = 0;
+  x[1] = 1e-300; // out/x near 0 must still give σ ≈ 1/2
+  x[2] = 1e4;
+  x[3] = -1e4; // out = −0: s = 0, no NaN
+  x[4] = -9;
+  const w = randn(rng, n);
+  const out = new Float64Array(n);
+  geluForward(out, x, n);
+  const viaOut = accumulated(n, (g) => geluBackwardFromOutput(g, x, out, w, n));
+  const viaExp = accumulated(n, (g) => geluBackward(g, x, w, n));
+  expectAllClose(viaOut, viaExp, 1e-13, 1e-15, "from output vs recomputed");
+  assert.ok(viaOut.every(Number.isFinite));
+  const m = 12;
+  const xs = x.subarray(5, 5 + m);
+  const ws = w.subarray(0, m);
+  const o = new Float64Array(m);
+  const loss = () => (geluForward(o, xs, m), dot(o, ws));
+  loss();
+  const saved = Float64Array.from(o);
+  gradCheck(
+    "gelu dinp from output",
+    xs,
+    accumulated(m, (g) => geluBackwardFromOutput(g, xs, saved, ws, m)),
+    loss,
+  );
+  // float32 buffers: out's rounding enters s; the gradient stays within a few 1e-7 of float64.
+  const x32 = toF32(x.subarray(5));
+  const out32 = new Float32Array(x32.length);
+  geluForward(out32, x32, x32.length);
+  const g32 = new Float32Array(x32.length);
+  geluBackwardFromOutput(g32, x32, out32, toF32(w.subarray(5)), x32.length);
+  const g64 = accumulated(x32.length, (g) =>
+    geluBackward(g, Float64Array.from(x32), Float64Array.from(toF32(w.subarray(5))), x32.length),
+  );
+  expectAllClose(g32, g64, 2e-6, 2e-6, "float32 from output vs float64");
 });

@@ -19,7 +19,7 @@ import { rmsNormForward, rmsNormBackward } from "../engine/ops/rmsnorm.js";
 import { linearForward, linearBackward } from "../engine/ops/linear.js";
 import { ropeTables, ropeApply } from "../engine/ops/rope.js";
 import { attentionGemmForward, attentionGemmBackward, attentionScratchSize } from "../engine/ops/attention-gemm.js";
-import { geluForward, geluBackward, swigluForward, swigluBackward } from "../engine/ops/activations.js";
+import { geluForward, geluBackwardFromOutput, swigluForward, swigluBackward } from "../engine/ops/activations.js";
 import { addInto } from "../engine/ops/residual.js";
 
 interface LayerActs {
@@ -356,7 +356,7 @@ export class Transformer {
       dln.fill(0);
       if (gpt2) {
         linearBackward(k, dact, this.g(p + "mlp.c_proj.weight"), this.g(p + "mlp.c_proj.bias"), dres, L.act, this.w(p + "mlp.c_proj.weight"), N, F, C);
-        geluBackward(dfc, L.fc, dact, N * F);
+        geluBackwardFromOutput(dfc, L.fc, L.act, dact, N * F);
         linearBackward(k, dln, this.g(p + "mlp.c_fc.weight"), this.g(p + "mlp.c_fc.bias"), dfc, L.ln2, this.w(p + "mlp.c_fc.weight"), N, C, F);
         layerNormBackward(dres, this.g(p + "ln_2.weight"), this.g(p + "ln_2.bias"), dln, L.res2, this.w(p + "ln_2.weight"), L.ln2Mean, L.ln2Rstd, N, C);
       } else {

@@ -35,6 +35,26 @@ export function geluBackward(
   }
 }
 
+/**
+ * geluBackward using the saved forward output: s = σ(2u) = out / x, so no exp is needed (~3× faster;
+ * s = 1/2 at x = 0). In float32 the division carries out's rounding into s, a relative error of a
+ * few 1e-7 in the gradient where s is near 1; where out has underflowed (x < −10) s is 0.
+ */
+export function geluBackwardFromOutput(
+  dinp: Buf, // (n) +=
+  inp: Buf, // (n) forward input x
+  out: Buf, // (n) forward output gelu(x)
+  dout: Buf, // (n)
+  n: number,
+): void {
+  for (let i = 0; i < n; i++) {
+    const x = inp[i];
+    const x2 = x * x;
+    const s = x === 0 ? 0.5 : out[i] / x;
+    dinp[i] += dout[i] * s * (1 + 2 * GELU_K * x * (1 - s) * (1 + 3 * GELU_A * x2));
+  }
+}
+
 /** out = silu(gate)·up = gate·σ(gate)·up. σ via 1/(1+e^(−g)) saturates cleanly to 0 or 1. */
 export function swigluForward(out: Buf /* (n) */, gate: Buf /* (n) */, up: Buf /* (n) */, n: number): void {
   for (let i = 0; i < n; i++) {

@@ -14,12 +14,16 @@ export function linearForward(
   IC: number,
   OC: number,
 ): void {
-  k.gemm(false, true, N, OC, IC, inp, weight, out, false);
-  if (bias === null) return;
-  for (let n = 0; n < N; n++) {
-    const o = n * OC;
-    for (let j = 0; j < OC; j++) out[o + j] += bias[j];
+  if (bias === null) {
+    k.gemm(false, true, N, OC, IC, inp, weight, out, false);
+    return;
   }
+  // Rows start as the bias and the gemm adds its products: a row copy (memcpy) instead of a
+  // read-modify-write pass over the output. The kernels add each finished dot product to C, so
+  // the float32 kernels give the same bits as adding the bias afterwards.
+  const b = bias.length === OC ? bias : bias.subarray(0, OC);
+  for (let n = 0; n < N; n++) out.set(b, n * OC);
+  k.gemm(false, true, N, OC, IC, inp, weight, out, true);
 }
 
 /** dinp += dout @ weight;  dweight += doutᵀ @ inp;  dbias += Σ_n dout. Pass dinp = null for the first layer. */
@@ -38,9 +42,16 @@ export function linearBackward(
   if (dinp !== null) k.gemm(false, false, N, IC, OC, dout, weight, dinp, true);
   k.gemm(true, false, OC, IC, N, dout, inp, dweight, true);
   if (dbias === null) return;
-  for (let j = 0; j < OC; j++) {
-    let s = 0;
-    for (let n = 0; n < N; n++) s += dout[n * OC + j];
-    dbias[j] += s;
+  // Row by row into float64 sums, in the same order as a column walk, which strides OC floats and
+  // misses the cache.
+  if (colSums.length < OC) colSums = new Float64Array(OC);
+  const s = colSums;
+  s.fill(0, 0, OC);
+  for (let n = 0; n < N; n++) {
+    const o = n * OC;
+    for (let j = 0; j < OC; j++) s[j] += dout[o + j];
   }
+  for (let j = 0; j < OC; j++) dbias[j] += s[j];
 }
+
+let colSums = new Float64Array(0); // (OC) scratch for the bias gradient, grown on demand
