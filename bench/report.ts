@@ -73,22 +73,34 @@ export interface BenchReport {
   torch: TorchReport | null;
   torch_reason: string | null;
   ratios: Ratios | null;
+  /** As `ratios`, from the fastest run of each side instead of the medians. */
+  ratios_min: Ratios | null;
   summary: Summary | null;
 }
 
+/**
+ * Ratios from the medians (`"median"`, the headline) or from the fastest run of each side
+ * (`"min"`: on a shared machine the least disturbed run, closer to what a quiet machine gives).
+ */
 export function computeRatios(
   models: ModelReport[],
   matmul: Record<string, MatmulResult>,
   torch: TorchReport,
+  stat: "median" | "min" = "median",
 ): Ratios {
+  const best = (ms: number[]): number => Math.min(...ms);
+  const trainRate = (x: TrainResult): number =>
+    stat === "median" ? x.tok_s : x.tokens_per_step / best(x.step_ms);
+  const sampleRate = (x: SampleResult): number => (stat === "median" ? x.tok_s : x.tokens / best(x.round_ms));
+  const matmulRate = (x: MatmulResult): number => (stat === "median" ? x.gflops : 1 / best(x.run_ms));
   const r: Ratios = { train_tok_s: {}, sample_tok_s: {}, matmul_gflops: {} };
   for (const m of models) {
     const t = torch.models[m.name];
     if (!t) continue;
-    r.train_tok_s[m.name] = mapValues(m.train, (x) => x.tok_s / t.train.tok_s);
-    r.sample_tok_s[m.name] = mapValues(m.sample, (x) => x.tok_s / t.sample.tok_s);
+    r.train_tok_s[m.name] = mapValues(m.train, (x) => trainRate(x) / trainRate(t.train));
+    r.sample_tok_s[m.name] = mapValues(m.sample, (x) => sampleRate(x) / sampleRate(t.sample));
   }
-  r.matmul_gflops = mapValues(matmul, (x) => x.gflops / torch.matmul.gflops);
+  r.matmul_gflops = mapValues(matmul, (x) => matmulRate(x) / matmulRate(torch.matmul));
   return r;
 }
 
@@ -254,6 +266,7 @@ export function validateReport(rep: unknown): string[] {
   if (r.torch === null) {
     str(r.torch_reason, "$.torch_reason");
     if (r.ratios !== null) errs.push("$.ratios: expected null when torch is null");
+    if (r.ratios_min !== null) errs.push("$.ratios_min: expected null when torch is null");
   } else {
     const t = obj(r.torch, "$.torch");
     if (t) {
@@ -271,16 +284,17 @@ export function validateReport(rep: unknown): string[] {
         }
       }
     }
-    const ra = obj(r.ratios, "$.ratios");
-    if (ra) {
+    for (const which of ["ratios", "ratios_min"]) {
+      const ra = obj(r[which], `$.${which}`);
+      if (!ra) continue;
       for (const k of ["train_tok_s", "sample_tok_s"]) {
-        const byModel = obj(ra[k], `$.ratios.${k}`);
+        const byModel = obj(ra[k], `$.${which}.${k}`);
         if (byModel)
           for (const [mn, byEngine] of Object.entries(byModel))
-            for (const [en, v] of Object.entries(byEngine as object)) pos(v, `$.ratios.${k}.${mn}.${en}`);
+            for (const [en, v] of Object.entries(byEngine as object)) pos(v, `$.${which}.${k}.${mn}.${en}`);
       }
-      const mg = obj(ra.matmul_gflops, "$.ratios.matmul_gflops");
-      if (mg) for (const [en, v] of Object.entries(mg)) pos(v, `$.ratios.matmul_gflops.${en}`);
+      const mg = obj(ra.matmul_gflops, `$.${which}.matmul_gflops`);
+      if (mg) for (const [en, v] of Object.entries(mg)) pos(v, `$.${which}.matmul_gflops.${en}`);
     }
   }
   return errs;
@@ -295,7 +309,7 @@ const fmt = (x: number | undefined | null, digits = 0): string =>
 export function formatTable(rep: BenchReport): string {
   const lines: string[] = [];
   const pad = (cols: string[]): string =>
-    cols.map((c, i) => (i === 0 ? c.padEnd(22) : c.padStart(12))).join(" ");
+    cols.map((c, i) => (i === 0 ? c.padEnd(18) : c.padStart(i === 1 || i === 3 ? 12 : 9))).join(" ");
   lines.push(
     `sat-llm bench (${rep.mode}) ${rep.started_at}  node ${rep.node.version}  ${rep.machine.cpu_model}`,
   );
@@ -303,7 +317,10 @@ export function formatTable(rep: BenchReport): string {
     `load avg at start ${rep.machine.load_avg_start.map((x) => x.toFixed(2)).join(" ")}, at end ${rep.machine.load_avg_end.map((x) => x.toFixed(2)).join(" ")}`,
   );
   const torchLabel = rep.torch ? `torch-${rep.torch.threads}t` : null;
-  lines.push(pad(["", "train tok/s", "ms/step", "sample tok/s", "× torch trn", "× torch smp"]));
+  // Ratios: ours / torch throughput from the medians, then from the fastest runs ("min").
+  lines.push(
+    pad(["", "train tok/s", "ms/step", "sample tok/s", "×t train", "×t samp", "min:train", "min:samp"]),
+  );
   for (const m of rep.models) {
     for (const [label, t] of Object.entries(m.train)) {
       const s = m.sample[label];
@@ -315,6 +332,8 @@ export function formatTable(rep: BenchReport): string {
           fmt(s?.tok_s),
           fmt(rep.ratios?.train_tok_s[m.name]?.[label], 2),
           fmt(rep.ratios?.sample_tok_s[m.name]?.[label], 2),
+          fmt(rep.ratios_min?.train_tok_s[m.name]?.[label], 2),
+          fmt(rep.ratios_min?.sample_tok_s[m.name]?.[label], 2),
         ]),
       );
     }
@@ -326,6 +345,8 @@ export function formatTable(rep: BenchReport): string {
           fmt(t.train.tok_s),
           fmt(t.train.median_ms, 1),
           fmt(t.sample.tok_s),
+          "1.00",
+          "1.00",
           "1.00",
           "1.00",
         ]),
@@ -357,7 +378,7 @@ export function formatTable(rep: BenchReport): string {
   }
   lines.push(
     rep.torch
-      ? `torch ${rep.torch.torch_version} (${rep.torch.executable}), ${rep.torch.threads} threads`
+      ? `torch ${rep.torch.torch_version} (${rep.torch.executable}), ${rep.torch.threads} threads, OMP_WAIT_POLICY ${rep.torch.omp_wait_policy}`
       : `torch: not measured (${rep.torch_reason})`,
   );
   if (rep.summary) {

@@ -160,6 +160,7 @@ export async function runSuite(o: SuiteOptions): Promise<BenchReport> {
     profile,
     torch_reason: torchReason,
     ratios: torch ? computeRatios(reports, matmul, torch) : null,
+    ratios_min: torch ? computeRatios(reports, matmul, torch, "min") : null,
     summary: summarize(partial),
   };
   return roundNumbers(report);

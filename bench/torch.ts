@@ -25,6 +25,8 @@ export interface TorchReport {
   mkldnn: boolean;
   attention: string;
   optimizer: string;
+  /** $OMP_WAIT_POLICY as the script saw it ("default" when unset). */
+  omp_wait_policy: string;
   models: Record<
     string,
     { params: number; train: TrainResult & { phases_ms: Record<string, number> }; sample: SampleResult }

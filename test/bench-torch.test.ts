@@ -63,4 +63,5 @@ test("a quick run with torch reports its results and the ratios", { skip }, asyn
   const ratio = rep.ratios!.train_tok_s.tiny["wasm-1t"];
   const expected = rep.models[0].train["wasm-1t"].tok_s / rep.torch.models.tiny.train.tok_s;
   assert.ok(Math.abs(ratio - expected) <= 1e-3 * expected);
+  assert.ok(rep.ratios_min!.train_tok_s.tiny["wasm-1t"] > 0);
 });

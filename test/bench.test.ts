@@ -53,6 +53,7 @@ test("a quick run on the tiny model gives a valid report without torch", async (
   assert.deepEqual(validateReport(rep), []);
   assert.equal(rep.torch, null);
   assert.equal(rep.ratios, null);
+  assert.equal(rep.ratios_min, null);
   assert.match(rep.torch_reason ?? "", /nonexistent\/python-for-bench-test: not found/);
   const tiny = rep.models[0];
   assert.deepEqual(Object.keys(tiny.train).sort(), ["wasm-1t", "wasm-2t"]);
@@ -75,10 +76,15 @@ test("the profile splits the step into phases that add up, with gemm inside forw
   assert.ok(Math.abs(sum - p.step_ms) <= 1e-3 * p.step_ms, `phases ${sum} vs step ${p.step_ms}`);
   for (const ph of Object.values(p.phases)) assert.ok(ph.gemm_ms <= ph.ms && ph.rest_ms >= 0);
   assert.equal(p.phases.optimizer.gemm_ms, 0);
-  // A GPT-2 step: 4 linears per layer + lm_head forward, two gemms (dinp, dweight) each backward.
+  // A GPT-2 step: 4 linears per layer + lm_head forward, two gemms (dinp, dweight) each backward;
+  // linear gemms are the ones with a B·T dimension (attention products are per sequence and head).
   const L = benchModels().tiny.config.nLayers;
-  const calls = p.gemm_shapes.reduce((a, g) => a + g.calls_per_step, 0);
-  assert.equal(calls, 3 * (4 * L + 1));
+  const BT = QUICK_SETTINGS.batch * QUICK_SETTINGS.seq;
+  const linear = p.gemm_shapes.filter((g) => g.shape.split(" ")[1].split("x").map(Number).includes(BT));
+  assert.equal(
+    linear.reduce((a, g) => a + g.calls_per_step, 0),
+    3 * (4 * L + 1),
+  );
 });
 
 test("the validator names the broken field", async () => {
@@ -121,6 +127,25 @@ test("ratios are our throughput over PyTorch's", () => {
   assert.equal(r.train_tok_s.m["wasm-2t"], 2);
   assert.equal(r.sample_tok_s.m["wasm-2t"], 0.25);
   assert.equal(r.matmul_gflops["wasm-2t"], 0.25);
+  // From the fastest runs: 1000 tokens in 100 ms (ours) vs 1000 tokens in 400 ms (torch) is 4x.
+  const runs = (ms: number[]) => ({
+    tokens_per_step: 1000,
+    tokens: 1000,
+    step_ms: ms,
+    round_ms: ms,
+    run_ms: ms,
+  });
+  const oursRuns = [
+    { name: "m", train: { a: runs([300, 100, 200]) }, sample: { a: runs([50, 60]) } },
+  ] as unknown as ModelReport[];
+  const torchRuns = {
+    models: { m: { train: runs([400, 900]), sample: runs([25]) } },
+    matmul: runs([8, 2]),
+  } as unknown as TorchReport;
+  const rm = computeRatios(oursRuns, { a: runs([4, 5]) as never }, torchRuns, "min");
+  assert.equal(rm.train_tok_s.m.a, 4);
+  assert.equal(rm.sample_tok_s.m.a, 0.5);
+  assert.equal(rm.matmul_gflops.a, 0.5);
 });
 
 test("the CLI prints the report it writes with --out, and rejects bad arguments", () => {

@@ -14,6 +14,7 @@ torch.optim.AdamW with its default implementation for CPU tensors.
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -217,6 +218,8 @@ def main():
         "mkldnn": torch.backends.mkldnn.is_available(),
         "attention": "F.scaled_dot_product_attention",
         "optimizer": "torch.optim.AdamW (default implementation)",
+        # OpenMP threads spin while waiting by default; on a busy machine that slows torch a lot.
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "models": {},
     }
     s = spec["settings"]
