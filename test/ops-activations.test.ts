@@ -134,3 +134,15 @@ test("geluBackwardFromOutput (s = out / x) equals geluBackward and matches finit
   );
   expectAllClose(g32, g64, 2e-6, 2e-6, "float32 from output vs float64");
 });
+
+test("gelu forward: the 4-wide loop and the remainder agree, and only n elements are written", () => {
+  const rng = new Rng(12);
+  const x = randn(rng, 11, 2);
+  const full = new Float64Array(11);
+  geluForward(full, x, 11);
+  for (let n = 0; n <= 10; n++) {
+    const out = new Float64Array(11).fill(9);
+    geluForward(out, x.subarray(11 - n), n); // the last n inputs: remainder elements land in other lanes
+    for (let i = 0; i < 11; i++) assert.equal(out[i], i < n ? full[11 - n + i] : 9, `n=${n} [${i}]`);
+  }
+});

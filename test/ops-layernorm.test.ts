@@ -97,3 +97,30 @@ test("layernorm float32 forward agrees with float64", () => {
   );
   expectAllClose(o32, o64, 1e-5, 1e-5, "layernorm f32 vs f64");
 });
+
+test("layernorm backward: dinp and dweight do not depend on whether dbias is given (C = 9: 4-wide blocks + rest)", () => {
+  const rng = new Rng(5);
+  const [N, C] = [3, 9];
+  const inp = randn(rng, N * C);
+  const weight = randn(rng, C);
+  const dout = randn(rng, N * C);
+  const mean = new Float64Array(N);
+  const rstd = new Float64Array(N);
+  layerNormForward(new Float64Array(N * C), mean, rstd, inp, weight, null, N, C, 1e-5);
+  const run = (withBias: boolean) => {
+    const dinp = new Float64Array(N * C).fill(0.5);
+    const dweight = new Float64Array(C).fill(0.5);
+    const dbias = withBias ? new Float64Array(C).fill(0.5) : null;
+    layerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+    return { dinp, dweight, dbias };
+  };
+  const a = run(true);
+  const b = run(false);
+  expectAllClose(a.dinp, b.dinp, 0, 0, "dinp");
+  expectAllClose(a.dweight, b.dweight, 0, 0, "dweight");
+  for (let c = 0; c < C; c++) {
+    let s = 0.5;
+    for (let n = 0; n < N; n++) s += dout[n * C + c];
+    assert.ok(Math.abs(a.dbias![c] - s) < 1e-14, `dbias[${c}] = ${a.dbias![c]}, want ${s}`);
+  }
+});

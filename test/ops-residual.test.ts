@@ -30,3 +30,17 @@ test("residual gradient is the upstream gradient for both inputs (finite differe
   gradCheck("residual da", a, da, loss);
   gradCheck("residual db", b, da, loss);
 });
+
+test("addInto and accumulate touch exactly the first n elements for every n mod 4", () => {
+  const rng = new Rng(12);
+  for (let n = 0; n <= 9; n++) {
+    const a = randn(rng, 10);
+    const b = randn(rng, 10);
+    const out = new Float64Array(10).fill(7);
+    addInto(out, a, b, n);
+    for (let i = 0; i < 10; i++) assert.equal(out[i], i < n ? a[i] + b[i] : 7, `addInto n=${n} [${i}]`);
+    const dst = Float64Array.from(a);
+    accumulate(dst, b, n);
+    for (let i = 0; i < 10; i++) assert.equal(dst[i], i < n ? a[i] + b[i] : a[i], `accumulate n=${n} [${i}]`);
+  }
+});

@@ -43,13 +43,21 @@ export function linearBackward(
   k.gemm(true, false, OC, IC, N, dout, inp, dweight, true);
   if (dbias === null) return;
   // Row by row into float64 sums, in the same order as a column walk, which strides OC floats and
-  // misses the cache.
+  // misses the cache. Unrolled by 4: the loop's own overhead was half its time in V8.
   if (colSums.length < OC) colSums = new Float64Array(OC);
   const s = colSums;
   s.fill(0, 0, OC);
+  const OC4 = OC & ~3;
   for (let n = 0; n < N; n++) {
     const o = n * OC;
-    for (let j = 0; j < OC; j++) s[j] += dout[o + j];
+    let j = 0;
+    for (; j < OC4; j += 4) {
+      s[j] += dout[o + j];
+      s[j + 1] += dout[o + j + 1];
+      s[j + 2] += dout[o + j + 2];
+      s[j + 3] += dout[o + j + 3];
+    }
+    for (; j < OC; j++) s[j] += dout[o + j];
   }
   for (let j = 0; j < OC; j++) dbias[j] += s[j];
 }
