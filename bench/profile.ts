@@ -315,8 +315,9 @@ function gpt2DecodeOps(
     return x;
   };
   const q = al(S * C);
-  const kc = al(S * steps * C);
-  const vc = al(S * steps * C);
+  // One cache per layer, as the Decoder has: the working set matters for this memory-bound op.
+  const kc = Array.from({ length: L }, () => al(S * steps * C));
+  const vc = Array.from({ length: L }, () => al(S * steps * C));
   const out = al(S * C, false);
   const scores = al(steps, false);
   const lengths = new Int32Array(S);
@@ -333,7 +334,7 @@ function gpt2DecodeOps(
     for (let t = 1; t <= steps; t++) {
       lengths.fill(t);
       for (let l = 0; l < L; l++)
-        attentionDecode(out, scores, q, kc, vc, lengths, active, S, steps, H, H, hd);
+        attentionDecode(out, scores, q, kc[l], vc[l], lengths, active, S, steps, H, H, hd);
     }
   };
   const ops: TrainProfile["sample"]["ops"] = [];
