@@ -17,20 +17,23 @@ import {
   appendEvals,
   baseSets,
   cell,
+  diffCell,
   evalSingle,
   evalStart,
   evalSummary,
   evalTeam,
+  improvementCell,
   log,
   makeEvaluator,
   markdownTable,
   parseArgs,
-  round,
+  readResult,
   readStages,
-  seedSummary,
+  round,
+  seedCell,
+  shownMetrics,
   stageAgentRows,
   stageImprovements,
-  improvementCell,
   teamStats,
   trainRun,
   trustStats,
@@ -42,7 +45,6 @@ import {
   EVAL_SEED,
   N_AGENTS,
 } from "./lib.js";
-import type { EvalResult } from "../src/eval/evaluate.js";
 
 const ALGOS: { name: string; sets: string[] }[] = [
   { name: "sat", sets: ["algo.name=sat", "algo.order=random"] },
@@ -52,8 +54,17 @@ const ALGOS: { name: string; sets: string[] }[] = [
   { name: "single", sets: ["algo.name=single"] },
 ];
 
+type Row = Record<string, unknown>;
+type Summary = { name: string; metrics: Record<string, number>; per_agent: { solo_avg1: number }[] };
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), { seeds: [1, 2], stages: 30, evalPrompts: 400, evalN: 8 });
+  if (args.tablesOnly) {
+    const result = readResult("baselines.json");
+    writeText("baselines.md", tables(result));
+    log("rewrote experiments/results/baselines.md from baselines.json");
+    return;
+  }
   const algos = ALGOS.filter((a) => args.only === null || args.only.includes(a.name));
   const t0 = performance.now();
   const loadStart = uptimeLoad();
@@ -61,9 +72,8 @@ async function main(): Promise<void> {
     `baselines: ${algos.map((a) => a.name).join(", ")}; seeds ${args.seeds.join(",")}; ${args.stages} stages`,
   );
   const ev = await makeEvaluator(args.evalPrompts, args.evalN);
-  const stageRows: Record<string, unknown>[] = [];
-  const runs: Record<string, unknown>[] = [];
-  const evalsByAlgo = new Map<string, EvalResult[]>();
+  const stageRows: Row[] = [];
+  const runs: Row[] = [];
   try {
     log("evaluating the pretrained start");
     const start = [
@@ -89,7 +99,6 @@ async function main(): Promise<void> {
                 ),
               ];
         if (!run.reused) appendEvals(run.dir, args.stages, evals);
-        evalsByAlgo.set(algo.name, [...(evalsByAlgo.get(algo.name) ?? []), evals[0]]);
         const stages = readStages(run.dir);
         const rows = stageAgentRows(stages, { algo: algo.name, seed });
         stageRows.push(...rows);
@@ -111,76 +120,108 @@ async function main(): Promise<void> {
       }
     }
     const seconds = (performance.now() - t0) / 1000;
-    const settings = {
-      start: "3 × test/fixtures/agents/add2-tiny",
-      task: "add, difficulty 2",
-      stages: args.stages,
-      seeds: args.seeds,
-      per_stage_rollouts: "8 prompts × 8 team episodes",
-      kl_radius: 0.05,
-      kl_coef: 0.1,
-      lr: 1e-4,
-      order: "random (sat, happo)",
-      eval: { prompts: args.evalPrompts, samples_per_prompt: args.evalN, seed: EVAL_SEED, temperature: 1 },
-    };
-    writeResult("baselines.json", {
+    const result = {
       experiment: "baselines",
       command: `node dist/experiments/baselines.js ${process.argv.slice(2).join(" ")}`.trim(),
       seconds: round(seconds, 0),
       load_average_at_start: loadStart,
-      settings,
+      settings: {
+        start: "3 × test/fixtures/agents/add2-tiny",
+        task: "add, difficulty 2",
+        stages: args.stages,
+        seeds: args.seeds,
+        per_stage_rollouts: "8 prompts × 8 team episodes",
+        kl_radius: 0.05,
+        kl_coef: 0.1,
+        lr: 1e-4,
+        order: "random (sat, happo)",
+        eval: { prompts: args.evalPrompts, samples_per_prompt: args.evalN, seed: EVAL_SEED, temperature: 1 },
+      },
       start: start.map(evalSummary),
       runs,
-    });
+    };
+    writeResult("baselines.json", result);
     writeJsonl("baselines-stages.jsonl", stageRows);
-    writeText("baselines.md", tables(start, runs, evalsByAlgo, args.seeds, seconds));
+    writeText("baselines.md", tables(result));
     log(`done in ${seconds.toFixed(0)} s; results in experiments/results/baselines.{json,md}`);
   } finally {
     await ev.close();
   }
 }
 
-function tables(
-  start: EvalResult[],
-  runs: Record<string, unknown>[],
-  evalsByAlgo: Map<string, EvalResult[]>,
-  seeds: number[],
-  seconds: number,
-): string {
+function tables(result: Row): string {
+  const start = result.start as Summary[];
+  const runs = result.runs as Row[];
   const out: string[] = [];
-  const ks = Object.keys(start[0].metrics).filter((k) => !k.includes("/"));
-  const shown = [
-    "avg@1",
-    ...ks.filter((k) => k.startsWith("pass@") && k !== "pass@1"),
-    ...ks.filter((k) => k.startsWith("maj@") && k !== "maj@1"),
-  ];
+  const shown = shownMetrics(start[0].metrics);
+  const evalsOf = (r: Row) => r.eval as Summary[];
   out.push(
-    `Measured in ${(seconds / 60).toFixed(1)} min. Held-out accuracy (95% bootstrap intervals over prompts):\n`,
+    `Measured in ${((result.seconds as number) / 60).toFixed(1)} min. ` +
+      "Held-out accuracy (95% bootstrap intervals over prompts):\n",
   );
-  const evalRow = (label: string, r: EvalResult) => [label, ...shown.map((k) => cell(r.metrics, k))];
-  const rows: (string | number)[][] = start.map((r) => evalRow(r.name, r));
-  for (const run of runs) {
-    const e = evalsByAlgo.get(run.algo as string)![seeds.indexOf(run.seed as number)];
-    rows.push(evalRow(`${run.algo} seed ${run.seed}`, e));
-  }
-  out.push(markdownTable(["run", ...shown], rows));
+  const rows: (string | number)[][] = start.map((e) => [
+    e.name,
+    "–",
+    ...shown.map((k) => cell(e.metrics, k)),
+  ]);
+  for (const run of runs)
+    for (const e of evalsOf(run))
+      rows.push([e.name, run.seed as number, ...shown.map((k) => cell(e.metrics, k))]);
+  out.push(markdownTable(["run", "seed", ...shown], rows));
   out.push(
-    "\nFor `single (matched budget)` the pass@k and maj@k columns are pass@(3k) and maj@(3k) of one model: " +
-      "the same number of model samples as k team answers.\n",
+    "\n`single (matched budget)`: one model answering alone with 3× the samples; its pass@k and maj@k " +
+      "columns are pass@(3k) and maj@(3k), the same number of model samples as k team answers. " +
+      "`single (relay, 3 own turns)`: the same model under the protocol it was trained with.\n",
   );
-  out.push("Mean over seeds (range):\n");
-  const algos = [...evalsByAlgo.keys()];
+  // One line per evaluation name (a single run has two), in order of first appearance.
+  const names = [...new Set(runs.flatMap((r) => evalsOf(r).map((e) => e.name)))];
+  const values = (name: string, key: string) =>
+    runs.flatMap((r) => evalsOf(r).filter((e) => e.name === name)).map((e) => e.metrics[key]);
+  const startOf = (name: string) =>
+    start.find(
+      (e) =>
+        e.name ===
+        (name.startsWith("single")
+          ? `start ${name}`
+          : name === "independent-vote"
+            ? "start (independent vote)"
+            : "start (relay team)"),
+    )!;
+  out.push(
+    "Mean over seeds [95% t-interval over seeds], and change from the same start evaluated the same way:\n",
+  );
   out.push(
     markdownTable(
-      ["algo", ...shown],
-      algos.map((a) => [a, ...shown.map((k) => seedSummary(evalsByAlgo.get(a)!.map((r) => r.metrics[k])))]),
+      ["run", ...shown, "avg@1 start", "avg@1 − sat (Welch 95%)"],
+      names.map((n) => [
+        n,
+        ...shown.map((k) => seedCell(values(n, k))),
+        startOf(n).metrics["avg@1"].toFixed(3),
+        n === "sat" ? "–" : diffCell(values(n, "avg@1"), values("sat", "avg@1")),
+      ]),
     ),
   );
-  out.push("\nTrust region and held-out monotonicity, pooled over seeds and agents:\n");
-  const pooled = (a: string) => runs.filter((r) => r.algo === a);
-  const avgOf = (rs: Record<string, unknown>[], f: (r: Record<string, unknown>) => number | null) => {
+  out.push(
+    "\nSolo accuracy (avg@1) of each agent answering alone, mean over seeds (start: 0.325 for the fixture):\n",
+  );
+  out.push(
+    markdownTable(
+      ["run", "agent 0", "agent 1", "agent 2"],
+      names
+        .filter((n) => !n.startsWith("single"))
+        .map((n) => {
+          const es = runs.flatMap((r) => evalsOf(r).filter((e) => e.name === n));
+          return [n, ...[0, 1, 2].map((a) => seedCell(es.map((e) => e.per_agent[a]?.solo_avg1 ?? NaN)))];
+        }),
+    ),
+  );
+  out.push(
+    "\nTrust region (δ = 0.05; measured for every algorithm, enforced by sat only) and held-out monotonicity, pooled over seeds, agents and stages:\n",
+  );
+  const algos = [...new Set(runs.map((r) => r.algo as string))];
+  const avgOf = (rs: Row[], f: (r: Row) => number | null) => {
     const xs = rs.map(f).filter((x): x is number => x !== null && Number.isFinite(x));
-    return xs.length > 0 ? round(xs.reduce((s, x) => s + x, 0) / xs.length, 4) : NaN;
+    return xs.length > 0 ? round(xs.reduce((s, x) => s + x, 0) / xs.length, 3) : NaN;
   };
   out.push(
     markdownTable(
@@ -190,26 +231,26 @@ function tables(
         "max KL q0.99",
         "full step outside δ",
         "rejected/tried",
-        "accepted",
-        "accepted outside δ",
+        "kept update outside δ",
+        "null updates",
         "held-out Δ per stage [95% CI]",
-        "Δ < 0",
+        "stages Δ < 0",
         "monotonicity violations",
         "tokens/run",
         "train s/run",
       ],
       algos.map((a) => {
-        const rs = pooled(a);
-        const tr = (r: Record<string, unknown>) => r.trust_region as Record<string, number>;
-        const tm = (r: Record<string, unknown>) => r.team as Record<string, number | null>;
+        const rs = runs.filter((r) => r.algo === a);
+        const tr = (r: Row) => r.trust_region as Record<string, number>;
+        const tm = (r: Row) => r.team as Record<string, number | null>;
         return [
           a,
           avgOf(rs, (r) => tr(r).kl_quantile_mean),
-          Math.max(...rs.map((r) => tr(r).kl_quantile_max)),
+          round(Math.max(...rs.map((r) => tr(r).kl_quantile_max)), 3),
           avgOf(rs, (r) => tr(r).first_step_violation_rate),
           avgOf(rs, (r) => tr(r).candidate_violation_rate),
-          avgOf(rs, (r) => tr(r).accepted_rate),
           avgOf(rs, (r) => tr(r).accepted_outside_radius_rate),
+          avgOf(rs, (r) => 1 - tr(r).accepted_rate),
           improvementCell(rs.flatMap((r) => r.stage_improvements as number[])),
           avgOf(rs, (r) => tm(r).improvement_negative_rate),
           avgOf(rs, (r) => tm(r).monotonicity_violation_rate),

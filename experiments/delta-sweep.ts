@@ -25,7 +25,9 @@ import {
   parseArgs,
   readStages,
   round,
-  seedSummary,
+  seedCell,
+  shownMetrics,
+  readResult,
   stageAgentRows,
   stageImprovements,
   improvementCell,
@@ -40,8 +42,8 @@ import {
   EVAL_SEED,
   N_AGENTS,
   ROOT,
+  satCli,
 } from "./lib.js";
-import type { EvalResult } from "../src/eval/evaluate.js";
 
 const RADII = [0.005, 0.01, 0.02, 0.05, 0.1];
 /** The run whose directory gets sweep.jsonl and whose report is rendered. */
@@ -51,6 +53,11 @@ type Row = Record<string, unknown>;
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), { seeds: [1, 2], stages: 30, evalPrompts: 400, evalN: 8 });
+  if (args.tablesOnly) {
+    writeText("delta-sweep.md", tables(readResult("delta-sweep.json")));
+    log("rewrote experiments/results/delta-sweep.md from delta-sweep.json");
+    return;
+  }
   const radii = RADII.filter((d) => args.only === null || args.only.includes(String(d)));
   const t0 = performance.now();
   const loadStart = uptimeLoad();
@@ -58,7 +65,6 @@ async function main(): Promise<void> {
   const ev = await makeEvaluator(args.evalPrompts, args.evalN);
   const runs: Row[] = [];
   const stageRows: Row[] = [];
-  const evals = new Map<number, EvalResult[]>();
   let reportDir: string | null = null;
   try {
     for (const seed of args.seeds) {
@@ -75,7 +81,6 @@ async function main(): Promise<void> {
         log(`${name}: trained in ${run.trainSeconds.toFixed(0)} s${run.reused ? " (reused)" : ""}`);
         const e = evalTeam(ev, run.checkpoint, N_AGENTS, "relay", `sat δ=${delta}`);
         if (!run.reused) appendEvals(run.dir, args.stages, [e]);
-        evals.set(delta, [...(evals.get(delta) ?? []), e]);
         const stages = readStages(run.dir);
         const rows = stageAgentRows(stages, { kl_radius: delta, seed });
         stageRows.push(...rows);
@@ -129,7 +134,7 @@ async function main(): Promise<void> {
       reportCheck = renderAndCheck(reportDir);
     }
     const seconds = (performance.now() - t0) / 1000;
-    writeResult("delta-sweep.json", {
+    const result = {
       experiment: "delta-sweep",
       command: `node dist/experiments/delta-sweep.js ${process.argv.slice(2).join(" ")}`.trim(),
       seconds: round(seconds, 0),
@@ -147,10 +152,11 @@ async function main(): Promise<void> {
       sweep_by_agent: sweep,
       sweep_by_position: sweepByPosition,
       runs,
-    });
+    };
+    writeResult("delta-sweep.json", result);
     writeText("sweep.jsonl", sweepText);
     writeJsonl("delta-sweep-stages.jsonl", stageRows);
-    writeText("delta-sweep.md", tables(radii, runs, evals, sweep, sweepByPosition, reportCheck, seconds));
+    writeText("delta-sweep.md", tables(result));
     log(`done in ${seconds.toFixed(0)} s; results in experiments/results/delta-sweep.{json,md}`);
   } finally {
     await ev.close();
@@ -160,7 +166,7 @@ async function main(): Promise<void> {
 /** `sat report <dir>` then scripts/check-report.mjs on the page; returns what both said. */
 function renderAndCheck(dir: string): Row {
   const rel = relative(ROOT, dir);
-  const report = spawnSync("node", ["bin/sat.js", "report", rel], { cwd: ROOT, encoding: "utf8" });
+  const report = spawnSync("node", [satCli(), "report", rel], { cwd: ROOT, encoding: "utf8" });
   const html = join(rel, "report.html");
   const check =
     report.status === 0
@@ -178,78 +184,66 @@ function renderAndCheck(dir: string): Row {
   return result;
 }
 
-function tables(
-  radii: number[],
-  runs: Row[],
-  evals: Map<number, EvalResult[]>,
-  sweep: Row[],
-  byPosition: Row[],
-  reportCheck: Row | null,
-  seconds: number,
-): string {
+type Summary = { name: string; metrics: Record<string, number> };
+
+function tables(result: Row): string {
+  const radii = (result.settings as Row).radii as number[];
+  const runs = result.runs as Row[];
+  const sweep = result.sweep_by_agent as Row[];
+  const byPosition = result.sweep_by_position as Row[];
+  const reportCheck = result.report as Row | null;
   const out: string[] = [];
   const fmt = (x: unknown) => (typeof x === "number" ? x.toFixed(3) : "–");
-  out.push(`Measured in ${(seconds / 60).toFixed(1)} min.\n`);
+  const triple = (r: Row | undefined) =>
+    r
+      ? `${fmt(r.violation_rate)} (${fmt(r.first_step_violation_rate)}, ${fmt(1 - (r.accepted_rate as number))})`
+      : "–";
+  out.push(`Measured in ${((result.seconds as number) / 60).toFixed(1)} min.\n`);
   out.push(
-    "Violation rate (rejected ÷ tried candidates) by position in σ, pooled over seeds and stages; in brackets the share of updates whose full step was outside δ, then the share of updates accepted:\n",
+    "Violation rate = rejected ÷ tried candidates, by position in σ, pooled over seeds and stages; in brackets " +
+      "the share of updates whose full step was outside δ, then the share of null updates (every candidate rejected):\n",
   );
   out.push(
     markdownTable(
-      ["δ", ...[0, 1, 2].map((p) => `position ${p}`), "mean KL q0.99 (accepted)"],
+      ["δ", ...[0, 1, 2].map((p) => `position ${p}`), "mean KL q0.99 of kept updates"],
       radii.map((d) => {
         const ps = byPosition.filter((r) => r.kl_radius === d);
-        const allRows = runs.filter((r) => r.kl_radius === d);
+        const rs = runs.filter((r) => r.kl_radius === d);
         const kl =
-          allRows.reduce((s, r) => s + (r.trust_region as Record<string, number>).kl_quantile_mean, 0) /
-          allRows.length;
-        return [
-          String(d),
-          ...[0, 1, 2].map((p) => {
-            const r = ps.find((x) => x.position === p);
-            return r
-              ? `${fmt(r.violation_rate)} (${fmt(r.first_step_violation_rate)}, ${fmt(r.accepted_rate)})`
-              : "–";
-          }),
-          fmt(kl),
-        ];
+          rs.reduce((s, r) => s + (r.trust_region as Record<string, number>).kl_quantile_mean, 0) / rs.length;
+        return [String(d), ...[0, 1, 2].map((p) => triple(ps.find((x) => x.position === p))), fmt(kl)];
       }),
     ),
   );
-  out.push("\nThe same by agent (the rows of sweep.jsonl):\n");
+  out.push("\nThe same by agent (speaking position in the relay; the rows of sweep.jsonl):\n");
   out.push(
     markdownTable(
       ["δ", ...[0, 1, 2].map((a) => `agent ${a}`)],
       radii.map((d) => [
         String(d),
-        ...[0, 1, 2].map((a) => {
-          const r = sweep.find((x) => x.kl_radius === d && x.agent === a);
-          return r
-            ? `${fmt(r.violation_rate)} (${fmt(r.first_step_violation_rate)}, ${fmt(r.accepted_rate)})`
-            : "–";
-        }),
+        ...[0, 1, 2].map((a) => triple(sweep.find((x) => x.kl_radius === d && x.agent === a))),
       ]),
     ),
   );
-  const first = [...evals.values()][0][0];
-  const keys = Object.keys(first.metrics).filter((k) => !k.includes("/"));
-  const shown = [
-    "avg@1",
-    ...keys.filter((k) => k.startsWith("pass@") && k !== "pass@1"),
-    ...keys.filter((k) => k.startsWith("maj@") && k !== "maj@1"),
-  ];
+  const evalOf = (r: Row) => (r.eval as Summary[])[0];
+  const shown = shownMetrics(evalOf(runs[0]).metrics);
+  const values = (d: number, key: string) =>
+    runs.filter((r) => r.kl_radius === d).map((r) => evalOf(r).metrics[key]);
   out.push("\nHeld-out accuracy after training (95% bootstrap intervals over prompts):\n");
   out.push(
     markdownTable(
       ["δ", "seed", ...shown],
-      runs.map((r) => {
-        const e = evals.get(r.kl_radius as number)!;
-        const i = runs.filter((x) => x.kl_radius === r.kl_radius).indexOf(r);
-        return [String(r.kl_radius), r.seed as number, ...shown.map((k) => cell(e[i].metrics, k))];
-      }),
+      runs.map((r) => [
+        String(r.kl_radius),
+        r.seed as number,
+        ...shown.map((k) => cell(evalOf(r).metrics, k)),
+      ]),
     ),
   );
-  out.push("\nMean over seeds (range), with held-out monotonicity:\n");
-  const avg = (xs: number[]) => round(xs.reduce((s, x) => s + x, 0) / xs.length, 4);
+  out.push(
+    "\nMean over seeds [95% t-interval over seeds], with held-out monotonicity (pooled over seeds):\n",
+  );
+  const avg = (xs: number[]) => round(xs.reduce((s, x) => s + x, 0) / xs.length, 3);
   out.push(
     markdownTable(
       ["δ", ...shown, "held-out Δ per stage [95% CI]", "monotonicity violations"],
@@ -258,7 +252,7 @@ function tables(
         const tm = (r: Row) => r.team as Record<string, number>;
         return [
           String(d),
-          ...shown.map((k) => seedSummary(evals.get(d)!.map((e) => e.metrics[k]))),
+          ...shown.map((k) => seedCell(values(d, k))),
           improvementCell(rs.flatMap((r) => r.stage_improvements as number[])),
           avg(rs.map((r) => tm(r).monotonicity_violation_rate)),
         ];

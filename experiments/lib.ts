@@ -9,7 +9,8 @@
  * the demo's settings; an experiment only adds its own --set overrides.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createEngine, type FastEngine } from "../src/engine/engine.js";
@@ -26,11 +27,42 @@ import {
 } from "../src/eval/evaluate.js";
 import { findLatestCheckpoint } from "../src/io/rundir.js";
 
-/** The repository root (this file runs from dist/experiments/). */
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+/**
+ * The build this script runs from: <build>/dist/experiments/lib.js. Normally the repository itself;
+ * a copy (see README, "pinning the build") keeps the runs on one build while others rebuild dist/.
+ */
+export const BUILD = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+/** The repository root: the working directory (fixtures, runs/ and experiments/results/ live there). */
+export const ROOT = process.cwd();
 export const AGENT = "test/fixtures/agents/add2-tiny";
 export const RESULTS_DIR = join(ROOT, "experiments", "results");
 export const RUNS_DIR = join(ROOT, "runs", "experiments");
+
+function checkRoot(): void {
+  if (!existsSync(join(ROOT, AGENT, "model.safetensors")))
+    throw new Error(`run the experiments from the repository root (no ${AGENT} under ${ROOT})`);
+}
+
+/**
+ * sha256 (first 16 hex digits) of the build's compiled library and kernels: dist/src/**.js and
+ * build/kernels.wasm. Two runs with the same seed and the same hash give the same records.
+ */
+export function buildHash(): string {
+  const h = createHash("sha256");
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (name.endsWith(".js")) {
+        h.update(relative(BUILD, p));
+        h.update(readFileSync(p));
+      }
+    }
+  };
+  walk(join(BUILD, "dist", "src"));
+  h.update(readFileSync(join(BUILD, "build", "kernels.wasm")));
+  return h.digest("hex").slice(0, 16);
+}
 
 /** Team and task settings shared by every run (the demo's, on the add2-tiny fixture). */
 export const N_AGENTS = 3;
@@ -80,10 +112,12 @@ export interface CliArgs {
   /** Reuse a finished run whose overrides are unchanged instead of training it again. */
   reuse: boolean;
   only: string[] | null;
+  /** Rewrite the markdown tables from the results JSON without training or evaluating. */
+  tablesOnly: boolean;
 }
 
-export function parseArgs(argv: string[], defaults: Omit<CliArgs, "reuse" | "only">): CliArgs {
-  const out: CliArgs = { ...defaults, reuse: false, only: null };
+export function parseArgs(argv: string[], defaults: Omit<CliArgs, "reuse" | "only" | "tablesOnly">): CliArgs {
+  const out: CliArgs = { ...defaults, reuse: false, only: null, tablesOnly: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = (): string => {
@@ -102,9 +136,10 @@ export function parseArgs(argv: string[], defaults: Omit<CliArgs, "reuse" | "onl
     else if (flag === "--eval-n") out.evalN = int(value());
     else if (flag === "--reuse") out.reuse = true;
     else if (flag === "--only") out.only = value().split(",");
+    else if (flag === "--tables-only") out.tablesOnly = true;
     else
       throw new Error(
-        `unknown flag ${flag}; flags: --seeds 1,2 --stages N --eval-prompts N --eval-n N --reuse --only a,b`,
+        `unknown flag ${flag}; flags: --seeds 1,2 --stages N --eval-prompts N --eval-n N --reuse --only a,b --tables-only`,
       );
   }
   return out;
@@ -127,29 +162,44 @@ const shellQuote = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${
  * whose recorded overrides equal `sets` and whose final checkpoint exists is not trained again.
  */
 export function trainRun(experiment: string, name: string, sets: string[], reuse: boolean): TrainedRun {
+  checkRoot();
   const dir = join(RUNS_DIR, experiment, name);
   const marker = join(dir, "experiment-sets.json");
-  const args = ["bin/sat.js", "train", "--quiet", "--force", "--output-dir", relative(ROOT, dir)];
-  for (const s of sets) args.push("--set", s);
-  const command = ["node", ...args].map(shellQuote).join(" ");
+  const trainArgs = ["train", "--quiet", "--force", "--output-dir", relative(ROOT, dir)];
+  for (const s of sets) trainArgs.push("--set", s);
+  const command = ["node", "bin/sat.js", ...trainArgs].map(shellQuote).join(" ");
+  const build = buildHash();
   if (reuse && existsSync(marker)) {
-    const prev = JSON.parse(readFileSync(marker, "utf8")) as { sets: string[]; trainSeconds: number };
+    const prev = JSON.parse(readFileSync(marker, "utf8")) as {
+      sets: string[];
+      build: string;
+      trainSeconds: number;
+    };
     const ckpt = findLatestCheckpoint(dir);
-    if (JSON.stringify(prev.sets) === JSON.stringify(sets) && ckpt) {
+    if (JSON.stringify(prev.sets) === JSON.stringify(sets) && prev.build === build && ckpt) {
       return { name, dir, checkpoint: ckpt.dir, command, trainSeconds: prev.trainSeconds, reused: true };
     }
   }
   mkdirSync(dirname(dir), { recursive: true });
   const t0 = performance.now();
-  const res = spawnSync("node", args, { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const res = spawnSync("node", [satCli(), ...trainArgs], {
+    cwd: ROOT,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const trainSeconds = (performance.now() - t0) / 1000;
   if (res.status !== 0) {
     throw new Error(`${name}: sat train failed (exit ${res.status}): ${res.stderr.trim().split("\n")[0]}`);
   }
   const ckpt = findLatestCheckpoint(dir);
   if (!ckpt) throw new Error(`${name}: sat train finished but ${dir} has no checkpoint`);
-  writeFileSync(marker, JSON.stringify({ sets, trainSeconds }, null, 2) + "\n");
+  writeFileSync(marker, JSON.stringify({ sets, build, trainSeconds }, null, 2) + "\n");
   return { name, dir, checkpoint: ckpt.dir, command, trainSeconds, reused: false };
+}
+
+/** bin/sat.js of the build this script runs from, relative to the repository root. */
+export function satCli(): string {
+  return relative(ROOT, join(BUILD, "bin", "sat.js"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -388,21 +438,45 @@ export interface TeamStats {
   train_seconds_stages: number;
 }
 
-/** Two-sided 97.5% Student-t quantiles for 1..30 degrees of freedom (beyond: 1.96 + small). */
+/** 97.5% quantiles of Student's t for 1..30 degrees of freedom. */
 const T975 = [
   12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131,
   2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042,
 ];
 
+/** t_{0.975}(df); a fractional df (Welch) is rounded down, which widens the interval slightly. */
+export function t975(df: number): number {
+  const d = Math.max(1, Math.floor(df));
+  return d <= T975.length ? T975[d - 1] : 1.96 + 2.4 / d;
+}
+
+function meanVar(xs: number[]): { m: number; v: number } {
+  const n = xs.length;
+  const m = xs.reduce((s, x) => s + x, 0) / n;
+  return { m, v: xs.reduce((s, x) => s + (x - m) ** 2, 0) / (n - 1) };
+}
+
 /** 95% t-interval of the mean of xs, or null with fewer than 2 values. */
 export function meanCI(xs: number[]): [number, number] | null {
   const n = xs.length;
   if (n < 2) return null;
-  const m = xs.reduce((s, x) => s + x, 0) / n;
-  const sd = Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / (n - 1));
-  const t = n - 1 <= T975.length ? T975[n - 2] : 1.96 + 2.4 / (n - 1);
-  const half = (t * sd) / Math.sqrt(n);
+  const { m, v } = meanVar(xs);
+  const half = (t975(n - 1) * Math.sqrt(v)) / Math.sqrt(n);
   return [round(m - half), round(m + half)];
+}
+
+/** mean(xs) − mean(ys) with its 95% Welch interval (seeds as independent draws), or null. */
+export function welchCI(xs: number[], ys: number[]): { diff: number; ci: [number, number] } | null {
+  if (xs.length < 2 || ys.length < 2) return null;
+  const a = meanVar(xs);
+  const b = meanVar(ys);
+  const sa = a.v / xs.length;
+  const sb = b.v / ys.length;
+  const se = Math.sqrt(sa + sb);
+  const df = se > 0 ? (sa + sb) ** 2 / (sa ** 2 / (xs.length - 1) + sb ** 2 / (ys.length - 1)) : 1;
+  const diff = a.m - b.m;
+  const half = t975(df) * se;
+  return { diff: round(diff), ci: [round(diff - half), round(diff + half)] };
 }
 
 /** Per-stage held-out improvements (cert/improvement) of a run, in stage order. */
@@ -443,10 +517,35 @@ export function teamStats(stages: Row[]): TeamStats {
 // ---------------------------------------------------------------------------------------------
 // Results files and tables
 
-export function writeResult(file: string, value: unknown): string {
+/** The commit the code ran at (the dist/ build may hold uncommitted changes of others: see README). */
+export function gitHead(): string | null {
+  const res = spawnSync("git", ["rev-parse", "HEAD"], { cwd: ROOT, encoding: "utf8" });
+  return res.status === 0 ? res.stdout.trim() : null;
+}
+
+/** Uncommitted changes under src/ and assembly/ when the results were written (others' work in progress). */
+export function gitDirtySources(): string[] {
+  const res = spawnSync("git", ["status", "--short", "src", "assembly"], { cwd: ROOT, encoding: "utf8" });
+  return res.status === 0 ? res.stdout.split("\n").filter((l) => l.trim() !== "") : [];
+}
+
+export function writeResult(file: string, value: Record<string, unknown>): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const path = join(RESULTS_DIR, file);
-  writeFileSync(path, JSON.stringify(value, null, 2) + "\n");
+  writeFileSync(
+    path,
+    JSON.stringify(
+      {
+        ...value,
+        git_commit: gitHead(),
+        git_dirty_sources: gitDirtySources(),
+        build_hash: buildHash(),
+        build_dir: relative(ROOT, BUILD) || ".",
+      },
+      null,
+      2,
+    ) + "\n",
+  );
   return path;
 }
 
@@ -484,12 +583,44 @@ export function markdownTable(header: string[], rows: (string | number)[][]): st
   ].join("\n");
 }
 
-/** Mean of the per-seed values and their range (min–max), for a small number of seeds. */
-export function seedSummary(xs: number[]): string {
-  if (xs.length === 0) return "–";
-  const m = xs.reduce((s, x) => s + x, 0) / xs.length;
-  if (xs.length === 1) return m.toFixed(3);
-  return `${m.toFixed(3)} (${Math.min(...xs).toFixed(3)}–${Math.max(...xs).toFixed(3)})`;
+/** "0.330 [0.321, 0.339]": mean over seeds with the 95% t-interval over seeds. */
+export function seedCell(xs: number[]): string {
+  const ys = xs.filter((x) => Number.isFinite(x));
+  if (ys.length === 0) return "–";
+  const m = ys.reduce((s, x) => s + x, 0) / ys.length;
+  const ci = meanCI(ys);
+  return ci ? `${m.toFixed(3)} [${ci[0].toFixed(3)}, ${ci[1].toFixed(3)}]` : m.toFixed(3);
+}
+
+/** "+0.012 [−0.004, 0.028]": difference of seed means with its Welch interval. */
+export function diffCell(xs: number[], ys: number[]): string {
+  const w = welchCI(xs, ys);
+  if (!w) return "–";
+  const sign = (x: number) => (x >= 0 ? "+" : "") + x.toFixed(3);
+  return `${sign(w.diff)} [${w.ci[0].toFixed(3)}, ${w.ci[1].toFixed(3)}]`;
+}
+
+/** Metric columns of a table: avg@1, then pass@k and maj@k for k > 1. */
+export function shownMetrics(metrics: Record<string, number>): string[] {
+  const keys = Object.keys(metrics).filter((k) => !k.includes("/"));
+  return [
+    "avg@1",
+    ...keys.filter((k) => k.startsWith("pass@") && k !== "pass@1"),
+    ...keys.filter((k) => k.startsWith("maj@") && k !== "maj@1"),
+  ];
+}
+
+/** Reads a results JSONL written earlier (for --tables-only). */
+export function readJsonl(file: string): Row[] {
+  return readFileSync(join(RESULTS_DIR, file), "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as Row);
+}
+
+/** Reads a results JSON written earlier (for --tables-only). */
+export function readResult(file: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(join(RESULTS_DIR, file), "utf8")) as Record<string, unknown>;
 }
 
 export function log(line: string): void {

@@ -12,18 +12,22 @@ import {
   appendEvals,
   baseSets,
   cell,
+  diffCell,
   evalSummary,
   evalTeam,
+  improvementCell,
   log,
   makeEvaluator,
   markdownTable,
   parseArgs,
+  readJsonl,
+  readResult,
   readStages,
   round,
-  seedSummary,
+  seedCell,
+  shownMetrics,
   stageAgentRows,
   stageImprovements,
-  improvementCell,
   teamStats,
   trainRun,
   trustStats,
@@ -35,7 +39,6 @@ import {
   EVAL_SEED,
   N_AGENTS,
 } from "./lib.js";
-import type { EvalResult } from "../src/eval/evaluate.js";
 
 const ORDERS = ["static", "random", "greedy"] as const;
 
@@ -78,8 +81,15 @@ function greedyStats(rows: Row[]): Row {
   };
 }
 
+type Summary = { name: string; metrics: Record<string, number> };
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), { seeds: [1, 2], stages: 30, evalPrompts: 400, evalN: 8 });
+  if (args.tablesOnly) {
+    writeText("order.md", tables(readResult("order.json"), readJsonl("order-stages.jsonl")));
+    log("rewrote experiments/results/order.md from order.json");
+    return;
+  }
   const orders = ORDERS.filter((o) => args.only === null || args.only.includes(o));
   const t0 = performance.now();
   const loadStart = uptimeLoad();
@@ -87,7 +97,6 @@ async function main(): Promise<void> {
   const ev = await makeEvaluator(args.evalPrompts, args.evalN);
   const runs: Row[] = [];
   const stageRows: Row[] = [];
-  const evals = new Map<string, EvalResult[]>();
   try {
     for (const seed of args.seeds) {
       for (const order of orders) {
@@ -97,7 +106,6 @@ async function main(): Promise<void> {
         log(`${name}: trained in ${run.trainSeconds.toFixed(0)} s${run.reused ? " (reused)" : ""}`);
         const e = evalTeam(ev, run.checkpoint, N_AGENTS, "relay", `sat ${order}`);
         if (!run.reused) appendEvals(run.dir, args.stages, [e]);
-        evals.set(order, [...(evals.get(order) ?? []), e]);
         const stages = readStages(run.dir);
         const rows = stageAgentRows(stages, { order, seed });
         stageRows.push(...rows);
@@ -118,7 +126,7 @@ async function main(): Promise<void> {
       }
     }
     const seconds = (performance.now() - t0) / 1000;
-    writeResult("order.json", {
+    const result = {
       experiment: "order",
       command: `node dist/experiments/order.js ${process.argv.slice(2).join(" ")}`.trim(),
       seconds: round(seconds, 0),
@@ -132,50 +140,48 @@ async function main(): Promise<void> {
         eval: { prompts: args.evalPrompts, samples_per_prompt: args.evalN, seed: EVAL_SEED },
       },
       runs,
-    });
+    };
+    writeResult("order.json", result);
     writeJsonl("order-stages.jsonl", stageRows);
-    writeText("order.md", tables(runs, evals, stageRows, seconds));
+    writeText("order.md", tables(result, stageRows));
     log(`done in ${seconds.toFixed(0)} s; results in experiments/results/order.{json,md}`);
   } finally {
     await ev.close();
   }
 }
 
-function tables(runs: Row[], evals: Map<string, EvalResult[]>, stageRows: Row[], seconds: number): string {
+function tables(result: Row, stageRows: Row[]): string {
+  const runs = result.runs as Row[];
   const out: string[] = [];
-  const first = [...evals.values()][0][0];
-  const keys = Object.keys(first.metrics).filter((k) => !k.includes("/"));
-  const shown = [
-    "avg@1",
-    ...keys.filter((k) => k.startsWith("pass@") && k !== "pass@1"),
-    ...keys.filter((k) => k.startsWith("maj@") && k !== "maj@1"),
-  ];
+  const evalOf = (r: Row) => (r.eval as Summary[])[0];
+  const shown = shownMetrics(evalOf(runs[0]).metrics);
+  const orders = [...new Set(runs.map((r) => r.order as string))];
+  const values = (o: string, key: string) =>
+    runs.filter((r) => r.order === o).map((r) => evalOf(r).metrics[key]);
   out.push(
-    `Measured in ${(seconds / 60).toFixed(1)} min. Held-out accuracy (95% bootstrap intervals over prompts):\n`,
+    `Measured in ${((result.seconds as number) / 60).toFixed(1)} min. ` +
+      "Held-out accuracy (95% bootstrap intervals over prompts):\n",
   );
   out.push(
     markdownTable(
       ["order", "seed", ...shown],
-      runs.map((r) => {
-        const e = evals.get(r.order as string)!;
-        const i = runs.filter((x) => x.order === r.order).indexOf(r);
-        return [r.order as string, r.seed as number, ...shown.map((k) => cell(e[i].metrics, k))];
-      }),
+      runs.map((r) => [r.order as string, r.seed as number, ...shown.map((k) => cell(evalOf(r).metrics, k))]),
     ),
   );
-  out.push("\nMean over seeds (range):\n");
+  out.push("\nMean over seeds [95% t-interval over seeds]:\n");
   out.push(
     markdownTable(
-      ["order", ...shown],
-      [...evals.keys()].map((o) => [
+      ["order", ...shown, "avg@1 − random (Welch 95%)"],
+      orders.map((o) => [
         o,
-        ...shown.map((k) => seedSummary(evals.get(o)!.map((e) => e.metrics[k]))),
+        ...shown.map((k) => seedCell(values(o, k))),
+        o === "random" ? "–" : diffCell(values(o, "avg@1"), values("random", "avg@1")),
       ]),
     ),
   );
   out.push("\nTrust region by position in σ, pooled over seeds and stages:\n");
   const rows: (string | number)[][] = [];
-  for (const o of evals.keys()) {
+  for (const o of orders) {
     for (const p of trustStatsBy(
       stageRows.filter((r) => r.order === o),
       "position",
@@ -184,10 +190,10 @@ function tables(runs: Row[], evals: Map<string, EvalResult[]>, stageRows: Row[],
         o,
         p.position as number,
         p.updates,
-        p.kl_quantile_mean,
-        p.first_step_violation_rate,
-        p.candidate_violation_rate,
-        p.accepted_rate,
+        round(p.kl_quantile_mean, 4),
+        round(p.first_step_violation_rate, 3),
+        round(p.candidate_violation_rate, 3),
+        round(1 - p.accepted_rate, 3),
         p.backtracks_mean,
       ]);
     }
@@ -201,26 +207,26 @@ function tables(runs: Row[], evals: Map<string, EvalResult[]>, stageRows: Row[],
         "mean KL q0.99",
         "full step outside δ",
         "rejected/tried",
-        "accepted",
+        "null updates",
         "mean backtracks",
       ],
       rows,
     ),
   );
-  out.push("\nHeld-out monotonicity and cost, per order (mean over seeds):\n");
-  const avg = (xs: number[]) => round(xs.reduce((s, x) => s + x, 0) / xs.length, 4);
+  out.push("\nHeld-out monotonicity and cost per order (pooled over seeds):\n");
+  const avg = (xs: number[]) => round(xs.reduce((s, x) => s + x, 0) / xs.length, 3);
   out.push(
     markdownTable(
       [
         "order",
         "held-out Δ per stage [95% CI]",
-        "Δ < 0",
+        "stages Δ < 0",
         "monotonicity violations",
         "train s/run",
-        "first agent counts (greedy)",
-        "corr(predicted, accepted gain)",
+        "first agent counts per seed (greedy)",
+        "corr(predicted, accepted gain) per seed",
       ],
-      [...evals.keys()].map((o) => {
+      orders.map((o) => {
         const rs = runs.filter((r) => r.order === o);
         const tm = (r: Row) => r.team as Record<string, number>;
         const os = (r: Row) => r.order_stats as Record<string, unknown>;
