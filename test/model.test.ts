@@ -30,7 +30,8 @@ function tinyConfig(arch: Arch, extra: Partial<ModelConfig> = {}): ModelConfig {
 function randomize(m: Transformer, rng: Rng, scale = 0.3): void {
   // Non-trivial norms and biases so every gradient path is exercised.
   for (let i = 0; i < m.params.length; i++) m.params[i] = rng.normal() * scale;
-  for (const t of m.layout.tensors) if (t.init === "ones") for (let i = 0; i < t.size; i++) m.params[t.offset + i] += 1;
+  for (const t of m.layout.tensors)
+    if (t.init === "ones") for (let i = 0; i < t.size; i++) m.params[t.offset + i] += 1;
 }
 
 const cases: Array<[string, ModelConfig]> = [
@@ -87,7 +88,9 @@ test("parameter counts: the bakeoff model has 809,728 parameters; presets have t
     tiedEmbeddings: false,
   });
   assert.equal(countParams(buildLayout(bakeoff)), 809_728);
-  const sizes = (["nano", "micro", "small", "base"] as const).map((p) => countParams(buildLayout(presetConfig(p, 48))));
+  const sizes = (["nano", "micro", "small", "base"] as const).map((p) =>
+    countParams(buildLayout(presetConfig(p, 48))),
+  );
   assert.ok(sizes[0] > 80_000 && sizes[0] < 150_000, `nano ${sizes[0]}`);
   assert.ok(sizes[1] > 700_000 && sizes[1] < 1_000_000, `micro ${sizes[1]}`);
   assert.ok(sizes[2] > 2_500_000 && sizes[2] < 3_600_000, `small ${sizes[2]}`);
@@ -118,7 +121,13 @@ for (const arch of ["gpt2", "llama", "qwen3"] as const) {
       const logits = dec.step(feed, act);
       for (let b = 0; b < B; b++) {
         if (!act[b]) continue;
-        expectAllClose(logits.subarray(b * V, (b + 1) * V), full.subarray((b * T + t) * V, (b * T + t + 1) * V), 1e-9, 1e-10, `t=${t} b=${b}`);
+        expectAllClose(
+          logits.subarray(b * V, (b + 1) * V),
+          full.subarray((b * T + t) * V, (b * T + t + 1) * V),
+          1e-9,
+          1e-10,
+          `t=${t} b=${b}`,
+        );
       }
       if (t === 2) {
         dec.step(feed, Uint8Array.from([0, 1, 0]));
@@ -171,14 +180,25 @@ test("top-p keeps the smallest most-likely set and renormalises; temperature 0 i
   samplingDistribution(p, logits, 0, 4, 2, 1);
   const z = [0.5, 0.3, 0.15, 0.05].map(Math.sqrt);
   const s = z.reduce((a, b) => a + b);
-  expectAllClose(p, z.map((x) => x / s), 1e-12, 1e-12);
+  expectAllClose(
+    p,
+    z.map((x) => x / s),
+    1e-12,
+    1e-12,
+  );
 });
 
 test("bad inputs: token outside vocabulary, sequence longer than the context", () => {
   const cfg = tinyConfig("gpt2");
   const m = new Transformer(cfg, referenceEngine(), new Rng(1));
-  assert.throws(() => m.forward(Int32Array.from([1, 11]), 1, 2), /token id 11 at position 1 is outside the vocabulary/);
-  assert.throws(() => m.forward(new Int32Array(9), 1, 9), /sequence length 9 exceeds the model context \(8\)/);
+  assert.throws(
+    () => m.forward(Int32Array.from([1, 11]), 1, 2),
+    /token id 11 at position 1 is outside the vocabulary/,
+  );
+  assert.throws(
+    () => m.forward(new Int32Array(9), 1, 9),
+    /sequence length 9 exceeds the model context \(8\)/,
+  );
   assert.throws(() => m.backward(new Float64Array(1)), /backward called before forward/);
   assert.throws(() => presetConfig("huge" as never, 10), /unknown model preset "huge"/);
 });

@@ -343,7 +343,12 @@ async function execute(
       if (runDir) return runDir;
       if (!config || spec.flags !== "run")
         throw new Error(`sat ${p.path}: openRunDir needs a command with run flags`);
-      runDir = openRunDir(config.run.output_dir!, { resume: flags.resume, force: flags.force, warn, onResume: opts.onResume });
+      runDir = openRunDir(config.run.output_dir!, {
+        resume: flags.resume,
+        force: flags.force,
+        warn,
+        onResume: opts.onResume,
+      });
       runDir.writeConfig(
         configToYaml(config, {
           comments: true,

@@ -13,7 +13,12 @@ export interface CloseReport {
 }
 
 /** |a-b| ≤ atol + rtol·|b| elementwise. */
-export function allClose(a: ArrayLike<number>, b: ArrayLike<number>, rtol: number, atol: number): CloseReport {
+export function allClose(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  rtol: number,
+  atol: number,
+): CloseReport {
   if (a.length !== b.length) {
     return { ok: false, maxAbs: Infinity, maxRel: Infinity, message: `length ${a.length} != ${b.length}` };
   }
@@ -28,7 +33,12 @@ export function allClose(a: ArrayLike<number>, b: ArrayLike<number>, rtol: numbe
     if (!(d <= atol + rtol * Math.abs(b[i])) && bad.length < 5) bad.push(`[${i}] ${a[i]} vs ${b[i]}`);
   }
   const ok = bad.length === 0;
-  return { ok, maxAbs, maxRel, message: `maxAbs=${maxAbs.toExponential(3)} maxRel=${maxRel.toExponential(3)} ${bad.join(" ")}` };
+  return {
+    ok,
+    maxAbs,
+    maxRel,
+    message: `maxAbs=${maxAbs.toExponential(3)} maxRel=${maxRel.toExponential(3)} ${bad.join(" ")}`,
+  };
 }
 
 /** Throws with the report when not close. */

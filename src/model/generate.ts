@@ -33,7 +33,8 @@ export class Decoder {
 
   constructor(model: Transformer, B: number, Tmax = model.cfg.maxSeqLen) {
     const c = model.cfg;
-    if (Tmax > c.maxSeqLen) throw new Error(`decoder length ${Tmax} exceeds the model context (${c.maxSeqLen})`);
+    if (Tmax > c.maxSeqLen)
+      throw new Error(`decoder length ${Tmax} exceeds the model context (${c.maxSeqLen})`);
     this.model = model;
     this.B = B;
     this.Tmax = Tmax;
@@ -96,7 +97,8 @@ export class Decoder {
       if (active[b]) {
         if (this.lengths[b] >= this.Tmax) throw new Error(`sequence ${b} is full (${this.Tmax} tokens)`);
         const id = tokens[b];
-        if (!(id >= 0 && id < c.vocabSize)) throw new Error(`token id ${id} of sequence ${b} is outside the vocabulary`);
+        if (!(id >= 0 && id < c.vocabSize))
+          throw new Error(`token id ${id} of sequence ${b} is outside the vocabulary`);
         this.ids[b] = id;
         this.pos[b] = this.lengths[b];
         this.attLen[b] = this.lengths[b] + 1;
@@ -120,8 +122,27 @@ export class Decoder {
     for (let l = 0; l < c.nLayers; l++) {
       const p = gpt2 ? `transformer.h.${l}.` : `model.layers.${l}.`;
       if (gpt2) {
-        layerNormForward(s.ln, s.mean, s.rstd, x, m.w(p + "ln_1.weight"), m.w(p + "ln_1.bias"), B, C, c.normEps);
-        linearForward(k, s.qkv, s.ln, m.w(p + "attn.c_attn.weight"), m.w(p + "attn.c_attn.bias"), B, C, 3 * C);
+        layerNormForward(
+          s.ln,
+          s.mean,
+          s.rstd,
+          x,
+          m.w(p + "ln_1.weight"),
+          m.w(p + "ln_1.bias"),
+          B,
+          C,
+          c.normEps,
+        );
+        linearForward(
+          k,
+          s.qkv,
+          s.ln,
+          m.w(p + "attn.c_attn.weight"),
+          m.w(p + "attn.c_attn.bias"),
+          B,
+          C,
+          3 * C,
+        );
         for (let b = 0; b < B; b++) {
           s.q.set(s.qkv.subarray(b * 3 * C, b * 3 * C + C), b * C);
           s.k.set(s.qkv.subarray(b * 3 * C + C, b * 3 * C + 2 * C), b * C);
@@ -133,8 +154,24 @@ export class Decoder {
         linearForward(k, s.k, s.ln, m.w(p + "self_attn.k_proj.weight"), null, B, C, kvDim);
         linearForward(k, s.v, s.ln, m.w(p + "self_attn.v_proj.weight"), null, B, C, kvDim);
         if (c.arch === "qwen3") {
-          rmsNormForward(s.q, s.qn, s.q, m.w(p + "self_attn.q_norm.weight"), B * c.nHeads, c.headDim, c.normEps);
-          rmsNormForward(s.k, s.kn, s.k, m.w(p + "self_attn.k_norm.weight"), B * c.nKvHeads, c.headDim, c.normEps);
+          rmsNormForward(
+            s.q,
+            s.qn,
+            s.q,
+            m.w(p + "self_attn.q_norm.weight"),
+            B * c.nHeads,
+            c.headDim,
+            c.normEps,
+          );
+          rmsNormForward(
+            s.k,
+            s.kn,
+            s.k,
+            m.w(p + "self_attn.k_norm.weight"),
+            B * c.nKvHeads,
+            c.headDim,
+            c.normEps,
+          );
         }
         ropeApply(s.q, this.pos, this.rope!.cos, this.rope!.sin, B, c.nHeads, c.headDim, false);
         ropeApply(s.k, this.pos, this.rope!.cos, this.rope!.sin, B, c.nKvHeads, c.headDim, false);
@@ -147,12 +184,36 @@ export class Decoder {
         kc.set(s.k.subarray(b * kvDim, (b + 1) * kvDim), dst);
         vc.set(s.v.subarray(b * kvDim, (b + 1) * kvDim), dst);
       }
-      attentionDecode(s.atty, s.scores, s.q, kc, vc, this.attLen, active, B, this.Tmax, c.nHeads, c.nKvHeads, c.headDim);
-      if (gpt2) linearForward(k, s.proj, s.atty, m.w(p + "attn.c_proj.weight"), m.w(p + "attn.c_proj.bias"), B, C, C);
+      attentionDecode(
+        s.atty,
+        s.scores,
+        s.q,
+        kc,
+        vc,
+        this.attLen,
+        active,
+        B,
+        this.Tmax,
+        c.nHeads,
+        c.nKvHeads,
+        c.headDim,
+      );
+      if (gpt2)
+        linearForward(k, s.proj, s.atty, m.w(p + "attn.c_proj.weight"), m.w(p + "attn.c_proj.bias"), B, C, C);
       else linearForward(k, s.proj, s.atty, m.w(p + "self_attn.o_proj.weight"), null, B, qDim, C);
       addInto(x, x, s.proj, B * C);
       if (gpt2) {
-        layerNormForward(s.ln, s.mean, s.rstd, x, m.w(p + "ln_2.weight"), m.w(p + "ln_2.bias"), B, C, c.normEps);
+        layerNormForward(
+          s.ln,
+          s.mean,
+          s.rstd,
+          x,
+          m.w(p + "ln_2.weight"),
+          m.w(p + "ln_2.bias"),
+          B,
+          C,
+          c.normEps,
+        );
         linearForward(k, s.fc, s.ln, m.w(p + "mlp.c_fc.weight"), m.w(p + "mlp.c_fc.bias"), B, C, F);
         geluForward(s.act, s.fc, B * F);
         linearForward(k, s.proj, s.act, m.w(p + "mlp.c_proj.weight"), m.w(p + "mlp.c_proj.bias"), B, F, C);
@@ -165,7 +226,18 @@ export class Decoder {
       }
       addInto(x, x, s.proj, B * C);
     }
-    if (gpt2) layerNormForward(s.ln, s.mean, s.rstd, x, m.w("transformer.ln_f.weight"), m.w("transformer.ln_f.bias"), B, C, c.normEps);
+    if (gpt2)
+      layerNormForward(
+        s.ln,
+        s.mean,
+        s.rstd,
+        x,
+        m.w("transformer.ln_f.weight"),
+        m.w("transformer.ln_f.bias"),
+        B,
+        C,
+        c.normEps,
+      );
     else rmsNormForward(s.ln, s.rstd, x, m.w("model.norm.weight"), B, C, c.normEps);
     linearForward(k, s.logits, s.ln, m.w(m.lmHeadName()), null, B, C, c.vocabSize);
     for (let b = 0; b < B; b++) if (active[b]) this.lengths[b]++;

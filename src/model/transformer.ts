@@ -13,13 +13,27 @@ import type { Engine } from "../engine/engine.js";
 import type { Rng } from "../engine/rng.js";
 import type { ModelConfig } from "./config.js";
 import { buildLayout, type Layout } from "./layout.js";
-import { embeddingForward, embeddingBackward, addPositionForward, addPositionBackward } from "../engine/ops/embedding.js";
+import {
+  embeddingForward,
+  embeddingBackward,
+  addPositionForward,
+  addPositionBackward,
+} from "../engine/ops/embedding.js";
 import { layerNormForward, layerNormBackward } from "../engine/ops/layernorm.js";
 import { rmsNormForward, rmsNormBackward } from "../engine/ops/rmsnorm.js";
 import { linearForward, linearBackward } from "../engine/ops/linear.js";
 import { ropeTables, ropeApply } from "../engine/ops/rope.js";
-import { attentionGemmForward, attentionGemmBackward, attentionScratchSize } from "../engine/ops/attention-gemm.js";
-import { geluForward, geluBackwardFromOutput, swigluForward, swigluBackward } from "../engine/ops/activations.js";
+import {
+  attentionGemmForward,
+  attentionGemmBackward,
+  attentionScratchSize,
+} from "../engine/ops/attention-gemm.js";
+import {
+  geluForward,
+  geluBackwardFromOutput,
+  swigluForward,
+  swigluBackward,
+} from "../engine/ops/activations.js";
 import { addInto } from "../engine/ops/residual.js";
 
 interface LayerActs {
@@ -148,7 +162,10 @@ export class Transformer {
     const need = N;
     const needAtt = B * T * T;
     if (!this.acts || this.acts.capacity < need || this.acts.attCapacity < needAtt) {
-      this.acts = this.allocActs(Math.max(need, this.acts?.capacity ?? 0), Math.max(needAtt, this.acts?.attCapacity ?? 0));
+      this.acts = this.allocActs(
+        Math.max(need, this.acts?.capacity ?? 0),
+        Math.max(needAtt, this.acts?.attCapacity ?? 0),
+      );
     }
     const a = this.acts;
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) a.pos[b * T + t] = t;
@@ -237,7 +254,8 @@ export class Transformer {
     const gpt2 = c.arch === "gpt2";
     for (let i = 0; i < N; i++) {
       const id = ids[i];
-      if (!(id >= 0 && id < V)) throw new Error(`token id ${id} at position ${i} is outside the vocabulary (0..${V - 1})`);
+      if (!(id >= 0 && id < V))
+        throw new Error(`token id ${id} at position ${i} is outside the vocabulary (0..${V - 1})`);
       a.ids[i] = id;
     }
     const encoded = a.encoded.subarray(0, N * C);
@@ -252,8 +270,27 @@ export class Transformer {
       const L = a.layers[l];
       const p = gpt2 ? `transformer.h.${l}.` : `model.layers.${l}.`;
       if (gpt2) {
-        layerNormForward(L.ln1, L.ln1Mean, L.ln1Rstd, x, this.w(p + "ln_1.weight"), this.w(p + "ln_1.bias"), N, C, c.normEps);
-        linearForward(k, L.qkv!, L.ln1, this.w(p + "attn.c_attn.weight"), this.w(p + "attn.c_attn.bias"), N, C, 3 * C);
+        layerNormForward(
+          L.ln1,
+          L.ln1Mean,
+          L.ln1Rstd,
+          x,
+          this.w(p + "ln_1.weight"),
+          this.w(p + "ln_1.bias"),
+          N,
+          C,
+          c.normEps,
+        );
+        linearForward(
+          k,
+          L.qkv!,
+          L.ln1,
+          this.w(p + "attn.c_attn.weight"),
+          this.w(p + "attn.c_attn.bias"),
+          N,
+          C,
+          3 * C,
+        );
         splitQkv(L.qkv!, L.q, L.k, L.v, N, C);
       } else {
         rmsNormForward(L.ln1, L.ln1Rstd, x, this.w(p + "input_layernorm.weight"), N, C, c.normEps);
@@ -263,26 +300,91 @@ export class Transformer {
         linearForward(k, kOut, L.ln1, this.w(p + "self_attn.k_proj.weight"), null, N, C, kvDim);
         linearForward(k, L.v, L.ln1, this.w(p + "self_attn.v_proj.weight"), null, N, C, kvDim);
         if (L.qPre) {
-          rmsNormForward(L.q, L.qNormRstd!, L.qPre, this.w(p + "self_attn.q_norm.weight"), N * c.nHeads, c.headDim, c.normEps);
-          rmsNormForward(L.k, L.kNormRstd!, L.kPre!, this.w(p + "self_attn.k_norm.weight"), N * c.nKvHeads, c.headDim, c.normEps);
+          rmsNormForward(
+            L.q,
+            L.qNormRstd!,
+            L.qPre,
+            this.w(p + "self_attn.q_norm.weight"),
+            N * c.nHeads,
+            c.headDim,
+            c.normEps,
+          );
+          rmsNormForward(
+            L.k,
+            L.kNormRstd!,
+            L.kPre!,
+            this.w(p + "self_attn.k_norm.weight"),
+            N * c.nKvHeads,
+            c.headDim,
+            c.normEps,
+          );
         }
         ropeApply(L.q, a.pos, this.rope!.cos, this.rope!.sin, N, c.nHeads, c.headDim, false);
         ropeApply(L.k, a.pos, this.rope!.cos, this.rope!.sin, N, c.nKvHeads, c.headDim, false);
       }
-      attentionGemmForward(k, L.atty, L.att, L.q, L.k, L.v, a.attScratch, B, T, c.nHeads, c.nKvHeads, c.headDim);
+      attentionGemmForward(
+        k,
+        L.atty,
+        L.att,
+        L.q,
+        L.k,
+        L.v,
+        a.attScratch,
+        B,
+        T,
+        c.nHeads,
+        c.nKvHeads,
+        c.headDim,
+      );
       if (gpt2) {
-        linearForward(k, L.attProj, L.atty, this.w(p + "attn.c_proj.weight"), this.w(p + "attn.c_proj.bias"), N, C, C);
+        linearForward(
+          k,
+          L.attProj,
+          L.atty,
+          this.w(p + "attn.c_proj.weight"),
+          this.w(p + "attn.c_proj.bias"),
+          N,
+          C,
+          C,
+        );
       } else {
         linearForward(k, L.attProj, L.atty, this.w(p + "self_attn.o_proj.weight"), null, N, qDim, C);
       }
       addInto(L.res2, x, L.attProj, N * C);
       if (gpt2) {
-        layerNormForward(L.ln2, L.ln2Mean, L.ln2Rstd, L.res2, this.w(p + "ln_2.weight"), this.w(p + "ln_2.bias"), N, C, c.normEps);
+        layerNormForward(
+          L.ln2,
+          L.ln2Mean,
+          L.ln2Rstd,
+          L.res2,
+          this.w(p + "ln_2.weight"),
+          this.w(p + "ln_2.bias"),
+          N,
+          C,
+          c.normEps,
+        );
         linearForward(k, L.fc, L.ln2, this.w(p + "mlp.c_fc.weight"), this.w(p + "mlp.c_fc.bias"), N, C, F);
         geluForward(L.act, L.fc, N * F);
-        linearForward(k, L.fcProj, L.act, this.w(p + "mlp.c_proj.weight"), this.w(p + "mlp.c_proj.bias"), N, F, C);
+        linearForward(
+          k,
+          L.fcProj,
+          L.act,
+          this.w(p + "mlp.c_proj.weight"),
+          this.w(p + "mlp.c_proj.bias"),
+          N,
+          F,
+          C,
+        );
       } else {
-        rmsNormForward(L.ln2, L.ln2Rstd, L.res2, this.w(p + "post_attention_layernorm.weight"), N, C, c.normEps);
+        rmsNormForward(
+          L.ln2,
+          L.ln2Rstd,
+          L.res2,
+          this.w(p + "post_attention_layernorm.weight"),
+          N,
+          C,
+          c.normEps,
+        );
         linearForward(k, L.fc, L.ln2, this.w(p + "mlp.gate_proj.weight"), null, N, C, F);
         linearForward(k, L.up!, L.ln2, this.w(p + "mlp.up_proj.weight"), null, N, C, F);
         swigluForward(L.act, L.fc, L.up!, N * F);
@@ -292,14 +394,33 @@ export class Transformer {
       x = L.res3;
     }
     if (gpt2) {
-      layerNormForward(a.lnf, a.lnfMean, a.lnfRstd, x, this.w("transformer.ln_f.weight"), this.w("transformer.ln_f.bias"), N, C, c.normEps);
+      layerNormForward(
+        a.lnf,
+        a.lnfMean,
+        a.lnfRstd,
+        x,
+        this.w("transformer.ln_f.weight"),
+        this.w("transformer.ln_f.bias"),
+        N,
+        C,
+        c.normEps,
+      );
     } else {
       rmsNormForward(a.lnf, a.lnfRstd, x, this.w("model.norm.weight"), N, C, c.normEps);
     }
     const logits = a.logits.subarray(0, N * V);
     linearForward(k, logits, a.lnf, this.w(this.lmHeadName()), null, N, C, V);
     if (a.values) {
-      linearForward(k, a.values, a.lnf, this.w("v_head.summary.weight"), this.w("v_head.summary.bias"), N, C, 1);
+      linearForward(
+        k,
+        a.values,
+        a.lnf,
+        this.w("v_head.summary.weight"),
+        this.w("v_head.summary.bias"),
+        N,
+        C,
+        1,
+      );
     }
     this.last = { B, T };
     return logits;
@@ -307,7 +428,8 @@ export class Transformer {
 
   /** Value head outputs (B·T) of the last forward. */
   values(): Buf {
-    if (!this.acts?.values || !this.last) throw new Error("values() needs a model with a value head and a forward first");
+    if (!this.acts?.values || !this.last)
+      throw new Error("values() needs a model with a value head and a forward first");
     return this.acts.values.subarray(0, this.last.B * this.last.T);
   }
 
@@ -335,14 +457,45 @@ export class Transformer {
     linearBackward(k, dln, this.g(lm), null, dlogits, a.lnf, this.w(lm), N, C, V);
     if (dvalues) {
       if (!a.values) throw new Error("dvalues given but the model has no value head");
-      linearBackward(k, dln, this.g("v_head.summary.weight"), this.g("v_head.summary.bias"), dvalues, a.lnf, this.w("v_head.summary.weight"), N, C, 1);
+      linearBackward(
+        k,
+        dln,
+        this.g("v_head.summary.weight"),
+        this.g("v_head.summary.bias"),
+        dvalues,
+        a.lnf,
+        this.w("v_head.summary.weight"),
+        N,
+        C,
+        1,
+      );
     }
     dres.fill(0);
     const lastX = c.nLayers > 0 ? a.layers[c.nLayers - 1].res3 : a.encoded;
     if (gpt2) {
-      layerNormBackward(dres, this.g("transformer.ln_f.weight"), this.g("transformer.ln_f.bias"), dln, lastX, this.w("transformer.ln_f.weight"), a.lnfMean, a.lnfRstd, N, C);
+      layerNormBackward(
+        dres,
+        this.g("transformer.ln_f.weight"),
+        this.g("transformer.ln_f.bias"),
+        dln,
+        lastX,
+        this.w("transformer.ln_f.weight"),
+        a.lnfMean,
+        a.lnfRstd,
+        N,
+        C,
+      );
     } else {
-      rmsNormBackward(dres, this.g("model.norm.weight"), dln, lastX, this.w("model.norm.weight"), a.lnfRstd, N, C);
+      rmsNormBackward(
+        dres,
+        this.g("model.norm.weight"),
+        dln,
+        lastX,
+        this.w("model.norm.weight"),
+        a.lnfRstd,
+        N,
+        C,
+      );
     }
     for (let l = c.nLayers - 1; l >= 0; l--) {
       const L = a.layers[l];
@@ -355,18 +508,93 @@ export class Transformer {
       dfc.fill(0);
       dln.fill(0);
       if (gpt2) {
-        linearBackward(k, dact, this.g(p + "mlp.c_proj.weight"), this.g(p + "mlp.c_proj.bias"), dres, L.act, this.w(p + "mlp.c_proj.weight"), N, F, C);
+        linearBackward(
+          k,
+          dact,
+          this.g(p + "mlp.c_proj.weight"),
+          this.g(p + "mlp.c_proj.bias"),
+          dres,
+          L.act,
+          this.w(p + "mlp.c_proj.weight"),
+          N,
+          F,
+          C,
+        );
         geluBackwardFromOutput(dfc, L.fc, L.act, dact, N * F);
-        linearBackward(k, dln, this.g(p + "mlp.c_fc.weight"), this.g(p + "mlp.c_fc.bias"), dfc, L.ln2, this.w(p + "mlp.c_fc.weight"), N, C, F);
-        layerNormBackward(dres, this.g(p + "ln_2.weight"), this.g(p + "ln_2.bias"), dln, L.res2, this.w(p + "ln_2.weight"), L.ln2Mean, L.ln2Rstd, N, C);
+        linearBackward(
+          k,
+          dln,
+          this.g(p + "mlp.c_fc.weight"),
+          this.g(p + "mlp.c_fc.bias"),
+          dfc,
+          L.ln2,
+          this.w(p + "mlp.c_fc.weight"),
+          N,
+          C,
+          F,
+        );
+        layerNormBackward(
+          dres,
+          this.g(p + "ln_2.weight"),
+          this.g(p + "ln_2.bias"),
+          dln,
+          L.res2,
+          this.w(p + "ln_2.weight"),
+          L.ln2Mean,
+          L.ln2Rstd,
+          N,
+          C,
+        );
       } else {
         const dup = a.dup!.subarray(0, N * F);
         dup.fill(0);
-        linearBackward(k, dact, this.g(p + "mlp.down_proj.weight"), null, dres, L.act, this.w(p + "mlp.down_proj.weight"), N, F, C);
+        linearBackward(
+          k,
+          dact,
+          this.g(p + "mlp.down_proj.weight"),
+          null,
+          dres,
+          L.act,
+          this.w(p + "mlp.down_proj.weight"),
+          N,
+          F,
+          C,
+        );
         swigluBackward(dfc, dup, dact, L.fc, L.up!, N * F);
-        linearBackward(k, dln, this.g(p + "mlp.gate_proj.weight"), null, dfc, L.ln2, this.w(p + "mlp.gate_proj.weight"), N, C, F);
-        linearBackward(k, dln, this.g(p + "mlp.up_proj.weight"), null, dup, L.ln2, this.w(p + "mlp.up_proj.weight"), N, C, F);
-        rmsNormBackward(dres, this.g(p + "post_attention_layernorm.weight"), dln, L.res2, this.w(p + "post_attention_layernorm.weight"), L.ln2Rstd, N, C);
+        linearBackward(
+          k,
+          dln,
+          this.g(p + "mlp.gate_proj.weight"),
+          null,
+          dfc,
+          L.ln2,
+          this.w(p + "mlp.gate_proj.weight"),
+          N,
+          C,
+          F,
+        );
+        linearBackward(
+          k,
+          dln,
+          this.g(p + "mlp.up_proj.weight"),
+          null,
+          dup,
+          L.ln2,
+          this.w(p + "mlp.up_proj.weight"),
+          N,
+          C,
+          F,
+        );
+        rmsNormBackward(
+          dres,
+          this.g(p + "post_attention_layernorm.weight"),
+          dln,
+          L.res2,
+          this.w(p + "post_attention_layernorm.weight"),
+          L.ln2Rstd,
+          N,
+          C,
+        );
       }
       // Attention branch: res2 = x + proj(attention(q, k, v)).
       const datty = a.datty.subarray(0, N * qDim);
@@ -379,16 +607,76 @@ export class Transformer {
       dv.fill(0);
       dln.fill(0);
       if (gpt2) {
-        linearBackward(k, datty, this.g(p + "attn.c_proj.weight"), this.g(p + "attn.c_proj.bias"), dres, L.atty, this.w(p + "attn.c_proj.weight"), N, C, C);
+        linearBackward(
+          k,
+          datty,
+          this.g(p + "attn.c_proj.weight"),
+          this.g(p + "attn.c_proj.bias"),
+          dres,
+          L.atty,
+          this.w(p + "attn.c_proj.weight"),
+          N,
+          C,
+          C,
+        );
       } else {
-        linearBackward(k, datty, this.g(p + "self_attn.o_proj.weight"), null, dres, L.atty, this.w(p + "self_attn.o_proj.weight"), N, qDim, C);
+        linearBackward(
+          k,
+          datty,
+          this.g(p + "self_attn.o_proj.weight"),
+          null,
+          dres,
+          L.atty,
+          this.w(p + "self_attn.o_proj.weight"),
+          N,
+          qDim,
+          C,
+        );
       }
-      attentionGemmBackward(k, dq, dk, dv, datty, L.att, L.q, L.k, L.v, a.attScratch, B, T, c.nHeads, c.nKvHeads, c.headDim);
+      attentionGemmBackward(
+        k,
+        dq,
+        dk,
+        dv,
+        datty,
+        L.att,
+        L.q,
+        L.k,
+        L.v,
+        a.attScratch,
+        B,
+        T,
+        c.nHeads,
+        c.nKvHeads,
+        c.headDim,
+      );
       if (gpt2) {
         const dqkv = a.dqkv!.subarray(0, N * 3 * C);
         mergeQkv(dqkv, dq, dk, dv, N, C);
-        linearBackward(k, dln, this.g(p + "attn.c_attn.weight"), this.g(p + "attn.c_attn.bias"), dqkv, L.ln1, this.w(p + "attn.c_attn.weight"), N, C, 3 * C);
-        layerNormBackward(dres, this.g(p + "ln_1.weight"), this.g(p + "ln_1.bias"), dln, x, this.w(p + "ln_1.weight"), L.ln1Mean, L.ln1Rstd, N, C);
+        linearBackward(
+          k,
+          dln,
+          this.g(p + "attn.c_attn.weight"),
+          this.g(p + "attn.c_attn.bias"),
+          dqkv,
+          L.ln1,
+          this.w(p + "attn.c_attn.weight"),
+          N,
+          C,
+          3 * C,
+        );
+        layerNormBackward(
+          dres,
+          this.g(p + "ln_1.weight"),
+          this.g(p + "ln_1.bias"),
+          dln,
+          x,
+          this.w(p + "ln_1.weight"),
+          L.ln1Mean,
+          L.ln1Rstd,
+          N,
+          C,
+        );
       } else {
         ropeApply(dq, a.pos, this.rope!.cos, this.rope!.sin, N, c.nHeads, c.headDim, true);
         ropeApply(dk, a.pos, this.rope!.cos, this.rope!.sin, N, c.nKvHeads, c.headDim, true);
@@ -399,13 +687,73 @@ export class Transformer {
           dkIn = a.dkPre!.subarray(0, N * kvDim);
           dqIn.fill(0);
           dkIn.fill(0);
-          rmsNormBackward(dqIn, this.g(p + "self_attn.q_norm.weight"), dq, L.qPre, this.w(p + "self_attn.q_norm.weight"), L.qNormRstd!, N * c.nHeads, c.headDim);
-          rmsNormBackward(dkIn, this.g(p + "self_attn.k_norm.weight"), dk, L.kPre!, this.w(p + "self_attn.k_norm.weight"), L.kNormRstd!, N * c.nKvHeads, c.headDim);
+          rmsNormBackward(
+            dqIn,
+            this.g(p + "self_attn.q_norm.weight"),
+            dq,
+            L.qPre,
+            this.w(p + "self_attn.q_norm.weight"),
+            L.qNormRstd!,
+            N * c.nHeads,
+            c.headDim,
+          );
+          rmsNormBackward(
+            dkIn,
+            this.g(p + "self_attn.k_norm.weight"),
+            dk,
+            L.kPre!,
+            this.w(p + "self_attn.k_norm.weight"),
+            L.kNormRstd!,
+            N * c.nKvHeads,
+            c.headDim,
+          );
         }
-        linearBackward(k, dln, this.g(p + "self_attn.q_proj.weight"), null, dqIn, L.ln1, this.w(p + "self_attn.q_proj.weight"), N, C, qDim);
-        linearBackward(k, dln, this.g(p + "self_attn.k_proj.weight"), null, dkIn, L.ln1, this.w(p + "self_attn.k_proj.weight"), N, C, kvDim);
-        linearBackward(k, dln, this.g(p + "self_attn.v_proj.weight"), null, dv, L.ln1, this.w(p + "self_attn.v_proj.weight"), N, C, kvDim);
-        rmsNormBackward(dres, this.g(p + "input_layernorm.weight"), dln, x, this.w(p + "input_layernorm.weight"), L.ln1Rstd, N, C);
+        linearBackward(
+          k,
+          dln,
+          this.g(p + "self_attn.q_proj.weight"),
+          null,
+          dqIn,
+          L.ln1,
+          this.w(p + "self_attn.q_proj.weight"),
+          N,
+          C,
+          qDim,
+        );
+        linearBackward(
+          k,
+          dln,
+          this.g(p + "self_attn.k_proj.weight"),
+          null,
+          dkIn,
+          L.ln1,
+          this.w(p + "self_attn.k_proj.weight"),
+          N,
+          C,
+          kvDim,
+        );
+        linearBackward(
+          k,
+          dln,
+          this.g(p + "self_attn.v_proj.weight"),
+          null,
+          dv,
+          L.ln1,
+          this.w(p + "self_attn.v_proj.weight"),
+          N,
+          C,
+          kvDim,
+        );
+        rmsNormBackward(
+          dres,
+          this.g(p + "input_layernorm.weight"),
+          dln,
+          x,
+          this.w(p + "input_layernorm.weight"),
+          L.ln1Rstd,
+          N,
+          C,
+        );
       }
     }
     if (gpt2) {

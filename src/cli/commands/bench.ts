@@ -10,7 +10,8 @@ const BENCH = fileURLToPath(new URL("../../../bench/run.js", import.meta.url));
 
 export const bench: CommandSpec = {
   name: "bench",
-  summary: "measure training, sampling and matmul throughput here, with PyTorch in the same run when available",
+  summary:
+    "measure training, sampling and matmul throughput here, with PyTorch in the same run when available",
   description:
     "Runs the benchmark suite (bench/README.md): train tokens/s, KV-cache sampling tokens/s and a big matmul's " +
     "GFLOP/s for the bakeoff model and the small preset, on the WebAssembly kernels with 1 and 2 threads, and the " +
@@ -23,7 +24,10 @@ export const bench: CommandSpec = {
     { flags: "--no-torch", description: "skip the PyTorch reference" },
   ],
   run: async (ctx) => {
-    if (!existsSync(BENCH)) throw new RunError(`the benchmark suite is not built (${BENCH}); run \`npm run build\` in a source checkout`);
+    if (!existsSync(BENCH))
+      throw new RunError(
+        `the benchmark suite is not built (${BENCH}); run \`npm run build\` in a source checkout`,
+      );
     const args: string[] = [];
     if (ctx.options.quick) args.push("--quick");
     if (ctx.options.models) args.push("--models", String(ctx.options.models));

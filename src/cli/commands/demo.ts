@@ -5,7 +5,8 @@ import { DEMO_DEFAULTS, runDemo } from "../../app/demo.js";
 function flatten(obj: Record<string, unknown>, prefix = ""): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(obj)) {
-    if (v && typeof v === "object" && !Array.isArray(v)) Object.assign(out, flatten(v as Record<string, unknown>, `${prefix}${k}.`));
+    if (v && typeof v === "object" && !Array.isArray(v))
+      Object.assign(out, flatten(v as Record<string, unknown>, `${prefix}${k}.`));
     else out[`${prefix}${k}`] = v;
   }
   return out;
@@ -13,7 +14,8 @@ function flatten(obj: Record<string, unknown>, prefix = ""): Record<string, unkn
 
 export const demo: CommandSpec = {
   name: "demo",
-  summary: "end to end in a few minutes: pretrain a nano base agent, train a team with SAT, compare with a single model, report",
+  summary:
+    "end to end in a few minutes: pretrain a nano base agent, train a team with SAT, compare with a single model, report",
   description:
     "Pretrains a nano base agent on the default task (cached under runs/.cache), trains a team of " +
     "team.n_agents copies with SAT for run.max_steps stages, trains one copy alone with GRPO for the same " +

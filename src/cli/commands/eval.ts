@@ -16,8 +16,14 @@ export const evalCommand: CommandSpec = {
     "model at a matched sample budget (one model with n·K samples against a team of n agents with K).",
   flags: "run",
   options: [
-    { flags: "--checkpoint <path>", description: "team checkpoint (or run directory: its newest checkpoint) to evaluate" },
-    { flags: "--baseline <path>", description: "single-model checkpoint evaluated at a matched sample budget" },
+    {
+      flags: "--checkpoint <path>",
+      description: "team checkpoint (or run directory: its newest checkpoint) to evaluate",
+    },
+    {
+      flags: "--baseline <path>",
+      description: "single-model checkpoint evaluated at a matched sample budget",
+    },
     { flags: "--name <name>", description: "row name in eval.jsonl", default: "team" },
   ],
   run: async (ctx) => {
@@ -26,10 +32,17 @@ export const evalCommand: CommandSpec = {
     const team = teamCheckpointArg(checkpoint, "--checkpoint").dir;
     let baseline = ctx.options.baseline as string | undefined;
     if (baseline !== undefined) {
-      baseline = existsSync(join(baseline, "model.safetensors")) ? modelDirArg(baseline, "--baseline") : teamCheckpointArg(baseline, "--baseline").dir;
+      baseline = existsSync(join(baseline, "model.safetensors"))
+        ? modelDirArg(baseline, "--baseline")
+        : teamCheckpointArg(baseline, "--baseline").dir;
     }
     const run = ctx.openRunDir();
-    const results = await runEval(ctx.config!, run, { checkpoint: team, name: ctx.options.name as string, baseline }, ctx.progress);
+    const results = await runEval(
+      ctx.config!,
+      run,
+      { checkpoint: team, name: ctx.options.name as string, baseline },
+      ctx.progress,
+    );
     ctx.out(formatEvalTable(results));
   },
 };

@@ -14,7 +14,9 @@ export const pretrain: CommandSpec = {
   run: async (ctx) => {
     const run = ctx.openRunDir();
     const r = await runPretrain(ctx.config!, run, ctx.progress, ctx.signal);
-    r.agentDirs.forEach((d, i) => ctx.out(`agent ${i}: held-out greedy accuracy ${(100 * r.accuracies[i]).toFixed(1)}% → ${d}`));
+    r.agentDirs.forEach((d, i) =>
+      ctx.out(`agent ${i}: held-out greedy accuracy ${(100 * r.accuracies[i]).toFixed(1)}% → ${d}`),
+    );
     ctx.out(`pretraining took ${r.seconds.toFixed(0)} s`);
   },
 };

@@ -7,7 +7,9 @@ export const report: CommandSpec = {
   summary: "write report.html (self-contained, charts as inline SVG) from a run directory",
   args: [{ syntax: "<run-dir>", description: "the run directory to report on" }],
   flags: "none",
-  options: [{ flags: "--out <file>", description: "where to write the report (default <run-dir>/report.html)" }],
+  options: [
+    { flags: "--out <file>", description: "where to write the report (default <run-dir>/report.html)" },
+  ],
   run: async (ctx) => {
     const path = await writeReport(ctx.args[0], ctx.options.out as string | undefined);
     ctx.out(`report: ${path}`);

@@ -18,22 +18,42 @@ export const swap: CommandSpec = {
   options: [
     { flags: "--checkpoint <path>", description: "team checkpoint (a directory with agent-<i>/)" },
     { flags: "--agent <i>", description: "index of the agent to replace" },
-    { flags: "--with <model-dir>", description: "the replacement model (Hugging Face layout, same tokenizer)" },
+    {
+      flags: "--with <model-dir>",
+      description: "the replacement model (Hugging Face layout, same tokenizer)",
+    },
     { flags: "--delta0 <kl>", description: "Stage-0 radius δ0 (default algo.kl_radius)" },
-    { flags: "--distill", description: "distil the projection into the new model so the incumbent can be dropped" },
+    {
+      flags: "--distill",
+      description: "distil the projection into the new model so the incumbent can be dropped",
+    },
   ],
   run: async (ctx) => {
-    const o = ctx.options as { checkpoint?: string; agent?: string; with?: string; delta0?: string; distill?: boolean };
-    if (!o.checkpoint || o.agent === undefined || !o.with) throw new UsageError("swap needs --checkpoint <team>, --agent <i> and --with <model-dir>");
+    const o = ctx.options as {
+      checkpoint?: string;
+      agent?: string;
+      with?: string;
+      delta0?: string;
+      distill?: boolean;
+    };
+    if (!o.checkpoint || o.agent === undefined || !o.with)
+      throw new UsageError("swap needs --checkpoint <team>, --agent <i> and --with <model-dir>");
     const agent = Number(o.agent);
-    if (!Number.isInteger(agent) || agent < 0) throw new UsageError(`--agent must be an agent index (0, 1, ...), got "${o.agent}"`);
+    if (!Number.isInteger(agent) || agent < 0)
+      throw new UsageError(`--agent must be an agent index (0, 1, ...), got "${o.agent}"`);
     const team = teamCheckpointArg(o.checkpoint, "--checkpoint");
-    if (agent >= team.agents) throw new UsageError(`--agent ${agent}: the team in ${team.dir} has agents 0..${team.agents - 1}`);
+    if (agent >= team.agents)
+      throw new UsageError(`--agent ${agent}: the team in ${team.dir} has agents 0..${team.agents - 1}`);
     modelDirArg(o.with, "--with");
     const delta0 = o.delta0 === undefined ? ctx.config!.algo.kl_radius : Number(o.delta0);
     if (!(delta0 > 0)) throw new UsageError(`--delta0 must be a positive number, got "${o.delta0}"`);
     const run = ctx.openRunDir();
-    const r = await runSwap(ctx.config!, run, { checkpoint: team.dir, agent, replacement: o.with, delta0, distill: o.distill === true }, ctx.progress);
+    const r = await runSwap(
+      ctx.config!,
+      run,
+      { checkpoint: team.dir, agent, replacement: o.with, delta0, distill: o.distill === true },
+      ctx.progress,
+    );
     ctx.out(formatEvalTable(r.evals));
     if (r.teamDir) ctx.out(`new team checkpoint: ${r.teamDir}`);
   },

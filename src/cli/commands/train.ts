@@ -13,7 +13,12 @@ export const train: CommandSpec = {
   flags: "run",
   run: async (ctx) => {
     // Opened once the team has loaded and the resume checkpoint fits it, so a refusal changes nothing.
-    const r = await runTrain(ctx.config!, (onResume) => ctx.openRunDir({ onResume }), ctx.progress, ctx.signal);
+    const r = await runTrain(
+      ctx.config!,
+      (onResume) => ctx.openRunDir({ onResume }),
+      ctx.progress,
+      ctx.signal,
+    );
     ctx.out(`${r.steps} stages in ${r.seconds.toFixed(0)} s; final checkpoint: ${r.finalDir}`);
   },
 };
