@@ -9,9 +9,6 @@
 import type { Buf } from "../engine/kernels/types.js";
 import type { Rng } from "../engine/rng.js";
 import type { Transformer } from "./transformer.js";
-import { layerNormForward } from "../engine/ops/layernorm.js";
-import { rmsNormForward } from "../engine/ops/rmsnorm.js";
-import { linearForward } from "../engine/ops/linear.js";
 import { ropeTables, ropeApply } from "../engine/ops/rope.js";
 import { attentionDecode } from "../engine/ops/attention.js";
 import { geluForward, swigluForward } from "../engine/ops/activations.js";
@@ -87,7 +84,6 @@ export class Decoder {
     const c = m.cfg;
     const B = this.B;
     const C = c.dModel;
-    const k = m.engine.kernels;
     const qDim = c.nHeads * c.headDim;
     const kvDim = c.nKvHeads * c.headDim;
     const F = c.dFF;
@@ -109,7 +105,7 @@ export class Decoder {
       }
     }
     const x = s.x;
-    const wte = m.w(gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight");
+    const wte = m.w(m.names.embed);
     for (let b = 0; b < B; b++) {
       const row = wte.subarray(this.ids[b] * C, (this.ids[b] + 1) * C);
       x.set(row, b * C);
@@ -120,58 +116,22 @@ export class Decoder {
       }
     }
     for (let l = 0; l < c.nLayers; l++) {
-      const p = gpt2 ? `transformer.h.${l}.` : `model.layers.${l}.`;
+      const n = m.names.layers[l];
+      m.norm(n.ln1, s.ln, s.mean, s.rstd, x, B, C);
       if (gpt2) {
-        layerNormForward(
-          s.ln,
-          s.mean,
-          s.rstd,
-          x,
-          m.w(p + "ln_1.weight"),
-          m.w(p + "ln_1.bias"),
-          B,
-          C,
-          c.normEps,
-        );
-        linearForward(
-          k,
-          s.qkv,
-          s.ln,
-          m.w(p + "attn.c_attn.weight"),
-          m.w(p + "attn.c_attn.bias"),
-          B,
-          C,
-          3 * C,
-        );
+        m.linear(n.qkv, s.qkv, s.ln, B, C, 3 * C);
         for (let b = 0; b < B; b++) {
           s.q.set(s.qkv.subarray(b * 3 * C, b * 3 * C + C), b * C);
           s.k.set(s.qkv.subarray(b * 3 * C + C, b * 3 * C + 2 * C), b * C);
           s.v.set(s.qkv.subarray(b * 3 * C + 2 * C, b * 3 * C + 3 * C), b * C);
         }
       } else {
-        rmsNormForward(s.ln, s.rstd, x, m.w(p + "input_layernorm.weight"), B, C, c.normEps);
-        linearForward(k, s.q, s.ln, m.w(p + "self_attn.q_proj.weight"), null, B, C, qDim);
-        linearForward(k, s.k, s.ln, m.w(p + "self_attn.k_proj.weight"), null, B, C, kvDim);
-        linearForward(k, s.v, s.ln, m.w(p + "self_attn.v_proj.weight"), null, B, C, kvDim);
+        m.linear(n.q, s.q, s.ln, B, C, qDim);
+        m.linear(n.k, s.k, s.ln, B, C, kvDim);
+        m.linear(n.v, s.v, s.ln, B, C, kvDim);
         if (c.arch === "qwen3") {
-          rmsNormForward(
-            s.q,
-            s.qn,
-            s.q,
-            m.w(p + "self_attn.q_norm.weight"),
-            B * c.nHeads,
-            c.headDim,
-            c.normEps,
-          );
-          rmsNormForward(
-            s.k,
-            s.kn,
-            s.k,
-            m.w(p + "self_attn.k_norm.weight"),
-            B * c.nKvHeads,
-            c.headDim,
-            c.normEps,
-          );
+          m.norm(n.qNorm, s.q, null, s.qn, s.q, B * c.nHeads, c.headDim);
+          m.norm(n.kNorm, s.k, null, s.kn, s.k, B * c.nKvHeads, c.headDim);
         }
         ropeApply(s.q, this.pos, this.rope!.cos, this.rope!.sin, B, c.nHeads, c.headDim, false);
         ropeApply(s.k, this.pos, this.rope!.cos, this.rope!.sin, B, c.nKvHeads, c.headDim, false);
@@ -198,48 +158,21 @@ export class Decoder {
         c.nKvHeads,
         c.headDim,
       );
-      if (gpt2)
-        linearForward(k, s.proj, s.atty, m.w(p + "attn.c_proj.weight"), m.w(p + "attn.c_proj.bias"), B, C, C);
-      else linearForward(k, s.proj, s.atty, m.w(p + "self_attn.o_proj.weight"), null, B, qDim, C);
+      m.linear(n.attnOut, s.proj, s.atty, B, qDim, C);
       addInto(x, x, s.proj, B * C);
+      m.norm(n.ln2, s.ln, s.mean, s.rstd, x, B, C);
+      m.linear(n.fc, s.fc, s.ln, B, C, F);
       if (gpt2) {
-        layerNormForward(
-          s.ln,
-          s.mean,
-          s.rstd,
-          x,
-          m.w(p + "ln_2.weight"),
-          m.w(p + "ln_2.bias"),
-          B,
-          C,
-          c.normEps,
-        );
-        linearForward(k, s.fc, s.ln, m.w(p + "mlp.c_fc.weight"), m.w(p + "mlp.c_fc.bias"), B, C, F);
         geluForward(s.act, s.fc, B * F);
-        linearForward(k, s.proj, s.act, m.w(p + "mlp.c_proj.weight"), m.w(p + "mlp.c_proj.bias"), B, F, C);
       } else {
-        rmsNormForward(s.ln, s.rstd, x, m.w(p + "post_attention_layernorm.weight"), B, C, c.normEps);
-        linearForward(k, s.fc, s.ln, m.w(p + "mlp.gate_proj.weight"), null, B, C, F);
-        linearForward(k, s.up, s.ln, m.w(p + "mlp.up_proj.weight"), null, B, C, F);
+        m.linear(n.up, s.up, s.ln, B, C, F);
         swigluForward(s.act, s.fc, s.up, B * F);
-        linearForward(k, s.proj, s.act, m.w(p + "mlp.down_proj.weight"), null, B, F, C);
       }
+      m.linear(n.down, s.proj, s.act, B, F, C);
       addInto(x, x, s.proj, B * C);
     }
-    if (gpt2)
-      layerNormForward(
-        s.ln,
-        s.mean,
-        s.rstd,
-        x,
-        m.w("transformer.ln_f.weight"),
-        m.w("transformer.ln_f.bias"),
-        B,
-        C,
-        c.normEps,
-      );
-    else rmsNormForward(s.ln, s.rstd, x, m.w("model.norm.weight"), B, C, c.normEps);
-    linearForward(k, s.logits, s.ln, m.w(m.lmHeadName()), null, B, C, c.vocabSize);
+    m.norm(m.names.lnf, s.ln, s.mean, s.rstd, x, B, C);
+    m.linear(m.names.lmHead, s.logits, s.ln, B, C, c.vocabSize);
     for (let b = 0; b < B; b++) if (active[b]) this.lengths[b]++;
     return s.logits;
   }

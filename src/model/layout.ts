@@ -92,3 +92,72 @@ export function buildLayout(c: ModelConfig): Layout {
 export function countParams(layout: Layout): number {
   return layout.tensors.reduce((a, t) => a + t.size, 0);
 }
+
+/** Module names (tensor-name prefixes) of one block, per architecture. */
+export interface LayerModules {
+  ln1: string;
+  qkv: string; // GPT-2's fused projection
+  q: string;
+  k: string;
+  v: string;
+  qNorm: string; // Qwen3 only
+  kNorm: string;
+  attnOut: string;
+  ln2: string;
+  fc: string; // GPT-2 c_fc, Llama gate_proj
+  up: string; // Llama only
+  down: string; // GPT-2 c_proj, Llama down_proj
+}
+
+export interface ModuleNames {
+  embed: string; // token embedding weight
+  lnf: string;
+  lmHead: string; // the token embedding's module when tied
+  layers: LayerModules[];
+}
+
+export function moduleNames(c: ModelConfig): ModuleNames {
+  const gpt2 = c.arch === "gpt2";
+  const layers = Array.from({ length: c.nLayers }, (_, l): LayerModules => {
+    if (gpt2) {
+      const p = `transformer.h.${l}.`;
+      const none = "";
+      return {
+        ln1: p + "ln_1",
+        qkv: p + "attn.c_attn",
+        q: none,
+        k: none,
+        v: none,
+        qNorm: none,
+        kNorm: none,
+        attnOut: p + "attn.c_proj",
+        ln2: p + "ln_2",
+        fc: p + "mlp.c_fc",
+        up: none,
+        down: p + "mlp.c_proj",
+      };
+    }
+    const p = `model.layers.${l}.`;
+    return {
+      ln1: p + "input_layernorm",
+      qkv: "",
+      q: p + "self_attn.q_proj",
+      k: p + "self_attn.k_proj",
+      v: p + "self_attn.v_proj",
+      qNorm: p + "self_attn.q_norm",
+      kNorm: p + "self_attn.k_norm",
+      attnOut: p + "self_attn.o_proj",
+      ln2: p + "post_attention_layernorm",
+      fc: p + "mlp.gate_proj",
+      up: p + "mlp.up_proj",
+      down: p + "mlp.down_proj",
+    };
+  });
+  const embedModule = gpt2 ? "transformer.wte" : "model.embed_tokens";
+  return {
+    embed: embedModule + ".weight",
+    lnf: gpt2 ? "transformer.ln_f" : "model.norm",
+    lmHead: c.tiedEmbeddings ? embedModule : "lm_head",
+    layers,
+  };
+}

@@ -12,7 +12,7 @@ import type { Buf } from "../engine/kernels/types.js";
 import type { Engine } from "../engine/engine.js";
 import type { Rng } from "../engine/rng.js";
 import type { ModelConfig } from "./config.js";
-import { buildLayout, type Layout } from "./layout.js";
+import { buildLayout, moduleNames, type Layout, type ModuleNames } from "./layout.js";
 import {
   embeddingForward,
   embeddingBackward,
@@ -94,6 +94,8 @@ export class Transformer {
   readonly cfg: ModelConfig;
   readonly engine: Engine;
   readonly layout: Layout;
+  /** Tensor-name prefixes of the modules (see layout.ts). */
+  readonly names: ModuleNames;
   readonly params: Buf;
   readonly grads: Buf;
   private readonly pv = new Map<string, Buf>();
@@ -106,6 +108,7 @@ export class Transformer {
     this.cfg = cfg;
     this.engine = engine;
     this.layout = buildLayout(cfg);
+    this.names = moduleNames(cfg);
     this.params = engine.alloc(this.layout.total);
     this.grads = engine.alloc(this.layout.total);
     for (const t of this.layout.tensors) {
@@ -146,8 +149,7 @@ export class Transformer {
 
   /** The output projection (the token embedding when tied). */
   lmHeadName(): string {
-    if (!this.cfg.tiedEmbeddings) return "lm_head.weight";
-    return this.cfg.arch === "gpt2" ? "transformer.wte.weight" : "model.embed_tokens.weight";
+    return this.names.lmHead + ".weight";
   }
 
   zeroGrad(): void {
@@ -247,7 +249,6 @@ export class Transformer {
     const N = B * T;
     const C = c.dModel;
     const V = c.vocabSize;
-    const k = this.engine.kernels;
     const qDim = c.nHeads * c.headDim;
     const kvDim = c.nKvHeads * c.headDim;
     const F = c.dFF;
@@ -259,69 +260,28 @@ export class Transformer {
       a.ids[i] = id;
     }
     const encoded = a.encoded.subarray(0, N * C);
-    if (gpt2) {
-      embeddingForward(encoded, a.ids, this.w("transformer.wte.weight"), N, C);
-      addPositionForward(encoded, this.w("transformer.wpe.weight"), a.pos, N, C);
-    } else {
-      embeddingForward(encoded, a.ids, this.w("model.embed_tokens.weight"), N, C);
-    }
+    embeddingForward(encoded, a.ids, this.w(this.names.embed), N, C);
+    if (gpt2) addPositionForward(encoded, this.w("transformer.wpe.weight"), a.pos, N, C);
     let x: Buf = encoded;
     for (let l = 0; l < c.nLayers; l++) {
       const L = a.layers[l];
-      const p = gpt2 ? `transformer.h.${l}.` : `model.layers.${l}.`;
+      const m = this.names.layers[l];
+      this.norm(m.ln1, L.ln1, L.ln1Mean, L.ln1Rstd, x, N, C);
       if (gpt2) {
-        layerNormForward(
-          L.ln1,
-          L.ln1Mean,
-          L.ln1Rstd,
-          x,
-          this.w(p + "ln_1.weight"),
-          this.w(p + "ln_1.bias"),
-          N,
-          C,
-          c.normEps,
-        );
-        linearForward(
-          k,
-          L.qkv!,
-          L.ln1,
-          this.w(p + "attn.c_attn.weight"),
-          this.w(p + "attn.c_attn.bias"),
-          N,
-          C,
-          3 * C,
-        );
+        this.linear(m.qkv, L.qkv!, L.ln1, N, C, 3 * C);
         splitQkv(L.qkv!, L.q, L.k, L.v, N, C);
       } else {
-        rmsNormForward(L.ln1, L.ln1Rstd, x, this.w(p + "input_layernorm.weight"), N, C, c.normEps);
-        const qOut = L.qPre ?? L.q;
-        const kOut = L.kPre ?? L.k;
-        linearForward(k, qOut, L.ln1, this.w(p + "self_attn.q_proj.weight"), null, N, C, qDim);
-        linearForward(k, kOut, L.ln1, this.w(p + "self_attn.k_proj.weight"), null, N, C, kvDim);
-        linearForward(k, L.v, L.ln1, this.w(p + "self_attn.v_proj.weight"), null, N, C, kvDim);
+        this.linear(m.q, L.qPre ?? L.q, L.ln1, N, C, qDim);
+        this.linear(m.k, L.kPre ?? L.k, L.ln1, N, C, kvDim);
+        this.linear(m.v, L.v, L.ln1, N, C, kvDim);
         if (L.qPre) {
-          rmsNormForward(
-            L.q,
-            L.qNormRstd!,
-            L.qPre,
-            this.w(p + "self_attn.q_norm.weight"),
-            N * c.nHeads,
-            c.headDim,
-            c.normEps,
-          );
-          rmsNormForward(
-            L.k,
-            L.kNormRstd!,
-            L.kPre!,
-            this.w(p + "self_attn.k_norm.weight"),
-            N * c.nKvHeads,
-            c.headDim,
-            c.normEps,
-          );
+          this.norm(m.qNorm, L.q, null, L.qNormRstd!, L.qPre, N * c.nHeads, c.headDim);
+          this.norm(m.kNorm, L.k, null, L.kNormRstd!, L.kPre!, N * c.nKvHeads, c.headDim);
         }
         ropeApply(L.q, a.pos, this.rope!.cos, this.rope!.sin, N, c.nHeads, c.headDim, false);
         ropeApply(L.k, a.pos, this.rope!.cos, this.rope!.sin, N, c.nKvHeads, c.headDim, false);
       }
+      const k = this.engine.kernels;
       attentionGemmForward(
         k,
         L.atty,
@@ -336,92 +296,24 @@ export class Transformer {
         c.nKvHeads,
         c.headDim,
       );
-      if (gpt2) {
-        linearForward(
-          k,
-          L.attProj,
-          L.atty,
-          this.w(p + "attn.c_proj.weight"),
-          this.w(p + "attn.c_proj.bias"),
-          N,
-          C,
-          C,
-        );
-      } else {
-        linearForward(k, L.attProj, L.atty, this.w(p + "self_attn.o_proj.weight"), null, N, qDim, C);
-      }
+      this.linear(m.attnOut, L.attProj, L.atty, N, qDim, C);
       addInto(L.res2, x, L.attProj, N * C);
+      this.norm(m.ln2, L.ln2, L.ln2Mean, L.ln2Rstd, L.res2, N, C);
+      this.linear(m.fc, L.fc, L.ln2, N, C, F);
       if (gpt2) {
-        layerNormForward(
-          L.ln2,
-          L.ln2Mean,
-          L.ln2Rstd,
-          L.res2,
-          this.w(p + "ln_2.weight"),
-          this.w(p + "ln_2.bias"),
-          N,
-          C,
-          c.normEps,
-        );
-        linearForward(k, L.fc, L.ln2, this.w(p + "mlp.c_fc.weight"), this.w(p + "mlp.c_fc.bias"), N, C, F);
         geluForward(L.act, L.fc, N * F);
-        linearForward(
-          k,
-          L.fcProj,
-          L.act,
-          this.w(p + "mlp.c_proj.weight"),
-          this.w(p + "mlp.c_proj.bias"),
-          N,
-          F,
-          C,
-        );
       } else {
-        rmsNormForward(
-          L.ln2,
-          L.ln2Rstd,
-          L.res2,
-          this.w(p + "post_attention_layernorm.weight"),
-          N,
-          C,
-          c.normEps,
-        );
-        linearForward(k, L.fc, L.ln2, this.w(p + "mlp.gate_proj.weight"), null, N, C, F);
-        linearForward(k, L.up!, L.ln2, this.w(p + "mlp.up_proj.weight"), null, N, C, F);
+        this.linear(m.up, L.up!, L.ln2, N, C, F);
         swigluForward(L.act, L.fc, L.up!, N * F);
-        linearForward(k, L.fcProj, L.act, this.w(p + "mlp.down_proj.weight"), null, N, F, C);
       }
+      this.linear(m.down, L.fcProj, L.act, N, F, C);
       addInto(L.res3, L.res2, L.fcProj, N * C);
       x = L.res3;
     }
-    if (gpt2) {
-      layerNormForward(
-        a.lnf,
-        a.lnfMean,
-        a.lnfRstd,
-        x,
-        this.w("transformer.ln_f.weight"),
-        this.w("transformer.ln_f.bias"),
-        N,
-        C,
-        c.normEps,
-      );
-    } else {
-      rmsNormForward(a.lnf, a.lnfRstd, x, this.w("model.norm.weight"), N, C, c.normEps);
-    }
+    this.norm(this.names.lnf, a.lnf, a.lnfMean, a.lnfRstd, x, N, C);
     const logits = a.logits.subarray(0, N * V);
-    linearForward(k, logits, a.lnf, this.w(this.lmHeadName()), null, N, C, V);
-    if (a.values) {
-      linearForward(
-        k,
-        a.values,
-        a.lnf,
-        this.w("v_head.summary.weight"),
-        this.w("v_head.summary.bias"),
-        N,
-        C,
-        1,
-      );
-    }
+    this.linear(this.names.lmHead, logits, a.lnf, N, C, V);
+    if (a.values) this.linear("v_head.summary", a.values, a.lnf, N, C, 1);
     this.last = { B, T };
     return logits;
   }
@@ -445,7 +337,6 @@ export class Transformer {
     const N = B * T;
     const C = c.dModel;
     const V = c.vocabSize;
-    const k = this.engine.kernels;
     const qDim = c.nHeads * c.headDim;
     const kvDim = c.nKvHeads * c.headDim;
     const F = c.dFF;
@@ -453,149 +344,35 @@ export class Transformer {
     const dres = a.dres.subarray(0, N * C);
     const dln = a.dln.subarray(0, N * C);
     dln.fill(0);
-    const lm = this.lmHeadName();
-    linearBackward(k, dln, this.g(lm), null, dlogits, a.lnf, this.w(lm), N, C, V);
+    this.linearBack(this.names.lmHead, dln, dlogits, a.lnf, N, C, V);
     if (dvalues) {
       if (!a.values) throw new Error("dvalues given but the model has no value head");
-      linearBackward(
-        k,
-        dln,
-        this.g("v_head.summary.weight"),
-        this.g("v_head.summary.bias"),
-        dvalues,
-        a.lnf,
-        this.w("v_head.summary.weight"),
-        N,
-        C,
-        1,
-      );
+      this.linearBack("v_head.summary", dln, dvalues, a.lnf, N, C, 1);
     }
     dres.fill(0);
     const lastX = c.nLayers > 0 ? a.layers[c.nLayers - 1].res3 : a.encoded;
-    if (gpt2) {
-      layerNormBackward(
-        dres,
-        this.g("transformer.ln_f.weight"),
-        this.g("transformer.ln_f.bias"),
-        dln,
-        lastX,
-        this.w("transformer.ln_f.weight"),
-        a.lnfMean,
-        a.lnfRstd,
-        N,
-        C,
-      );
-    } else {
-      rmsNormBackward(
-        dres,
-        this.g("model.norm.weight"),
-        dln,
-        lastX,
-        this.w("model.norm.weight"),
-        a.lnfRstd,
-        N,
-        C,
-      );
-    }
+    this.normBack(this.names.lnf, dres, dln, lastX, a.lnfMean, a.lnfRstd, N, C);
     for (let l = c.nLayers - 1; l >= 0; l--) {
       const L = a.layers[l];
+      const m = this.names.layers[l];
       const x = l > 0 ? a.layers[l - 1].res3 : a.encoded;
-      const p = gpt2 ? `transformer.h.${l}.` : `model.layers.${l}.`;
-      // MLP branch: res3 = res2 + fcProj(act(fc(ln2(res2)))).
+      // MLP branch: res3 = res2 + down(act(fc(ln2(res2)))).
       const dact = a.dact.subarray(0, N * F);
       const dfc = a.dfc.subarray(0, N * F);
       dact.fill(0);
       dfc.fill(0);
       dln.fill(0);
+      this.linearBack(m.down, dact, dres, L.act, N, F, C);
       if (gpt2) {
-        linearBackward(
-          k,
-          dact,
-          this.g(p + "mlp.c_proj.weight"),
-          this.g(p + "mlp.c_proj.bias"),
-          dres,
-          L.act,
-          this.w(p + "mlp.c_proj.weight"),
-          N,
-          F,
-          C,
-        );
         geluBackwardFromOutput(dfc, L.fc, L.act, dact, N * F);
-        linearBackward(
-          k,
-          dln,
-          this.g(p + "mlp.c_fc.weight"),
-          this.g(p + "mlp.c_fc.bias"),
-          dfc,
-          L.ln2,
-          this.w(p + "mlp.c_fc.weight"),
-          N,
-          C,
-          F,
-        );
-        layerNormBackward(
-          dres,
-          this.g(p + "ln_2.weight"),
-          this.g(p + "ln_2.bias"),
-          dln,
-          L.res2,
-          this.w(p + "ln_2.weight"),
-          L.ln2Mean,
-          L.ln2Rstd,
-          N,
-          C,
-        );
       } else {
         const dup = a.dup!.subarray(0, N * F);
         dup.fill(0);
-        linearBackward(
-          k,
-          dact,
-          this.g(p + "mlp.down_proj.weight"),
-          null,
-          dres,
-          L.act,
-          this.w(p + "mlp.down_proj.weight"),
-          N,
-          F,
-          C,
-        );
         swigluBackward(dfc, dup, dact, L.fc, L.up!, N * F);
-        linearBackward(
-          k,
-          dln,
-          this.g(p + "mlp.gate_proj.weight"),
-          null,
-          dfc,
-          L.ln2,
-          this.w(p + "mlp.gate_proj.weight"),
-          N,
-          C,
-          F,
-        );
-        linearBackward(
-          k,
-          dln,
-          this.g(p + "mlp.up_proj.weight"),
-          null,
-          dup,
-          L.ln2,
-          this.w(p + "mlp.up_proj.weight"),
-          N,
-          C,
-          F,
-        );
-        rmsNormBackward(
-          dres,
-          this.g(p + "post_attention_layernorm.weight"),
-          dln,
-          L.res2,
-          this.w(p + "post_attention_layernorm.weight"),
-          L.ln2Rstd,
-          N,
-          C,
-        );
+        this.linearBack(m.up, dln, dup, L.ln2, N, C, F);
       }
+      this.linearBack(m.fc, dln, dfc, L.ln2, N, C, F);
+      this.normBack(m.ln2, dres, dln, L.res2, L.ln2Mean, L.ln2Rstd, N, C);
       // Attention branch: res2 = x + proj(attention(q, k, v)).
       const datty = a.datty.subarray(0, N * qDim);
       const dq = a.dq.subarray(0, N * qDim);
@@ -606,33 +383,8 @@ export class Transformer {
       dk.fill(0);
       dv.fill(0);
       dln.fill(0);
-      if (gpt2) {
-        linearBackward(
-          k,
-          datty,
-          this.g(p + "attn.c_proj.weight"),
-          this.g(p + "attn.c_proj.bias"),
-          dres,
-          L.atty,
-          this.w(p + "attn.c_proj.weight"),
-          N,
-          C,
-          C,
-        );
-      } else {
-        linearBackward(
-          k,
-          datty,
-          this.g(p + "self_attn.o_proj.weight"),
-          null,
-          dres,
-          L.atty,
-          this.w(p + "self_attn.o_proj.weight"),
-          N,
-          qDim,
-          C,
-        );
-      }
+      this.linearBack(m.attnOut, datty, dres, L.atty, N, qDim, C);
+      const k = this.engine.kernels;
       attentionGemmBackward(
         k,
         dq,
@@ -653,30 +405,7 @@ export class Transformer {
       if (gpt2) {
         const dqkv = a.dqkv!.subarray(0, N * 3 * C);
         mergeQkv(dqkv, dq, dk, dv, N, C);
-        linearBackward(
-          k,
-          dln,
-          this.g(p + "attn.c_attn.weight"),
-          this.g(p + "attn.c_attn.bias"),
-          dqkv,
-          L.ln1,
-          this.w(p + "attn.c_attn.weight"),
-          N,
-          C,
-          3 * C,
-        );
-        layerNormBackward(
-          dres,
-          this.g(p + "ln_1.weight"),
-          this.g(p + "ln_1.bias"),
-          dln,
-          x,
-          this.w(p + "ln_1.weight"),
-          L.ln1Mean,
-          L.ln1Rstd,
-          N,
-          C,
-        );
+        this.linearBack(m.qkv, dln, dqkv, L.ln1, N, C, 3 * C);
       } else {
         ropeApply(dq, a.pos, this.rope!.cos, this.rope!.sin, N, c.nHeads, c.headDim, true);
         ropeApply(dk, a.pos, this.rope!.cos, this.rope!.sin, N, c.nKvHeads, c.headDim, true);
@@ -687,81 +416,82 @@ export class Transformer {
           dkIn = a.dkPre!.subarray(0, N * kvDim);
           dqIn.fill(0);
           dkIn.fill(0);
-          rmsNormBackward(
-            dqIn,
-            this.g(p + "self_attn.q_norm.weight"),
-            dq,
-            L.qPre,
-            this.w(p + "self_attn.q_norm.weight"),
-            L.qNormRstd!,
-            N * c.nHeads,
-            c.headDim,
-          );
-          rmsNormBackward(
-            dkIn,
-            this.g(p + "self_attn.k_norm.weight"),
-            dk,
-            L.kPre!,
-            this.w(p + "self_attn.k_norm.weight"),
-            L.kNormRstd!,
-            N * c.nKvHeads,
-            c.headDim,
-          );
+          this.normBack(m.qNorm, dqIn, dq, L.qPre, null, L.qNormRstd!, N * c.nHeads, c.headDim);
+          this.normBack(m.kNorm, dkIn, dk, L.kPre!, null, L.kNormRstd!, N * c.nKvHeads, c.headDim);
         }
-        linearBackward(
-          k,
-          dln,
-          this.g(p + "self_attn.q_proj.weight"),
-          null,
-          dqIn,
-          L.ln1,
-          this.w(p + "self_attn.q_proj.weight"),
-          N,
-          C,
-          qDim,
-        );
-        linearBackward(
-          k,
-          dln,
-          this.g(p + "self_attn.k_proj.weight"),
-          null,
-          dkIn,
-          L.ln1,
-          this.w(p + "self_attn.k_proj.weight"),
-          N,
-          C,
-          kvDim,
-        );
-        linearBackward(
-          k,
-          dln,
-          this.g(p + "self_attn.v_proj.weight"),
-          null,
-          dv,
-          L.ln1,
-          this.w(p + "self_attn.v_proj.weight"),
-          N,
-          C,
-          kvDim,
-        );
-        rmsNormBackward(
-          dres,
-          this.g(p + "input_layernorm.weight"),
-          dln,
-          x,
-          this.w(p + "input_layernorm.weight"),
-          L.ln1Rstd,
-          N,
-          C,
-        );
+        this.linearBack(m.q, dln, dqIn, L.ln1, N, C, qDim);
+        this.linearBack(m.k, dln, dkIn, L.ln1, N, C, kvDim);
+        this.linearBack(m.v, dln, dv, L.ln1, N, C, kvDim);
       }
+      this.normBack(m.ln1, dres, dln, x, L.ln1Mean, L.ln1Rstd, N, C);
     }
-    if (gpt2) {
-      embeddingBackward(this.g("transformer.wte.weight"), dres, a.ids, N, C);
-      addPositionBackward(this.g("transformer.wpe.weight"), dres, a.pos, N, C);
-    } else {
-      embeddingBackward(this.g("model.embed_tokens.weight"), dres, a.ids, N, C);
-    }
+    embeddingBackward(this.g(this.names.embed), dres, a.ids, N, C);
+    if (gpt2) addPositionBackward(this.g("transformer.wpe.weight"), dres, a.pos, N, C);
+  }
+
+  /** out (N,OC) = inp (N,IC) @ Wᵀ (+ b) for the linear module `name` (`name.weight`, `name.bias` if any). */
+  linear(name: string, out: Buf, inp: Buf, N: number, IC: number, OC: number): void {
+    const bias = this.pv.get(name + ".bias") ?? null;
+    linearForward(this.engine.kernels, out, inp, this.w(name + ".weight"), bias, N, IC, OC);
+  }
+
+  private linearBack(
+    name: string,
+    dinp: Buf | null,
+    dout: Buf,
+    inp: Buf,
+    N: number,
+    IC: number,
+    OC: number,
+  ): void {
+    const dbias = this.gv.get(name + ".bias") ?? null;
+    linearBackward(
+      this.engine.kernels,
+      dinp,
+      this.g(name + ".weight"),
+      dbias,
+      dout,
+      inp,
+      this.w(name + ".weight"),
+      N,
+      IC,
+      OC,
+    );
+  }
+
+  /** LayerNorm (GPT-2) or RMSNorm (Llama/Qwen3; `mean` unused) of the module `name` over N rows of C. */
+  norm(name: string, out: Buf, mean: Buf | null, rstd: Buf, inp: Buf, N: number, C: number): void {
+    const eps = this.cfg.normEps;
+    if (this.cfg.arch === "gpt2")
+      layerNormForward(out, mean!, rstd, inp, this.w(name + ".weight"), this.w(name + ".bias"), N, C, eps);
+    else rmsNormForward(out, rstd, inp, this.w(name + ".weight"), N, C, eps);
+  }
+
+  private normBack(
+    name: string,
+    dinp: Buf,
+    dout: Buf,
+    inp: Buf,
+    mean: Buf | null,
+    rstd: Buf,
+    N: number,
+    C: number,
+  ): void {
+    const w = this.w(name + ".weight");
+    if (this.cfg.arch === "gpt2")
+      layerNormBackward(
+        dinp,
+        this.g(name + ".weight"),
+        this.g(name + ".bias"),
+        dout,
+        inp,
+        w,
+        mean!,
+        rstd,
+        N,
+        C,
+      );
+    else rmsNormBackward(dinp, this.g(name + ".weight"), dout, inp, w, rstd, N, C);
   }
 }
 
