@@ -54,6 +54,8 @@ export interface StageInput {
   heldOutPrompts?: number;
   /** Clock for timing metrics (seconds); sink only, never in the record. */
   now?: () => number;
+  /** Called when agent `agent` (at `position` in σ) has been updated, for progress display. */
+  onAgentDone?: (agent: number, position: number) => void;
 }
 
 /** Advantages for agent a on batch b with intermediate weights w (ω = p·w). */
@@ -249,6 +251,7 @@ export async function runStage(input: StageInput): Promise<StageRecord> {
       V,
     });
     if (out) timing[a]["timing_s/backtrack"] = out.checkSeconds;
+    input.onAgentDone?.(a, pos);
   }
 
   const maxGroupSize = Math.max(...batch.groups.map((g) => g.length));

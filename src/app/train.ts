@@ -287,9 +287,18 @@ export async function runTrain(
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (signal?.aborted) throw new Error("interrupted before stage " + (trainer.state.step + 1));
       const timings: MetricRecord[] = [];
-      const res = await trainer.stage((m) => {
-        if (m.key.startsWith("timing_s/")) timings.push(m);
-      });
+      // One bar per stage, counting agent updates; rollout tokens feed its tokens/s.
+      const stageBar = progress.phase(
+        `stage ${trainer.state.step + 1}: rollout and agent updates`,
+        models.length,
+      );
+      const res = await trainer.stage(
+        (m) => {
+          if (m.key.startsWith("timing_s/")) timings.push(m);
+        },
+        (e) => stageBar.tick(e.kind === "agent" ? 1 : 0, e.kind === "rollout" ? e.tokens : 0),
+      );
+      stageBar.done();
       const step = trainer.state.step;
       const row = stageRow(
         res.records,

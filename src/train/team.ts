@@ -107,8 +107,14 @@ export class TeamTrainer {
     return new Rng(this.opts.seed).fork(`${name}/${this.state.step}`);
   }
 
-  /** Runs one stage (or one per agent for independent-vote) and advances the state. */
-  async stage(sink?: MetricsSink): Promise<StageResult> {
+  /**
+   * Runs one stage (or one per agent for independent-vote) and advances the state. `onPhase` hears
+   * when a rollout ends (with its generated tokens) and when an agent's update ends.
+   */
+  async stage(
+    sink?: MetricsSink,
+    onPhase?: (event: { kind: "rollout"; tokens: number } | { kind: "agent"; agent: number }) => void,
+  ): Promise<StageResult> {
     const t0 = performance.now();
     const o = this.opts;
     const promptStream = new ProblemStream(o.task, {
@@ -133,7 +139,10 @@ export class TeamTrainer {
         o.task.verify,
         rolloutRng,
       );
-      for (const t of trajs) tokens += t.tokens.length - t.promptLength;
+      let generated = 0;
+      for (const t of trajs) generated += t.tokens.length - t.promptLength;
+      tokens += generated;
+      onPhase?.({ kind: "rollout", tokens: generated });
       if (this.critic) for (const t of trajs) trained.push(t);
       return trajs;
     };
@@ -166,6 +175,7 @@ export class TeamTrainer {
         rng: this.streamRng(`stage/${agents.join(",")}`),
         step: this.state.step,
         value: this.critic ?? undefined,
+        onAgentDone: onPhase ? (a) => onPhase({ kind: "agent", agent: agents[a] }) : undefined,
         sink: sink ? (r) => sink({ ...r, agent: r.agent === null ? null : agents[r.agent] }) : undefined,
       });
       record.agents.forEach((ar, k) => {
