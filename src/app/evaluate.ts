@@ -7,16 +7,11 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { loadModel } from "../model/checkpoint.js";
 import { ModelMember } from "../team/member.js";
-import {
-  evaluateMatchedBudget,
-  evaluateTeam,
-  evalRows,
-  formatEvalTable,
-  type EvalResult,
-} from "../eval/evaluate.js";
+import { evaluateMatchedBudget, evaluateTeam, evalRows, type EvalResult } from "../eval/evaluate.js";
 import type { ResolvedConfig } from "../config/schema.js";
 import type { Progress } from "../io/progress.js";
 import type { RunDir } from "../io/rundir.js";
+import type { JsonlWriter } from "../io/jsonl.js";
 import { resolveCheckpoint } from "../io/rundir.js";
 import { engineOf, evalOptionsOf, taskOf, teamTokenizer } from "./setup.js";
 import { heldOutProblems } from "./train.js";
@@ -44,30 +39,37 @@ function resolveTeamDir(path: string): string {
   return resolveCheckpoint(path).dir;
 }
 
+/**
+ * `openRun` is called once the models have loaded, so a bad checkpoint leaves no run directory
+ * behind.
+ */
 export async function runEval(
   cfg: ResolvedConfig,
-  run: RunDir,
+  openRun: () => RunDir,
   req: EvalRequest,
   progress: Progress,
 ): Promise<EvalResult[]> {
   const tok = teamTokenizer();
   const task = taskOf(cfg);
   const engine = await engineOf(cfg);
-  const log = run.openEval();
+  let log: JsonlWriter | null = null;
   try {
     const teamDir = resolveTeamDir(req.checkpoint);
     const members = agentDirsOf(teamDir).map((d) => new ModelMember(loadModel(d, engine, tok)));
+    const baselineDir = req.baseline
+      ? existsSync(join(req.baseline, "model.safetensors"))
+        ? req.baseline
+        : agentDirsOf(resolveTeamDir(req.baseline))[0]
+      : null;
+    const single = baselineDir ? new ModelMember(loadModel(baselineDir, engine, tok)) : null;
+    log = openRun().openEval();
     const problems = heldOutProblems(cfg, task);
     const opts = evalOptionsOf(cfg, members.length);
     const results: EvalResult[] = [];
-    const bar = progress.phase("eval", req.baseline ? 2 : 1);
+    const bar = progress.phase("eval", single ? 2 : 1);
     results.push(evaluateTeam(members, tok, task, problems, { ...opts, name: req.name }));
     bar.tick(1, results[0].tokens);
-    if (req.baseline) {
-      const dir = existsSync(join(req.baseline, "model.safetensors"))
-        ? req.baseline
-        : agentDirsOf(resolveTeamDir(req.baseline))[0];
-      const single = new ModelMember(loadModel(dir, engine, tok));
+    if (single) {
       const r = evaluateMatchedBudget(
         single,
         tok,
@@ -82,10 +84,9 @@ export async function runEval(
     bar.done();
     const step = Number(/stage-(\d+)/.exec(teamDir)?.[1] ?? 0);
     for (const row of evalRows(step, results, task.name)) log.append(row);
-    progress.log(formatEvalTable(results));
     return results;
   } finally {
-    log.close();
+    log?.close();
     await engine.close();
   }
 }

@@ -16,10 +16,11 @@ import { ModelMember } from "../team/member.js";
 import { LmPolicy } from "../team/lm-policy.js";
 import { ProjectedMember, distillProjection, type DistillResult } from "../team/projected.js";
 import type { StateRef } from "../algorithm/index.js";
-import { evaluateTeam, evalRows, formatEvalTable, type EvalResult } from "../eval/evaluate.js";
+import { evaluateTeam, evalRows, type EvalResult } from "../eval/evaluate.js";
 import type { ResolvedConfig } from "../config/schema.js";
 import type { Progress } from "../io/progress.js";
 import type { RunDir } from "../io/rundir.js";
+import type { JsonlWriter } from "../io/jsonl.js";
 import { agentDirsOf } from "./evaluate.js";
 import { heldOutProblems } from "./train.js";
 import { engineOf, evalOptionsOf, lmOptimOf, rolloutOptionsOf, taskOf, teamTokenizer } from "./setup.js";
@@ -39,16 +40,17 @@ export interface SwapResult {
   teamDir: string | null; // the new team checkpoint when distillation was accepted
 }
 
+/** `openRun` is called once every model has loaded, so bad inputs leave no run directory behind. */
 export async function runSwap(
   cfg: ResolvedConfig,
-  run: RunDir,
+  openRun: () => RunDir,
   req: SwapRequest,
   progress: Progress,
 ): Promise<SwapResult> {
   const tok = teamTokenizer();
   const task = taskOf(cfg);
   const engine = await engineOf(cfg);
-  const evalLog = run.openEval();
+  let evalLog: JsonlWriter | null = null;
   try {
     const dirs = agentDirsOf(req.checkpoint);
     if (!(Number.isInteger(req.agent) && req.agent >= 0 && req.agent < dirs.length)) {
@@ -58,6 +60,8 @@ export async function runSwap(
     const incumbent = models[req.agent];
     const pre = loadModel(req.replacement, engine, tok);
     const projected = new ProjectedMember(pre, incumbent, req.delta0, cfg.rollout.temperature);
+    const run = openRun();
+    evalLog = run.openEval();
     const team: TeamMember[] = models.map((m, i) => (i === req.agent ? projected : new ModelMember(m)));
     const problems = heldOutProblems(cfg, task);
     const opts = evalOptionsOf(cfg);
@@ -137,10 +141,9 @@ export async function runSwap(
       }
     }
     for (const row of evalRows(0, evals, task.name)) evalLog.append(row);
-    progress.log(formatEvalTable(evals));
     return { evals, projectedFrac, distill, teamDir };
   } finally {
-    evalLog.close();
+    evalLog?.close();
     await engine.close();
   }
 }

@@ -36,10 +36,9 @@ export const evalCommand: CommandSpec = {
         ? modelDirArg(baseline, "--baseline")
         : teamCheckpointArg(baseline, "--baseline").dir;
     }
-    const run = ctx.openRunDir();
     const results = await runEval(
       ctx.config!,
-      run,
+      () => ctx.openRunDir(),
       { checkpoint: team, name: ctx.options.name as string, baseline },
       ctx.progress,
     );

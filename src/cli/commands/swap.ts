@@ -47,10 +47,9 @@ export const swap: CommandSpec = {
     modelDirArg(o.with, "--with");
     const delta0 = o.delta0 === undefined ? ctx.config!.algo.kl_radius : Number(o.delta0);
     if (!(delta0 > 0)) throw new UsageError(`--delta0 must be a positive number, got "${o.delta0}"`);
-    const run = ctx.openRunDir();
     const r = await runSwap(
       ctx.config!,
-      run,
+      () => ctx.openRunDir(),
       { checkpoint: team.dir, agent, replacement: o.with, delta0, distill: o.distill === true },
       ctx.progress,
     );
