@@ -27,6 +27,7 @@ import {
   makeEvaluator,
   markdownTable,
   parseArgs,
+  readJsonl,
   readResult,
   readStages,
   round,
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), { seeds: [1, 2], stages: 30, evalPrompts: 400, evalN: 8 });
   if (args.tablesOnly) {
     const result = readResult("baselines.json");
-    writeText("baselines.md", tables(result));
+    writeText("baselines.md", tables(result, readJsonl("baselines-stages.jsonl")));
     log("rewrote experiments/results/baselines.md from baselines.json");
     return;
   }
@@ -142,14 +143,14 @@ async function main(): Promise<void> {
     };
     writeResult("baselines.json", result);
     writeJsonl("baselines-stages.jsonl", stageRows);
-    writeText("baselines.md", tables(result));
+    writeText("baselines.md", tables(result, stageRows));
     log(`done in ${seconds.toFixed(0)} s; results in experiments/results/baselines.{json,md}`);
   } finally {
     await ev.close();
   }
 }
 
-function tables(result: Row): string {
+function tables(result: Row, stageRows: Row[]): string {
   const start = result.start as Summary[];
   const runs = result.runs as Row[];
   const out: string[] = [];
@@ -230,7 +231,7 @@ function tables(result: Row): string {
         "mean KL q0.99",
         "max KL q0.99",
         "full step outside δ",
-        "rejected/tried",
+        "outside δ/tried",
         "kept update outside δ",
         "null updates",
         "held-out Δ per stage [95% CI]",
@@ -256,6 +257,32 @@ function tables(result: Row): string {
           avgOf(rs, (r) => tm(r).monotonicity_violation_rate),
           Math.round(avgOf(rs, (r) => tm(r).tokens)),
           Math.round(avgOf(rs, (r) => r.train_seconds as number)),
+        ];
+      }),
+    ),
+  );
+  out.push(
+    "\nsat over time (pooled over seeds and agents, per block of stages): β is multiplied by 1.5 after every " +
+      "stage with a violating candidate and never lowered.\n",
+  );
+  const satRows = stageRows.filter((r) => r.algo === "sat");
+  const last = Math.max(...satRows.map((r) => r.step as number));
+  const blocks: [number, number][] = [];
+  for (let a = 1; a <= last; a += 10) blocks.push([a, Math.min(a + 9, last)]);
+  out.push(
+    markdownTable(
+      ["stages", "mean β", "full step outside δ", "outside δ/tried", "mean KL q0.99", "mean backtracks"],
+      blocks.map(([a, b]) => {
+        const rs = satRows.filter((r) => (r.step as number) >= a && (r.step as number) <= b);
+        const t = trustStats(rs);
+        const beta = rs.reduce((s, r) => s + (r.kl_coef as number), 0) / rs.length;
+        return [
+          `${a}–${b}`,
+          round(beta, 2),
+          round(t.first_step_violation_rate, 3),
+          round(t.candidate_violation_rate, 3),
+          round(t.kl_quantile_mean, 4),
+          t.backtracks_mean,
         ];
       }),
     ),

@@ -26,6 +26,7 @@ import {
   readStages,
   round,
   seedCell,
+  shareCell,
   shownMetrics,
   readResult,
   stageAgentRows,
@@ -200,7 +201,7 @@ function tables(result: Row): string {
       : "–";
   out.push(`Measured in ${((result.seconds as number) / 60).toFixed(1)} min.\n`);
   out.push(
-    "Violation rate = rejected ÷ tried candidates, by position in σ, pooled over seeds and stages; in brackets " +
+    "Violation rate = candidates outside δ ÷ candidates tried, by position in σ, pooled over seeds and stages; in brackets " +
       "the share of updates whose full step was outside δ, then the share of null updates (every candidate rejected):\n",
   );
   out.push(
@@ -213,6 +214,22 @@ function tables(result: Row): string {
           rs.reduce((s, r) => s + (r.trust_region as Record<string, number>).kl_quantile_mean, 0) / rs.length;
         return [String(d), ...[0, 1, 2].map((p) => triple(ps.find((x) => x.position === p))), fmt(kl)];
       }),
+    ),
+  );
+  out.push(
+    "\nShare of updates whose full step was outside δ, by position in σ, with Wilson 95% intervals " +
+      "(updates pooled over seeds and stages, treated as independent):\n",
+  );
+  out.push(
+    markdownTable(
+      ["δ", ...[0, 1, 2].map((p) => `position ${p}`)],
+      radii.map((d) => [
+        String(d),
+        ...[0, 1, 2].map((p) => {
+          const r = byPosition.find((x) => x.kl_radius === d && x.position === p);
+          return r ? shareCell(r.first_step_violation_rate as number, r.updates as number) : "–";
+        }),
+      ]),
     ),
   );
   out.push("\nThe same by agent (speaking position in the relay; the rows of sweep.jsonl):\n");

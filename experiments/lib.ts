@@ -378,7 +378,7 @@ export interface TrustStats {
   kl_max_max: number;
   /** Share of updates whose full step (first candidate) violated the radius. */
   first_step_violation_rate: number;
-  /** Rejected candidates ÷ candidates tried (what the report's sweep chart plots). */
+  /** Candidates outside δ ÷ candidates tried (trust_region/violation_rate; what the report's sweep chart plots). */
   candidate_violation_rate: number;
   /** Share of updates where a candidate was accepted (1 − share of null updates). */
   accepted_rate: number;
@@ -391,7 +391,7 @@ export function trustStats(rows: Row[]): TrustStats {
   const n = rows.length;
   const mean = (f: (r: Row) => number) => (n > 0 ? rows.reduce((s, r) => s + f(r), 0) / n : NaN);
   const tried = rows.reduce((s, r) => s + (r.candidates as number), 0);
-  const rejected = rows.reduce((s, r) => s + (r.violation_rate as number) * (r.candidates as number), 0);
+  const outside = rows.reduce((s, r) => s + (r.violation_rate as number) * (r.candidates as number), 0);
   const acc = rows.filter((r) => r.accepted === 1);
   return {
     updates: n,
@@ -402,7 +402,7 @@ export function trustStats(rows: Row[]): TrustStats {
     kl_quantile_max: round(Math.max(...rows.map((r) => r.kl_quantile as number)), 6),
     kl_max_max: round(Math.max(...rows.map((r) => r.kl_max as number)), 6),
     first_step_violation_rate: round(mean((r) => r.violation as number)),
-    candidate_violation_rate: round(tried > 0 ? rejected / tried : 0),
+    candidate_violation_rate: round(tried > 0 ? outside / tried : 0),
     accepted_rate: round(mean((r) => r.accepted as number)),
     accepted_outside_radius_rate: round(
       acc.length > 0
@@ -523,6 +523,19 @@ export function gitHead(): string | null {
   return res.status === 0 ? res.stdout.trim() : null;
 }
 
+/**
+ * The commit (and uncommitted source changes) the build was made from: build-info.json of a pinned
+ * build (experiments/freeze.sh), else the repository's HEAD and working tree now.
+ */
+export function buildInfo(): { git_commit: string | null; git_dirty_sources: string[] } {
+  const info = join(BUILD, "build-info.json");
+  if (existsSync(info)) {
+    const b = JSON.parse(readFileSync(info, "utf8")) as { commit: string; dirty_sources: string[] };
+    return { git_commit: b.commit, git_dirty_sources: b.dirty_sources };
+  }
+  return { git_commit: gitHead(), git_dirty_sources: gitDirtySources() };
+}
+
 /** Uncommitted changes under src/ and assembly/ when the results were written (others' work in progress). */
 export function gitDirtySources(): string[] {
   const res = spawnSync("git", ["status", "--short", "src", "assembly"], { cwd: ROOT, encoding: "utf8" });
@@ -537,8 +550,7 @@ export function writeResult(file: string, value: Record<string, unknown>): strin
     JSON.stringify(
       {
         ...value,
-        git_commit: gitHead(),
-        git_dirty_sources: gitDirtySources(),
+        ...buildInfo(),
         build_hash: buildHash(),
         build_dir: relative(ROOT, BUILD) || ".",
       },
@@ -581,6 +593,23 @@ export function markdownTable(header: string[], rows: (string | number)[][]): st
     `|${header.map(() => "---").join("|")}|`,
     ...rows.map((r) => `| ${r.map(fmt).join(" | ")} |`),
   ].join("\n");
+}
+
+/** Wilson 95% interval of a proportion k/n. */
+export function wilson(k: number, n: number): [number, number] {
+  if (n === 0) return [NaN, NaN];
+  const z = 1.96;
+  const p = k / n;
+  const den = 1 + (z * z) / n;
+  const mid = (p + (z * z) / (2 * n)) / den;
+  const half = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / den;
+  return [Math.max(0, mid - half), Math.min(1, mid + half)];
+}
+
+/** "0.433 [0.31, 0.56]": a share of n updates with its Wilson interval. */
+export function shareCell(rate: number, n: number): string {
+  const [lo, hi] = wilson(Math.round(rate * n), n);
+  return `${rate.toFixed(3)} [${lo.toFixed(2)}, ${hi.toFixed(2)}]`;
 }
 
 /** "0.330 [0.321, 0.339]": mean over seeds with the 95% t-interval over seeds. */
