@@ -216,15 +216,7 @@ test("matched budget: one model with n·A samples; pass@k and maj@k are its pass
   assert.equal(r.name, "single");
   assert.equal(r.budgetFactor, A);
   const n = opts.n * A;
-  const direct = rolloutTeam(
-    [member],
-    tok,
-    toyProblems,
-    n,
-    { ...opts, protocol: "independent" },
-    toyFamily.verify,
-    new Rng(opts.seed),
-  );
+  const direct = rolloutTeam([member], tok, toyProblems, n, opts, toyFamily.verify, new Rng(opts.seed));
   assert.equal(direct.length, toyProblems.length * n);
   const P = toyProblems.length;
   for (const k of opts.k) {

@@ -124,7 +124,9 @@ export function stageRow(
   records.forEach((rec, k) => {
     for (const m of stageMetrics(rec)) {
       if (m.agent === null) {
+        // independent-vote: each agent's own stage has its own team-level terms (certificate, reward).
         if (records.length === 1) row[m.key] = m.value;
+        else put(k, m.key, m.value);
       } else {
         put(records.length === 1 ? m.agent : k, m.key, m.value);
       }

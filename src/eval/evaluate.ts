@@ -229,6 +229,8 @@ export function evaluateTeam(
 
 /**
  * Matched-budget baseline: a team of A agents with K samples against one model with A·K samples.
+ * The model writes under opts.protocol: `independent` = alone; `relay` = a relay with itself (the
+ * protocol a `single` run is trained under, with the team's turn budget).
  * The model draws n·A samples per prompt; its "pass@k" and "maj@k" are pass@(A·k) and maj@(A·k),
  * so each column of the table compares equal sample budgets. avg@k (one sample's accuracy) does
  * not depend on the budget.
@@ -253,7 +255,7 @@ export function evaluateMatchedBudget(
     tok,
     problems,
     n,
-    rolloutOptions(opts, "independent"),
+    rolloutOptions(opts, opts.protocol),
     family,
     new Rng(opts.seed),
     opts.promptsPerBatch ?? 32,
@@ -275,7 +277,7 @@ export function evaluateMatchedBudget(
   ];
   return {
     name: opts.name ?? "single",
-    protocol: "independent",
+    protocol: opts.protocol,
     n,
     numPrompts: P,
     metrics,

@@ -151,11 +151,12 @@ export class TeamTrainer {
       const problems = makeProblems(o.task, {
         split: "test",
         n: nPrompts,
-        seed: this.streamRng(`heldout/${heldOutCalls++}`).seed,
+        // The same prompts before and after the stage, so the two estimates differ by the policy only.
+        seed: this.streamRng("heldout").seed,
         difficulty: o.difficulty,
         testPercent: o.testPercent,
       });
-      const rng = this.streamRng(`heldout-rollout/${heldOutCalls}`);
+      const rng = this.streamRng(`heldout-rollout/${heldOutCalls++}`);
       const trajs = rolloutTeam(members, this.tok, problems, o.groupSize, o.rollout, o.task.verify, rng);
       return trajs;
     };
