@@ -16,6 +16,7 @@
  */
 import type { Buf, Kernels } from "../kernels/types.js";
 import { exp } from "./exp.js";
+import { groupSize } from "./attention.js";
 
 /** Floats per (T, hd) panel, rounded up to 16 so each panel starts 64-byte aligned. */
 function panel(T: number, hd: number): number {
@@ -37,12 +38,6 @@ function views(scratch: Buf, T: number, hd: number, where: string): Buf[] {
   for (let i = 0; i < 7; i++) v.push(scratch.subarray(i * P, i * P + T * hd));
   v.push(scratch.subarray(7 * P, 7 * P + T * T));
   return v;
-}
-
-function groupSize(Hq: number, Hkv: number, where: string): number {
-  if (Hkv <= 0 || Hq % Hkv !== 0)
-    throw new Error(`${where}: Hq=${Hq} must be a positive multiple of Hkv=${Hkv}`);
-  return Hq / Hkv;
 }
 
 // The row copies are unrolled by 4: with hd = 32 that is ~1.7× faster in V8 than one element per

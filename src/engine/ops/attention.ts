@@ -19,7 +19,8 @@ function getScratch(n: number): Float64Array {
   return scratch;
 }
 
-function groupSize(Hq: number, Hkv: number, where: string): number {
+/** Query heads per kv head (grouped-query attention); shared with attention-gemm.ts. */
+export function groupSize(Hq: number, Hkv: number, where: string): number {
   if (Hkv <= 0 || Hq % Hkv !== 0)
     throw new Error(`${where}: Hq=${Hq} must be a positive multiple of Hkv=${Hkv}`);
   return Hq / Hkv;
