@@ -299,8 +299,9 @@ function violationFigure(run: RunData): FigureSpec {
       source: "sweep",
       title: "Trust-region violation rate against δ (sweep)",
       caption:
-        "Share of rejected candidates per agent over a sweep of the radius δ (sweep.jsonl); the dashed rule is " +
-        "the run's own δ. Agents later in the update order are expected to violate more often.",
+        "Share of tried candidates that violated the trust region, per agent, over a sweep of the radius δ " +
+        "(sweep.jsonl); the dashed rule is the run's own δ. The paper reports higher rates for agents later in the " +
+        "update order; with a random order, agent index and position differ.",
       spec: {
         width: W + 120,
         height: H,
@@ -316,8 +317,8 @@ function violationFigure(run: RunData): FigureSpec {
     source: "stages",
     title: "Trust-region violation rate per stage",
     caption:
-      "Share of rejected candidates (rejected ÷ tried) per agent at each stage. The run has no sweep.jsonl, so " +
-      "the rate is shown per stage at the run's δ rather than against δ.",
+      "Share of tried candidates that violated the trust region (violating ÷ tried) per agent at each stage. The " +
+      "run has no sweep.jsonl, so the rate is shown per stage at the run's δ rather than against δ.",
     spec:
       rows.length > 0
         ? ({
