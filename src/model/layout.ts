@@ -88,6 +88,13 @@ export function buildLayout(c: ModelConfig): Layout {
   return { tensors, byName: new Map(tensors.map((t) => [t.name, t])), total };
 }
 
+/** Per parameter element, 1 where weight decay applies (matrices and embeddings), else 0. */
+export function decayMask(layout: Layout): Uint8Array {
+  const mask = new Uint8Array(layout.total);
+  for (const t of layout.tensors) if (t.decay) mask.fill(1, t.offset, t.offset + t.size);
+  return mask;
+}
+
 /** Number of parameters (without alignment padding). */
 export function countParams(layout: Layout): number {
   return layout.tensors.reduce((a, t) => a + t.size, 0);

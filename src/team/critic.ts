@@ -24,7 +24,8 @@ import { Transformer } from "../model/transformer.js";
 import { loadOptimizer, loadWeightsInto, saveModel, saveOptimizer } from "../model/checkpoint.js";
 import type { Tokenizer } from "../model/tokenizer.js";
 import type { StateRef, Trajectory, ValuePolicy } from "../algorithm/policy.js";
-import type { LmOptimOptions } from "./lm-policy.js";
+import { adamWFor, type LmOptimOptions } from "./lm-policy.js";
+import { decayMask } from "../model/layout.js";
 
 /** Regression data: target value and weight per state. */
 export interface ValueTargets {
@@ -124,14 +125,7 @@ export class LmCritic implements ValuePolicy {
       throw new Error("LmCritic needs a model with a value head (config valueHead: true)");
     this.model = model;
     this.maxGradNorm = optim.maxGradNorm;
-    this.optimizer = new AdamW(model.params, model.grads, {
-      lr: optim.lr,
-      beta1: optim.beta1,
-      beta2: optim.beta2,
-      eps: optim.eps,
-      weightDecay: optim.weightDecay,
-      decayMask,
-    });
+    this.optimizer = adamWFor(model, optim, decayMask);
   }
 
   /**
@@ -145,9 +139,7 @@ export class LmCritic implements ValuePolicy {
       if (t.name.startsWith("v_head.")) continue; // an agent's own value head is not the critic's
       model.w(t.name).set(agent.w(t.name));
     }
-    const mask = new Uint8Array(model.params.length);
-    for (const t of model.layout.tensors) if (t.decay) mask.fill(1, t.offset, t.offset + t.size);
-    return new LmCritic(model, optim, mask);
+    return new LmCritic(model, optim, decayMask(model.layout));
   }
 
   /** Copies trajectories into a right-padded (B, T) id batch. */

@@ -28,6 +28,18 @@ interface Scored {
   logp: Float64Array; // (S, V)
 }
 
+/** AdamW over a model's flat parameters with these settings (shared by agents and the critic). */
+export function adamWFor(model: Transformer, optim: LmOptimOptions, decayMask?: Uint8Array): AdamW {
+  return new AdamW(model.params, model.grads, {
+    lr: optim.lr,
+    beta1: optim.beta1,
+    beta2: optim.beta2,
+    eps: optim.eps,
+    weightDecay: optim.weightDecay,
+    decayMask,
+  });
+}
+
 export class LmPolicy implements TrainablePolicy {
   readonly model: Transformer;
   readonly optimizer: AdamW;
@@ -44,14 +56,7 @@ export class LmPolicy implements TrainablePolicy {
     this.model = model;
     this.temperature = temperature;
     this.maxGradNorm = optim.maxGradNorm;
-    this.optimizer = new AdamW(model.params, model.grads, {
-      lr: optim.lr,
-      beta1: optim.beta1,
-      beta2: optim.beta2,
-      eps: optim.eps,
-      weightDecay: optim.weightDecay,
-      decayMask,
-    });
+    this.optimizer = adamWFor(model, optim, decayMask);
   }
 
   get vocabSize(): number {

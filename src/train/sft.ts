@@ -14,6 +14,7 @@ import { Rng } from "../engine/rng.js";
 import { AdamW } from "../engine/adamw.js";
 import { crossEntropyForward, crossEntropyBackward } from "../engine/ops/softmax.js";
 import type { Transformer } from "../model/transformer.js";
+import { decayMask } from "../model/layout.js";
 import type { Tokenizer } from "../model/tokenizer.js";
 import { generate } from "../model/generate.js";
 import type { Problem, TaskFamily } from "../tasks/index.js";
@@ -118,12 +119,6 @@ export function learningRate(step: number, o: SftOptions): number {
   return o.lr * (o.minLrRatio + (1 - o.minLrRatio) * 0.5 * (1 + Math.cos(Math.PI * progress)));
 }
 
-export function decayMaskFor(model: Transformer): Uint8Array {
-  const mask = new Uint8Array(model.params.length);
-  for (const t of model.layout.tensors) if (t.decay) mask.fill(1, t.offset, t.offset + t.size);
-  return mask;
-}
-
 /** Greedy solo accuracy: the agent writes the whole solution alone (end-of-turn tokens are skipped over). */
 export function soloAccuracy(
   model: Transformer,
@@ -177,7 +172,7 @@ export async function sftTrain(
     beta2: o.beta2,
     eps: 1e-8,
     weightDecay: o.weightDecay,
-    decayMask: decayMaskFor(model),
+    decayMask: decayMask(model.layout),
   });
   const evals: SftEval[] = [];
   let ids = new Int32Array(0);

@@ -35,7 +35,7 @@ import {
   type CriticFitResult,
 } from "../team/critic.js";
 import type { Trajectory } from "../algorithm/policy.js";
-import { decayMaskFor } from "./sft.js";
+import { decayMask } from "../model/layout.js";
 
 export type TeamAlgo = StageConfig["algo"] | "independent-vote";
 
@@ -91,7 +91,9 @@ export class TeamTrainer {
     this.tok = tok;
     this.opts = opts;
     this.members = models.map((m) => new ModelMember(m));
-    this.policies = models.map((m) => new LmPolicy(m, opts.rollout.temperature, opts.optim, decayMaskFor(m)));
+    this.policies = models.map(
+      (m) => new LmPolicy(m, opts.rollout.temperature, opts.optim, decayMask(m.layout)),
+    );
     this.state = { step: 0, klCoef: models.map(() => opts.klCoef), versions: models.map(() => 0) };
     this.critic =
       opts.stage.advEstimator === "gae"
