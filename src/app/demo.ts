@@ -7,7 +7,6 @@
  *      model at a matched sample budget;
  *   5. the HTML report of the run.
  */
-import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { ResolvedConfig } from "../config/schema.js";
 import { validateConfig } from "../config/index.js";
@@ -140,8 +139,4 @@ export async function runDemo(
     evalLog.close();
     await engine.close();
   }
-}
-
-export function demoReportExists(runDir: string): boolean {
-  return existsSync(join(runDir, "report.html"));
 }

@@ -20,7 +20,6 @@ import type { Tokenizer } from "../model/tokenizer.js";
 import { makeProblems, type Problem, type TaskFamily } from "../tasks/index.js";
 import { stageMetrics, type MetricRecord, type StageRecord } from "../algorithm/index.js";
 import { TeamTrainer, type TeamAlgo, type TeamTrainState } from "../train/team.js";
-import { ModelMember } from "../team/member.js";
 import { loadCriticInto, saveCritic } from "../team/critic.js";
 import { evaluateTeam, evalRows, formatEvalTable, type EvalResult } from "../eval/evaluate.js";
 import type { ResolvedConfig } from "../config/schema.js";
@@ -335,12 +334,4 @@ export async function runTrain(
     evalLog?.close();
     await engine.close();
   }
-}
-
-/** Members of a trained team from a checkpoint directory (for `sat eval` and the demo). */
-export function loadTeamMembers(dir: string, n: number, engine: Engine, tok: Tokenizer): ModelMember[] {
-  return Array.from(
-    { length: n },
-    (_, i) => new ModelMember(loadModel(join(dir, `agent-${i}`), engine, tok)),
-  );
 }
