@@ -54,7 +54,14 @@ export {
 export { ModelMember } from "./team/member.js";
 export { LmPolicy, type LmOptimOptions } from "./team/lm-policy.js";
 export { LmCritic } from "./team/critic.js";
-export { ProjectedMember, distillProjection } from "./team/projected.js";
+export { ProjectedMember, distillProjection } from "./swap/projected-member.js";
+export {
+  projectToTrustRegion,
+  projectRows,
+  ProjectedPolicy,
+  type Projection,
+  type ProjectionStats,
+} from "./swap/projection.js";
 export type { TeamTrajectory } from "./team/trajectory.js";
 
 export * from "./algorithm/index.js";

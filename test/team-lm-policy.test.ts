@@ -10,7 +10,7 @@ import { getTask, makeProblems } from "../src/tasks/index.js";
 import { rolloutTeam } from "../src/team/rollout.js";
 import { ModelMember } from "../src/team/member.js";
 import { LmPolicy } from "../src/team/lm-policy.js";
-import type { StateRef } from "../src/algorithm/policy.js";
+import type { StateRef } from "../src/contracts/policy.js";
 
 const tok = new CharTokenizer();
 const optim = { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, maxGradNorm: 0 };

@@ -9,8 +9,9 @@ import { getTask, makeProblems } from "../src/tasks/index.js";
 import { rolloutTeam } from "../src/team/rollout.js";
 import { ModelMember } from "../src/team/member.js";
 import { LmPolicy } from "../src/team/lm-policy.js";
-import { ProjectedMember, distillProjection } from "../src/team/projected.js";
-import { ProjectedPolicy, klRow, type StateRef } from "../src/algorithm/index.js";
+import { ProjectedMember, distillProjection } from "../src/swap/projected-member.js";
+import { klRow, type StateRef } from "../src/algorithm/index.js";
+import { ProjectedPolicy } from "../src/swap/projection.js";
 
 const tok = new CharTokenizer();
 const task = getTask("add");

@@ -7,7 +7,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Rng } from "../src/engine/rng.js";
-import { defaultStageConfig, klRow, projectToTrustRegion, runStage } from "../src/algorithm/index.js";
+import { defaultStageConfig, klRow, runStage } from "../src/algorithm/index.js";
+import { projectToTrustRegion } from "../src/swap/projection.js";
 import {
   antiCoordinationGame,
   blockStep,

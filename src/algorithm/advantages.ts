@@ -7,7 +7,7 @@
  */
 import type { ScaleRewards } from "./config.js";
 import type { PreparedBatch } from "./batch.js";
-import type { StateRef, ValuePolicy } from "./policy.js";
+import type { StateRef, ValuePolicy } from "../contracts/policy.js";
 
 export interface AdvantageResult {
   /** (N) clipped, normalised advantage per trajectory (0 where `include` is 0). */

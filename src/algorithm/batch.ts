@@ -3,7 +3,7 @@
  * sampled, the exact probability in an enumerated batch), prompt groups, and for every agent the
  * list of its token positions (its "states") with per-trajectory offsets into that list.
  */
-import type { StateRef, Trajectory } from "./policy.js";
+import type { StateRef, Trajectory } from "../contracts/policy.js";
 
 export interface AgentStates {
   /** (S_a) the agent's token positions, ordered by trajectory then t. */

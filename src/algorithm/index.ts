@@ -7,7 +7,7 @@ export type {
   ValuePolicy,
   MetricRecord,
   MetricsSink,
-} from "./policy.js";
+} from "../contracts/policy.js";
 export {
   defaultStageConfig,
   validateStageConfig,
@@ -30,13 +30,6 @@ export {
   type CertificateAgentTerms,
   type EmpiricalImprovement,
 } from "./certificate.js";
-export {
-  projectToTrustRegion,
-  projectRows,
-  ProjectedPolicy,
-  type Projection,
-  type ProjectionStats,
-} from "./projection.js";
 export { klRow, klRows, tvRow, entropyRow, weightedQuantile, dkwSlack } from "./kl.js";
 export { prepareBatch, type PreparedBatch, type AgentStates } from "./batch.js";
 export { normaliseAdvantages, gaeScores } from "./advantages.js";

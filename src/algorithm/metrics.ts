@@ -2,7 +2,7 @@
  * Stage record → metric records with the names of conventions.md §2 (team rows agent = null).
  * Non-finite numbers become null (JSON has no NaN/Inf).
  */
-import type { MetricRecord } from "./policy.js";
+import type { MetricRecord } from "../contracts/policy.js";
 import type { StageRecord } from "./record.js";
 
 const finite = (x: number): number | null => (Number.isFinite(x) ? x : null);

@@ -28,7 +28,7 @@ import {
 import { validateStageConfig, type StageConfig } from "./config.js";
 import { stageMetrics } from "./metrics.js";
 import { agentRecord, rewardStats, type AgentStageRecord, type StageRecord } from "./record.js";
-import type { MetricsSink, TrainablePolicy, Trajectory, ValuePolicy } from "./policy.js";
+import type { MetricsSink, TrainablePolicy, Trajectory, ValuePolicy } from "../contracts/policy.js";
 import type { SurrogateData } from "./surrogate.js";
 import { predictGain, scoreAgent, trajectoriesOf, updateAgent, type AgentRef } from "./update.js";
 

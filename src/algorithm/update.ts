@@ -14,7 +14,7 @@ import type { Rng } from "../engine/rng.js";
 import { chosenLogp, type PreparedBatch } from "./batch.js";
 import type { StageConfig } from "./config.js";
 import { klRows, weightedQuantile } from "./kl.js";
-import type { TrainablePolicy } from "./policy.js";
+import type { TrainablePolicy } from "../contracts/policy.js";
 import { statesOf, surrogate, type SurrogateData } from "./surrogate.js";
 
 export interface AgentRef {

@@ -14,7 +14,7 @@ import { makeProblems } from "../tasks/index.js";
 import { rolloutTeam, type TeamMember } from "../team/rollout.js";
 import { ModelMember } from "../team/member.js";
 import { LmPolicy } from "../team/lm-policy.js";
-import { ProjectedMember, distillProjection, type DistillResult } from "../team/projected.js";
+import { ProjectedMember, distillProjection, type DistillResult } from "../swap/projected-member.js";
 import type { StateRef } from "../algorithm/index.js";
 import { evaluateTeam, evalRows, type EvalResult } from "../eval/evaluate.js";
 import type { ResolvedConfig } from "../config/schema.js";

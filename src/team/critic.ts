@@ -23,7 +23,7 @@ import type { Rng } from "../engine/rng.js";
 import { Transformer } from "../model/transformer.js";
 import { loadOptimizer, loadWeightsInto, saveModel, saveOptimizer } from "../model/checkpoint.js";
 import type { Tokenizer } from "../model/tokenizer.js";
-import type { StateRef, Trajectory, ValuePolicy } from "../algorithm/policy.js";
+import type { StateRef, Trajectory, ValuePolicy } from "../contracts/policy.js";
 import { adamWFor, type LmOptimOptions } from "./lm-policy.js";
 import { decayMask } from "../model/layout.js";
 

@@ -10,7 +10,7 @@ import type { Buf } from "../engine/kernels/types.js";
 import { AdamW, type AdamWState } from "../engine/adamw.js";
 import { logSoftmaxForward, logSoftmaxBackward } from "../engine/ops/softmax.js";
 import type { Transformer } from "../model/transformer.js";
-import type { StateRef, TrainablePolicy, Trajectory } from "../algorithm/policy.js";
+import type { StateRef, TrainablePolicy, Trajectory } from "../contracts/policy.js";
 
 export interface LmOptimOptions {
   lr: number;

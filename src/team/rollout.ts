@@ -14,28 +14,14 @@
  * Every token records its owner, the log-prob under the owner's sampling distribution (temperature
  * and top-p included) and the owner's policy version.
  */
-import type { Buf } from "../engine/kernels/types.js";
 import type { Rng } from "../engine/rng.js";
 import { sampleToken } from "../model/generate.js";
 import type { Tokenizer } from "../model/tokenizer.js";
 import type { Problem, Verdict } from "../tasks/index.js";
 import type { TeamTrajectory } from "./trajectory.js";
+import type { StepDecoder, TeamMember } from "../contracts/member.js";
 
-/** Incremental next-token scorer over B sequences (a KV-cached model, or a mixture of two). */
-export interface StepDecoder {
-  readonly lengths: Int32Array;
-  /** Feeds one token per active sequence; returns next-token logits (B, V). */
-  step(tokens: ArrayLike<number>, active: Uint8Array): Buf;
-}
-
-/** What the protocol needs from an agent. */
-export interface TeamMember {
-  readonly vocabSize: number;
-  readonly maxSeqLen: number;
-  /** Policy version (incremented on every accepted update); recorded per token. */
-  readonly version: number;
-  createDecoder(B: number, Tmax: number): StepDecoder;
-}
+export type { StepDecoder, TeamMember } from "../contracts/member.js";
 
 export type Protocol = "relay" | "independent";
 

@@ -2,7 +2,7 @@
  * A team episode from a language-model rollout: the algorithm's Trajectory plus what the protocol
  * knows about it (which problem, who wrote it in the independent protocol, where the prompt ends).
  */
-import type { Trajectory } from "../algorithm/policy.js";
+import type { Trajectory } from "../contracts/policy.js";
 
 export interface TeamTrajectory extends Trajectory {
   problemId: string;

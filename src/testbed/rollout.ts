@@ -16,7 +16,7 @@
  */
 import type { Rng } from "../engine/rng.js";
 import type { Collect } from "../algorithm/stage.js";
-import type { StateRef, Trajectory, ValuePolicy } from "../algorithm/policy.js";
+import type { StateRef, Trajectory, ValuePolicy } from "../contracts/policy.js";
 import { evaluate, jointProbs, type Tables } from "./exact.js";
 import { numJoint, type TabularGame } from "./games.js";
 import type { TabularPolicy } from "./tabular-policy.js";

@@ -4,7 +4,7 @@
  * parameters and optimizer state exactly as a language-model agent's would. Trajectories must carry
  * `states` (the tabular state of every token).
  */
-import type { StateRef, TrainablePolicy, Trajectory } from "../algorithm/policy.js";
+import type { StateRef, TrainablePolicy, Trajectory } from "../contracts/policy.js";
 
 export interface TabularOptimizerConfig {
   kind: "adam" | "sgd";

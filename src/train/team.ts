@@ -34,7 +34,7 @@ import {
   returnTargets,
   type CriticFitResult,
 } from "../team/critic.js";
-import type { Trajectory } from "../algorithm/policy.js";
+import type { Trajectory } from "../contracts/policy.js";
 import { decayMask } from "../model/layout.js";
 
 export type TeamAlgo = StageConfig["algo"] | "independent-vote";

@@ -12,10 +12,11 @@ import type { Buf } from "../engine/kernels/types.js";
 import { logSoftmaxForward } from "../engine/ops/softmax.js";
 import { Decoder } from "../model/generate.js";
 import type { Transformer } from "../model/transformer.js";
-import { projectToTrustRegion, klRow, weightedQuantile } from "../algorithm/index.js";
-import type { StateRef, Trajectory } from "../algorithm/index.js";
-import type { StepDecoder, TeamMember } from "./rollout.js";
-import type { LmPolicy } from "./lm-policy.js";
+import { klRow, weightedQuantile } from "../algorithm/kl.js";
+import type { StateRef, Trajectory } from "../contracts/policy.js";
+import type { StepDecoder, TeamMember } from "../contracts/member.js";
+import type { LmPolicy } from "../team/lm-policy.js";
+import { projectToTrustRegion } from "./projection.js";
 
 export interface ProjectionCounters {
   states: number;

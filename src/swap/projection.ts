@@ -13,8 +13,8 @@
  * ProjectedPolicy realises the projection at scoring time from the two policies' rows; a decoder
  * samples through it by calling projectToTrustRegion on its two next-token rows.
  */
-import { klRow } from "./kl.js";
-import type { ScoringPolicy, StateRef, Trajectory } from "./policy.js";
+import { klRow } from "../algorithm/kl.js";
+import type { ScoringPolicy, StateRef, Trajectory } from "../contracts/policy.js";
 
 export interface Projection {
   /** (V) log π of the result. */

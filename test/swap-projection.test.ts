@@ -2,14 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Rng } from "../src/engine/rng.js";
-import {
-  klRow,
-  projectToTrustRegion,
-  ProjectedPolicy,
-  type ScoringPolicy,
-  type StateRef,
-  type Trajectory,
-} from "../src/algorithm/index.js";
+import { klRow, type ScoringPolicy, type StateRef, type Trajectory } from "../src/algorithm/index.js";
+import { projectToTrustRegion, ProjectedPolicy } from "../src/swap/projection.js";
 
 function randomLogp(rng: Rng, V: number, scale: number): Float64Array {
   const x = Float64Array.from({ length: V }, () => scale * rng.normal());
