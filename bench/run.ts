@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { writeFileAtomic } from "../src/io/atomic.js";
 import { formatTable, validateReport } from "./report.js";
 import { runSuite } from "./suite.js";
-import { pythonCandidates } from "./torch.js";
+import { benchPythonCandidates } from "./torch.js";
 import { FULL_SETTINGS, QUICK_SETTINGS } from "./workloads.js";
 
 const USAGE = `usage: node dist/bench/run.js [options]
@@ -21,7 +21,7 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --models LIST       comma-separated: bakeoff, small, tiny (default: bakeoff,small; quick: bakeoff)
   --threads LIST      wasm thread counts (default: 1,2)
   --no-torch          skip the PyTorch reference
-  --python PATH       Python with torch (default: $SAT_BENCH_PYTHON, else python3, /tmp/bench-venv/bin/python)
+  --python PATH       Python with torch (default: $SAT_BENCH_PYTHON, else $SAT_PYTHON, else .venv/bin/python, python3)
   --torch-threads N   torch.set_num_threads (default: 2)
   --no-profile        skip the step profile
 `;
@@ -66,7 +66,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     const threads = positiveInts("--threads", values.threads);
     const [torchThreads] = positiveInts("--torch-threads", values["torch-threads"]);
-    const pythons = values["no-torch"] ? [] : values.python ? [values.python] : pythonCandidates();
+    const pythons = values["no-torch"] ? [] : values.python ? [values.python] : benchPythonCandidates();
     const report = await runSuite({
       mode: quick ? "quick" : "full",
       models: (values.models ?? (quick ? "bakeoff" : "bakeoff,small")).split(",").map((m) => m.trim()),

@@ -6,13 +6,11 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { ModelConfig } from "../src/model/config.js";
+import { findPython, lastLine, pythonCandidates } from "../src/io/python.js";
 import type { BenchSettings, MatmulResult, SampleResult, TrainResult } from "./workloads.js";
 
 // Compiled to dist/bench/torch.js: the package root is two levels up.
 export const TORCH_SCRIPT = fileURLToPath(new URL("../../scripts/bench/torch_bench.py", import.meta.url));
-
-/** Pythons tried in order when SAT_BENCH_PYTHON is not set. */
-export const DEFAULT_PYTHONS = ["python3", "/tmp/bench-venv/bin/python"];
 
 export interface TorchReport {
   torch_version: string;
@@ -36,34 +34,16 @@ export interface TorchReport {
 
 export type TorchProbe = { ok: true; python: string; version: string } | { ok: false; reason: string };
 
-/** The first candidate that imports torch, or why none did (one clause per candidate). */
+/** The first candidate that has torch, or why none did. */
 export function findTorchPython(candidates: readonly string[]): TorchProbe {
-  const why: string[] = [];
-  for (const python of candidates) {
-    // Reads the installed version without importing torch (an import takes seconds).
-    const r = spawnSync(python, ["-c", "import importlib.metadata as m; print(m.version('torch'))"], {
-      encoding: "utf8",
-      timeout: 60_000,
-    });
-    if (r.error) {
-      const code = (r.error as NodeJS.ErrnoException).code;
-      why.push(`${python}: ${code === "ENOENT" ? "not found" : r.error.message}`);
-    } else if (r.status !== 0) {
-      const missing = /PackageNotFoundError/.test(r.stderr ?? "");
-      why.push(
-        `${python}: ${missing ? "torch is not installed" : lastLine(r.stderr) || `exit code ${r.status}`}`,
-      );
-    } else {
-      return { ok: true, python, version: r.stdout.trim() };
-    }
-  }
-  return { ok: false, reason: `no Python with torch found (${why.join("; ")})` };
+  const p = findPython(["torch"], candidates);
+  return p.ok ? { ok: true, python: p.python, version: p.versions.torch } : p;
 }
 
-/** The candidates: $SAT_BENCH_PYTHON alone when set, else DEFAULT_PYTHONS. */
-export function pythonCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
+/** The candidates: $SAT_BENCH_PYTHON alone when set, else the project's (src/io/python.ts). */
+export function benchPythonCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
   const chosen = env.SAT_BENCH_PYTHON?.trim();
-  return chosen ? [chosen] : [...DEFAULT_PYTHONS];
+  return chosen ? [chosen] : pythonCandidates(env);
 }
 
 export interface TorchSpec {
@@ -101,9 +81,4 @@ export function runTorchBench(python: string, spec: TorchSpec, timeoutMs = 30 * 
     throw new Error(`torch reference (${TORCH_SCRIPT}) printed no valid JSON: ${r.stdout.slice(0, 200)}`);
   }
   return { ...parsed, executable: python };
-}
-
-function lastLine(s: string | null | undefined): string {
-  const lines = (s ?? "").trim().split("\n");
-  return lines[lines.length - 1]?.trim() ?? "";
 }

@@ -8,10 +8,10 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { runSuite } from "../bench/suite.js";
 import { validateReport } from "../bench/report.js";
-import { TORCH_SCRIPT, findTorchPython, pythonCandidates } from "../bench/torch.js";
+import { TORCH_SCRIPT, findTorchPython, benchPythonCandidates } from "../bench/torch.js";
 import { benchModels, paramCount, QUICK_SETTINGS } from "../bench/workloads.js";
 
-const probe = findTorchPython(pythonCandidates());
+const probe = findTorchPython(benchPythonCandidates());
 const skip = probe.ok ? false : `no torch: ${probe.reason}`;
 
 test("the torch models have our parameter counts", { skip }, () => {
