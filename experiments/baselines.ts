@@ -78,9 +78,9 @@ async function main(): Promise<void> {
   try {
     log("evaluating the pretrained start");
     const start = [
-      evalStart(ev, "relay", "start (relay team)"),
-      evalStart(ev, "independent", "start (independent vote)"),
-      ...evalSingle(ev, "test/fixtures/agents/add2-tiny", "start single"),
+      await evalStart(ev, "relay", "start (relay team)"),
+      await evalStart(ev, "independent", "start (independent vote)"),
+      ...(await evalSingle(ev, "test/fixtures/agents/add2-tiny", "start single")),
     ];
     for (const seed of args.seeds) {
       for (const algo of algos) {
@@ -89,9 +89,9 @@ async function main(): Promise<void> {
         log(`${name}: trained in ${run.trainSeconds.toFixed(0)} s${run.reused ? " (reused)" : ""}`);
         const evals =
           algo.name === "single"
-            ? evalSingle(ev, `${run.checkpoint}/agent-0`, "single")
+            ? await evalSingle(ev, `${run.checkpoint}/agent-0`, "single")
             : [
-                evalTeam(
+                await evalTeam(
                   ev,
                   run.checkpoint,
                   N_AGENTS,

@@ -80,7 +80,7 @@ async function main(): Promise<void> {
         const run = trainRun("delta-sweep", name, sets, args.reuse);
         if (delta === REPORT_RADIUS && reportDir === null) reportDir = run.dir;
         log(`${name}: trained in ${run.trainSeconds.toFixed(0)} s${run.reused ? " (reused)" : ""}`);
-        const e = evalTeam(ev, run.checkpoint, N_AGENTS, "relay", `sat δ=${delta}`);
+        const e = await evalTeam(ev, run.checkpoint, N_AGENTS, "relay", `sat δ=${delta}`);
         if (!run.reused) appendEvals(run.dir, args.stages, [e]);
         const stages = readStages(run.dir);
         const rows = stageAgentRows(stages, { kl_radius: delta, seed });

@@ -243,19 +243,23 @@ function members(ev: Evaluator, dirs: string[]): ModelMember[] {
 }
 
 /** The team in `ckpt` (agent-0..agent-{n−1}) under `protocol`. */
-export function evalTeam(
+export async function evalTeam(
   ev: Evaluator,
   ckpt: string,
   n: number,
   protocol: "relay" | "independent",
   name: string,
-): EvalResult {
+): Promise<EvalResult> {
   const dirs = Array.from({ length: n }, (_, i) => relative(ROOT, join(ckpt, `agent-${i}`)));
   return evaluateTeam(members(ev, dirs), ev.tok, ev.task, ev.problems, { ...ev.opts, protocol, name });
 }
 
 /** The pretrained start: n copies of the fixture. */
-export function evalStart(ev: Evaluator, protocol: "relay" | "independent", name: string): EvalResult {
+export async function evalStart(
+  ev: Evaluator,
+  protocol: "relay" | "independent",
+  name: string,
+): Promise<EvalResult> {
   return evaluateTeam(members(ev, Array(N_AGENTS).fill(AGENT)), ev.tok, ev.task, ev.problems, {
     ...ev.opts,
     protocol,
@@ -268,10 +272,10 @@ export function evalStart(ev: Evaluator, protocol: "relay" | "independent", name
  * samples per prompt, pass/maj@k over N_AGENTS·k), and under its training protocol (relay with
  * N_AGENTS turns of its own, the same turn budget as the team).
  */
-export function evalSingle(ev: Evaluator, agentDir: string, name: string): EvalResult[] {
+export async function evalSingle(ev: Evaluator, agentDir: string, name: string): Promise<EvalResult[]> {
   const [m] = members(ev, [agentDir]);
   return [
-    evaluateMatchedBudget(
+    await evaluateMatchedBudget(
       m,
       ev.tok,
       ev.task,
@@ -279,7 +283,7 @@ export function evalSingle(ev: Evaluator, agentDir: string, name: string): EvalR
       { ...ev.opts, name: `${name} (matched budget)` },
       N_AGENTS,
     ),
-    evaluateTeam([m], ev.tok, ev.task, ev.problems, {
+    await evaluateTeam([m], ev.tok, ev.task, ev.problems, {
       ...ev.opts,
       rounds: N_AGENTS,
       name: `${name} (relay, ${N_AGENTS} own turns)`,

@@ -105,7 +105,7 @@ async function main(): Promise<void> {
         const sets = [...baseSets(args.stages, seed), "algo.name=sat", `algo.order=${order}`];
         const run = trainRun("order", name, sets, args.reuse);
         log(`${name}: trained in ${run.trainSeconds.toFixed(0)} s${run.reused ? " (reused)" : ""}`);
-        const e = evalTeam(ev, run.checkpoint, N_AGENTS, "relay", `sat ${order}`);
+        const e = await evalTeam(ev, run.checkpoint, N_AGENTS, "relay", `sat ${order}`);
         if (!run.reused) appendEvals(run.dir, args.stages, [e]);
         const stages = readStages(run.dir);
         const rows = stageAgentRows(stages, { order, seed });

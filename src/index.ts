@@ -47,11 +47,14 @@ export {
   rolloutTeam,
   majorityVote,
   type TeamMember,
-  type StepDecoder,
+  type TurnSession,
+  type TurnRequest,
+  type TurnOutput,
   type RolloutOptions,
   type Protocol,
 } from "./team/rollout.js";
 export { ModelMember } from "./team/member.js";
+export { DecoderSession, type StepDecoder } from "./team/decoder-session.js";
 export { LmPolicy, type LmOptimOptions } from "./team/lm-policy.js";
 export { LmCritic } from "./team/critic.js";
 export { ProjectedMember, distillProjection } from "./swap/projected-member.js";

@@ -13,7 +13,8 @@ import {
   type Problem,
   type TaskFamily,
 } from "../src/tasks/index.js";
-import { majorityVote, rolloutTeam, type StepDecoder, type TeamMember } from "../src/team/rollout.js";
+import { majorityVote, rolloutTeam, type TeamMember } from "../src/team/rollout.js";
+import { DecoderSession, type StepDecoder } from "../src/team/decoder-session.js";
 import { ModelMember } from "../src/team/member.js";
 import {
   evalRows,
@@ -56,6 +57,9 @@ class ScriptedMember implements TeamMember {
     private readonly w1: number,
     private readonly w2: number,
   ) {}
+  openSession(episodes: number) {
+    return new DecoderSession(this.createDecoder(episodes), this.vocabSize);
+  }
   createDecoder(B: number): StepDecoder {
     const V = this.vocabSize;
     const lengths = new Int32Array(B);
@@ -99,7 +103,7 @@ const baseOpts: EvalOptions = {
   seed: 17,
 };
 
-function checkWellFormed(r: ReturnType<typeof evaluateTeam>, ks: number[]) {
+function checkWellFormed(r: Awaited<ReturnType<typeof evaluateTeam>>, ks: number[]) {
   for (const name of ["avg", "pass", "maj"]) {
     for (const k of ks) {
       const key = `${name}@${k}`;
@@ -113,33 +117,41 @@ function checkWellFormed(r: ReturnType<typeof evaluateTeam>, ks: number[]) {
   for (let j = 1; j < ks.length; j++) assert.ok(r.metrics[`pass@${ks[j]}`] >= r.metrics[`pass@${ks[j - 1]}`]);
 }
 
-test("evaluateTeam on a tiny random team: well-formed, avg@1 = fraction correct of a direct rolloutTeam with the same seed, deterministic", () => {
+test("evaluateTeam on a tiny random team: well-formed, avg@1 = fraction correct of a direct rolloutTeam with the same seed, deterministic", async () => {
   const team = randomTeam(2, 3);
   const problems = makeProblems(task, { split: "test", n: 3, seed: 1 });
   const opts = { ...baseOpts, n: 4, k: [1, 4], maxCompletionLength: 12 };
-  const r = evaluateTeam(team, tok, task, problems, opts);
+  const r = await evaluateTeam(team, tok, task, problems, opts);
   assert.equal(r.n, 4);
   assert.equal(r.numPrompts, 3);
   assert.equal(r.protocol, "relay");
   checkWellFormed(r, [1, 4]);
   assert.equal(r.perAgent.length, 2);
-  const direct = rolloutTeam(team, tok, problems, 4, opts, task.verify, new Rng(opts.seed));
+  const direct = await rolloutTeam(team, tok, problems, 4, opts, task.verify, new Rng(opts.seed));
   assert.equal(r.metrics["avg@1"], direct.filter((t) => t.reward === 1).length / direct.length);
   assert.ok(
     r.tokens > direct.reduce((s, t) => s + t.tokens.length - t.promptLength, 0),
     "tokens include the solo rollouts",
   );
-  const again = evaluateTeam(team, tok, task, problems, opts);
+  const again = await evaluateTeam(team, tok, task, problems, opts);
   assert.deepEqual(again.metrics, r.metrics);
   assert.deepEqual(again.perAgent, r.perAgent);
 });
 
-test("relay: avg@1, pass@k and maj@k match the direct rollout's samples", () => {
+test("relay: avg@1, pass@k and maj@k match the direct rollout's samples", async () => {
   const team = [new ScriptedMember(3, 1), new ScriptedMember(1, 2)];
-  const r = evaluateTeam(team, tok, toyFamily, toyProblems, baseOpts);
+  const r = await evaluateTeam(team, tok, toyFamily, toyProblems, baseOpts);
   checkWellFormed(r, baseOpts.k);
   const n = baseOpts.n;
-  const direct = rolloutTeam(team, tok, toyProblems, n, baseOpts, toyFamily.verify, new Rng(baseOpts.seed));
+  const direct = await rolloutTeam(
+    team,
+    tok,
+    toyProblems,
+    n,
+    baseOpts,
+    toyFamily.verify,
+    new Rng(baseOpts.seed),
+  );
   const correct = direct.filter((t) => t.reward === 1).length / direct.length;
   assert.ok(correct > 0 && correct < 1, `fraction correct ${correct}`);
   assert.ok(Math.abs(r.metrics["avg@1"] - correct) < 1e-12);
@@ -166,14 +178,14 @@ test("relay: avg@1, pass@k and maj@k match the direct rollout's samples", () => 
   for (const a of r.perAgent) assert.ok(a.ci_low <= a.soloAccuracy && a.soloAccuracy <= a.ci_high);
 });
 
-test("independent: a team sample is the majorityVote over the agents' g-th answers; solo accuracy is the agent's block", () => {
+test("independent: a team sample is the majorityVote over the agents' g-th answers; solo accuracy is the agent's block", async () => {
   const team = [new ScriptedMember(1, 1), new ScriptedMember(2, 1), new ScriptedMember(1, 3)];
   const opts: EvalOptions = { ...baseOpts, protocol: "independent" };
-  const r = evaluateTeam(team, tok, toyFamily, toyProblems, opts);
+  const r = await evaluateTeam(team, tok, toyFamily, toyProblems, opts);
   checkWellFormed(r, opts.k);
   const n = opts.n;
   const P = toyProblems.length;
-  const direct = rolloutTeam(team, tok, toyProblems, n, opts, toyFamily.verify, new Rng(opts.seed));
+  const direct = await rolloutTeam(team, tok, toyProblems, n, opts, toyFamily.verify, new Rng(opts.seed));
   let teamCorrect = 0;
   for (let i = 0; i < P; i++) {
     for (let g = 0; g < n; g++) {
@@ -192,12 +204,12 @@ test("independent: a team sample is the majorityVote over the agents' g-th answe
   });
 });
 
-test("prompt batching keeps each agent's answers with their problem", () => {
+test("prompt batching keeps each agent's answers with their problem", async () => {
   // Deterministic agents: "1", "2", "2" → the vote is "2" on every sample.
   const team = [new ScriptedMember(1, 0), new ScriptedMember(0, 1), new ScriptedMember(0, 1)];
   const opts: EvalOptions = { ...baseOpts, protocol: "independent", n: 2, k: [1, 2] };
-  const whole = evaluateTeam(team, tok, toyFamily, toyProblems, opts);
-  const batched = evaluateTeam(team, tok, toyFamily, toyProblems, { ...opts, promptsPerBatch: 2 });
+  const whole = await evaluateTeam(team, tok, toyFamily, toyProblems, opts);
+  const batched = await evaluateTeam(team, tok, toyFamily, toyProblems, { ...opts, promptsPerBatch: 2 });
   assert.deepEqual(batched.metrics, whole.metrics);
   assert.equal(whole.metrics["avg@1"], 2 / 5);
   assert.equal(whole.metrics["maj@2"], 2 / 5);
@@ -207,16 +219,16 @@ test("prompt batching keeps each agent's answers with their problem", () => {
   );
 });
 
-test("matched budget: one model with n·A samples; pass@k and maj@k are its pass@(A·k) and maj@(A·k)", () => {
+test("matched budget: one model with n·A samples; pass@k and maj@k are its pass@(A·k) and maj@(A·k)", async () => {
   const member = new ScriptedMember(1, 1);
   const A = 3;
   const opts: EvalOptions = { ...baseOpts, n: 2, k: [1, 2] };
-  const r = evaluateMatchedBudget(member, tok, toyFamily, toyProblems, opts, A);
+  const r = await evaluateMatchedBudget(member, tok, toyFamily, toyProblems, opts, A);
   assert.equal(r.n, opts.n * A);
   assert.equal(r.name, "single");
   assert.equal(r.budgetFactor, A);
   const n = opts.n * A;
-  const direct = rolloutTeam([member], tok, toyProblems, n, opts, toyFamily.verify, new Rng(opts.seed));
+  const direct = await rolloutTeam([member], tok, toyProblems, n, opts, toyFamily.verify, new Rng(opts.seed));
   assert.equal(direct.length, toyProblems.length * n);
   const P = toyProblems.length;
   for (const k of opts.k) {
@@ -233,21 +245,32 @@ test("matched budget: one model with n·A samples; pass@k and maj@k are its pass
   assert.ok(
     Math.abs(r.metrics["avg@1"] - direct.filter((t) => t.reward === 1).length / direct.length) < 1e-12,
   );
-  assert.throws(
+  await assert.rejects(
     () => evaluateMatchedBudget(member, tok, toyFamily, toyProblems, opts, 0),
     /teamSize must be an integer ≥ 1/,
   );
 });
 
-test("option errors, eval.jsonl rows (NaN → null) and the text table", () => {
+test("option errors, eval.jsonl rows (NaN → null) and the text table", async () => {
   const team = [new ScriptedMember(1, 1)];
-  assert.throws(
+  await assert.rejects(
     () => evaluateTeam(team, tok, toyFamily, toyProblems, { ...baseOpts, k: [8] }),
     /k=8 exceeds n=6 samples per prompt; raise eval.n to 8/,
   );
-  assert.throws(() => evaluateTeam(team, tok, toyFamily, [], baseOpts), /no problems/);
-  const noCi = evaluateTeam(team, tok, toyFamily, toyProblems, { ...baseOpts, bootstrap: 0, name: "start" });
-  const single = evaluateMatchedBudget(team[0], tok, toyFamily, toyProblems, { ...baseOpts, k: [1] }, 2);
+  await assert.rejects(() => evaluateTeam(team, tok, toyFamily, [], baseOpts), /no problems/);
+  const noCi = await evaluateTeam(team, tok, toyFamily, toyProblems, {
+    ...baseOpts,
+    bootstrap: 0,
+    name: "start",
+  });
+  const single = await evaluateMatchedBudget(
+    team[0],
+    tok,
+    toyFamily,
+    toyProblems,
+    { ...baseOpts, k: [1] },
+    2,
+  );
   const rows = evalRows(7, [noCi, single], "toy");
   assert.equal(rows[0].step, 7);
   assert.equal(rows[0].name, "start");

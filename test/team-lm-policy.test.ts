@@ -16,13 +16,13 @@ const tok = new CharTokenizer();
 const optim = { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, maxGradNorm: 0 };
 const small = { dModel: 16, nHeads: 2, headDim: 8, dFF: 32, nLayers: 1, maxSeqLen: 48 };
 
-test("LmPolicy scores the owner's tokens with the behaviour log-probs of the rollout (≤ 1e-5, temperature 0.8)", () => {
+test("LmPolicy scores the owner's tokens with the behaviour log-probs of the rollout (≤ 1e-5, temperature 0.8)", async () => {
   const task = getTask("add");
   const models = [0, 1].map(
     (i) =>
       new Transformer(presetConfig("nano", tok.vocabSize, "gpt2", small), referenceEngine(), new Rng(20 + i)),
   );
-  const trajs = rolloutTeam(
+  const trajs = await rolloutTeam(
     models.map((m) => new ModelMember(m)),
     tok,
     makeProblems(task, { split: "train", n: 2, seed: 4 }),
@@ -55,7 +55,7 @@ test("LmPolicy scores the owner's tokens with the behaviour log-probs of the rol
   assert.ok(maxDiff <= 1e-5, `max diff ${maxDiff}`);
 });
 
-test("LmPolicy backward matches finite differences of a loss on the scored rows (float64)", () => {
+test("LmPolicy backward matches finite differences of a loss on the scored rows (float64)", async () => {
   const rng = new Rng(3);
   const m = new Transformer(
     presetConfig("nano", tok.vocabSize, "llama", { ...small, nKvHeads: 1 }),

@@ -32,12 +32,12 @@ function team(n: number, seed: number): ModelMember[] {
   });
 }
 
-test("relay: every token has one owner, turns follow the speaking order, segments ≤ M, behaviour log-probs match the trainer's (temperature included)", () => {
+test("relay: every token has one owner, turns follow the speaking order, segments ≤ M, behaviour log-probs match the trainer's (temperature included)", async () => {
   const members = team(3, 1);
   const problems = makeProblems(task, { split: "train", n: 3, seed: 1 });
   const temperature = 0.7;
   const M = 5;
-  const trajs = rolloutTeam(
+  const trajs = await rolloutTeam(
     members,
     tok,
     problems,
@@ -100,10 +100,10 @@ test("relay: every token has one owner, turns follow the speaking order, segment
   assert.ok(maxDiff <= 1e-5, `max |logp_rollout - logp_trainer| = ${maxDiff}`);
 });
 
-test("independent: each agent writes its own episodes alone; majority vote ties go to the lowest index", () => {
+test("independent: each agent writes its own episodes alone; majority vote ties go to the lowest index", async () => {
   const members = team(2, 5);
   const problems = makeProblems(task, { split: "train", n: 2, seed: 2 });
-  const trajs = rolloutTeam(
+  const trajs = await rolloutTeam(
     members,
     tok,
     problems,
@@ -133,7 +133,7 @@ test("independent: each agent writes its own episodes alone; majority vote ties 
   assert.equal(majorityVote([null, null]), null);
 });
 
-test("rollouts are deterministic for a seed", () => {
+test("rollouts are deterministic for a seed", async () => {
   const problems = makeProblems(task, { split: "train", n: 2, seed: 3 });
   const opts = {
     protocol: "relay" as const,
@@ -143,8 +143,8 @@ test("rollouts are deterministic for a seed", () => {
     temperature: 1,
     topP: 0.9,
   };
-  const a = rolloutTeam(team(2, 7), tok, problems, 2, opts, task.verify, new Rng(4));
-  const b = rolloutTeam(team(2, 7), tok, problems, 2, opts, task.verify, new Rng(4));
+  const a = await rolloutTeam(team(2, 7), tok, problems, 2, opts, task.verify, new Rng(4));
+  const b = await rolloutTeam(team(2, 7), tok, problems, 2, opts, task.verify, new Rng(4));
   assert.deepEqual(
     a.map((t) => Array.from(t.tokens)),
     b.map((t) => Array.from(t.tokens)),

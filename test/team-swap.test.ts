@@ -18,7 +18,7 @@ const task = getTask("add");
 const optim = { lr: 3e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 };
 const dims = (d: number) => ({ dModel: d, nHeads: 2, headDim: d / 2, dFF: 2 * d, nLayers: 1, maxSeqLen: 64 });
 
-test("Stage 0: a swapped-in larger agent stays inside the δ0 ball of the incumbent at every visited state", () => {
+test("Stage 0: a swapped-in larger agent stays inside the δ0 ball of the incumbent at every visited state", async () => {
   const T = 0.9;
   const delta0 = 0.01;
   const incumbent = new Transformer(
@@ -38,7 +38,7 @@ test("Stage 0: a swapped-in larger agent stays inside the δ0 ball of the incumb
   );
   const swapped = new ProjectedMember(bigger, incumbent, delta0, T);
   const problems = makeProblems(task, { split: "train", n: 3, seed: 5 });
-  const trajs = rolloutTeam(
+  const trajs = await rolloutTeam(
     [other, swapped],
     tok,
     problems,
@@ -97,7 +97,7 @@ test("Stage 0: a swapped-in larger agent stays inside the δ0 ball of the incumb
   assert.deepEqual(Array.from(preP.logProbs(trajs, states)), Array.from(before));
 });
 
-test("Stage 0 refuses agents that do not share the tokenizer", () => {
+test("Stage 0 refuses agents that do not share the tokenizer", async () => {
   const a = new Transformer(presetConfig("nano", 64, "gpt2", dims(16)), referenceEngine(), new Rng(1));
   const b = new Transformer(presetConfig("nano", 60, "gpt2", dims(16)), referenceEngine(), new Rng(1));
   assert.throws(() => new ProjectedMember(a, b, 0.01, 1), /shared tokenizer/);

@@ -9,6 +9,7 @@ export type AdvEstimator = "group" | "gae";
 export type ScaleRewards = "group" | "batch" | "none";
 export type Intermediate = "reweight" | "resample";
 export type OrderMode = "static" | "random" | "greedy";
+export type KlCoefRule = "adaptive" | "grow";
 
 export interface StageConfig {
   /** algo.name: sat | joint (all agents at once, clip only) | happo (ratio product, clip only) | single (GRPO, n = 1). */
@@ -22,8 +23,13 @@ export interface StageConfig {
   klRadius: number[];
   /** algo.kl_quantile: 1−α, the quantile of per-state KL that must stay ≤ δ_i. */
   klQuantile: number;
-  /** algo.kl_coef_growth: β ← growth·β for the next stage after a trust-region violation. */
+  /** algo.kl_coef_growth: the factor by which β moves between stages. */
   klCoefGrowth: number;
+  /** algo.kl_coef_rule: adaptive (PPO's adaptive KL on the full step's quantile) or grow (×growth after a violation, never lowered). */
+  klCoefRule: KlCoefRule;
+  /** algo.kl_coef_min / algo.kl_coef_max: β stays within these bounds. */
+  klCoefMin: number;
+  klCoefMax: number;
   /** algo.adv_clip: A_clip. */
   advClip: number;
   /** algo.max_backtracks: candidates θ_cur + ξ^j·Δ tried for j = 1..maxBacktracks after the full step. */
@@ -62,6 +68,9 @@ export function defaultStageConfig(nAgents: number, overrides: Partial<StageConf
     klRadius: new Array(nAgents).fill(0.01),
     klQuantile: 0.99,
     klCoefGrowth: 1.5,
+    klCoefRule: "adaptive",
+    klCoefMin: 1e-4,
+    klCoefMax: 1e3,
     advClip: 5,
     maxBacktracks: 10,
     backtrackRatio: 0.8,

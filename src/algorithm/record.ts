@@ -131,6 +131,26 @@ export interface AgentRecordInput {
   V: number;
 }
 
+/**
+ * β for the next stage. adaptive (default): PPO's adaptive-KL rule on the full step's KL quantile q,
+ * q > δ → β·g, q < δ/g → β/g, clamped to [β_min, β_max]; grow: β·g after any violating candidate.
+ * An agent that did not update keeps its β.
+ */
+export function nextKlCoef(
+  beta: number,
+  out: UpdateOutcome | null,
+  radius: number,
+  cfg: StageConfig,
+): number {
+  if (!out) return beta;
+  const g = cfg.klCoefGrowth;
+  let next = beta;
+  if (cfg.klCoefRule === "grow") next = out.violations > 0 ? beta * g : beta;
+  else if (out.fullQuantile > radius) next = beta * g;
+  else if (out.fullQuantile < radius / g) next = beta / g;
+  return Math.min(cfg.klCoefMax, Math.max(cfg.klCoefMin, next));
+}
+
 export function agentRecord(x: AgentRecordInput): AgentStageRecord {
   const {
     agent,
@@ -200,7 +220,7 @@ export function agentRecord(x: AgentRecordInput): AgentStageRecord {
     agent,
     position,
     klCoef: beta,
-    klCoefNext: cfg.algo !== "sat" ? betaIn : violations > 0 ? beta * cfg.klCoefGrowth : beta,
+    klCoefNext: cfg.algo !== "sat" ? betaIn : nextKlCoef(beta, out, cfg.klRadius[agent], cfg),
     klRadius: cfg.klRadius[agent],
     klQuantile: weightedQuantile(kls, ag.weights, cfg.klQuantile),
     klMax,

@@ -3,12 +3,14 @@
  * the agent's π_cur rows, advantages and intermediate weights, runs E epochs of minibatch optimizer
  * steps on the surrogate (a prompt group is never split), then — when the trust region is enforced —
  * checks the exact per-state KL quantile and the surrogate gain of θ_cur + ξ^j·Δ for j = 0..max,
- * restoring parameters and optimizer state from the snapshot after every rejection, and keeps π_cur
- * (null update) when no candidate passes.
+ * and keeps π_cur (null update, parameters restored bit for bit) when no candidate passes.
  *
- * Optimizer state: the full step (j = 0) keeps the state the epochs produced; a candidate accepted
- * after a rejection sits on the snapshot's state (restored). Also the greedy scheduler's predicted
- * gain: L̂ after one full-batch optimizer step from θ_cur, undone by restore().
+ * Optimizer state (sat-method §3e): it is never rewound to the pre-update state, which would leave
+ * agents with a cold, sign-like Adam step whenever the full step is rejected. The epochs' second
+ * moments and step count are kept in every case; the first moments are kept for the full step,
+ * scaled by ξ^j when candidate j > 0 is accepted, and cleared on a null update.
+ * Also the greedy scheduler's predicted gain: L̂ after one full-batch optimizer step from θ_cur,
+ * undone by restore().
  */
 import type { Rng } from "../engine/rng.js";
 import { chosenLogp, type PreparedBatch } from "./batch.js";
@@ -77,6 +79,8 @@ function evaluate(
 }
 
 export interface UpdateOutcome {
+  /** KL quantile of the full step (candidate j = 0), which the adaptive β rule reads. */
+  fullQuantile: number;
   /** Seconds spent in the trust-region check and backtracking. */
   checkSeconds: number;
   accepted: 0 | 1;
@@ -106,8 +110,7 @@ export function updateAgent(
 ): UpdateOutcome {
   const { agent } = d;
   const S = agent.refs.length;
-  const snap = policy.snapshot();
-  const theta0 = Float64Array.from(policy.getParams());
+  policy.beginUpdate();
   const groups = groupsOf(batch, trajList);
   for (let e = 0; e < cfg.epochs; e++) {
     const order = rng.shuffle(groups.map((_, g) => g));
@@ -125,21 +128,21 @@ export function updateAgent(
   const tCheck = now();
   const full = evaluate(policy, batch, d, trajList);
   const quantile = (kls: Float64Array) => weightedQuantile(kls, agent.weights, cfg.klQuantile);
+  const fullQuantile = quantile(full.kls);
   if (!enforce) {
+    policy.endUpdate(1);
     return {
+      fullQuantile,
       checkSeconds: now() - tCheck,
       accepted: 1,
       stepScale: 1,
       backtracks: 0,
       candidatesTried: 1,
-      violations: quantile(full.kls) > radius ? 1 : 0,
-      firstViolation: quantile(full.kls) > radius ? 1 : 0,
+      violations: fullQuantile > radius ? 1 : 0,
+      firstViolation: fullQuantile > radius ? 1 : 0,
       ...full,
     };
   }
-  const thetaOpt = policy.getParams();
-  const delta = new Float64Array(theta0.length);
-  for (let x = 0; x < delta.length; x++) delta[x] = thetaOpt[x] - theta0[x];
   let violations = 0;
   let firstViolation: 0 | 1 = 0;
   let tried = 0;
@@ -147,9 +150,7 @@ export function updateAgent(
     const scale = cfg.backtrackRatio ** j;
     let ev = full;
     if (j > 0) {
-      policy.restore(snap);
-      const params = policy.getParams();
-      for (let x = 0; x < params.length; x++) params[x] = theta0[x] + scale * delta[x];
+      policy.setStepScale(scale);
       ev = evaluate(policy, batch, d, trajList);
     }
     tried++;
@@ -158,8 +159,10 @@ export function updateAgent(
       violations++;
       if (j === 0) firstViolation = 1;
     }
-    if (!violated && ev.gain > 0)
+    if (!violated && ev.gain > 0) {
+      policy.endUpdate(scale);
       return {
+        fullQuantile,
         checkSeconds: now() - tCheck,
         accepted: 1,
         stepScale: scale,
@@ -169,10 +172,13 @@ export function updateAgent(
         firstViolation,
         ...ev,
       };
+    }
   }
-  // Nothing passed: keep π_cur (the null update always satisfies the trust region).
-  policy.restore(snap);
+  // Nothing passed: keep π_cur (the null update always satisfies the trust region), bit for bit.
+  policy.setStepScale(0);
+  policy.endUpdate(0);
   return {
+    fullQuantile,
     checkSeconds: now() - tCheck,
     accepted: 0,
     stepScale: 0,

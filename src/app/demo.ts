@@ -116,9 +116,9 @@ export async function runDemo(
     const singleModel = new ModelMember(loadModel(join(single.finalDir, "agent-0"), engine, tok));
     const bar = progress.phase("final evaluation", 3);
     const results = [
-      evaluateTeam(startTeam, tok, task, problems, { ...opts, name: "start" }),
-      evaluateTeam(satTeam, tok, task, problems, { ...opts, name: "sat" }),
-      evaluateMatchedBudget(
+      await evaluateTeam(startTeam, tok, task, problems, { ...opts, name: "start" }),
+      await evaluateTeam(satTeam, tok, task, problems, { ...opts, name: "sat" }),
+      await evaluateMatchedBudget(
         singleModel,
         tok,
         task,

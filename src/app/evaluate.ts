@@ -67,10 +67,10 @@ export async function runEval(
     const opts = evalOptionsOf(cfg, members.length);
     const results: EvalResult[] = [];
     const bar = progress.phase("eval", single ? 2 : 1);
-    results.push(evaluateTeam(members, tok, task, problems, { ...opts, name: req.name }));
+    results.push(await evaluateTeam(members, tok, task, problems, { ...opts, name: req.name }));
     bar.tick(1, results[0].tokens);
     if (single) {
-      const r = evaluateMatchedBudget(
+      const r = await evaluateMatchedBudget(
         single,
         tok,
         task,

@@ -66,14 +66,14 @@ export async function runSwap(
     const problems = heldOutProblems(cfg, task);
     const opts = evalOptionsOf(cfg);
     const evals = [
-      evaluateTeam(
+      await evaluateTeam(
         models.map((m) => new ModelMember(m)),
         tok,
         task,
         problems,
         { ...opts, name: "before swap" },
       ),
-      evaluateTeam(team, tok, task, problems, { ...opts, name: `swap agent ${req.agent} (stage 0)` }),
+      await evaluateTeam(team, tok, task, problems, { ...opts, name: `swap agent ${req.agent} (stage 0)` }),
     ];
     const projectedFrac = projected.counters.states
       ? projected.counters.projected / projected.counters.states
@@ -90,7 +90,7 @@ export async function runSwap(
         seed: new Rng(cfg.run.seed).fork("swap").seed,
         difficulty: cfg.tasks.difficulty ?? undefined,
       });
-      const trajs = rolloutTeam(
+      const trajs = await rolloutTeam(
         team,
         tok,
         train,
@@ -128,7 +128,7 @@ export async function runSwap(
           saveModel(d, m, tok);
         });
         evals.push(
-          evaluateTeam(
+          await evaluateTeam(
             models.map((m) => new ModelMember(m)),
             tok,
             task,

@@ -267,10 +267,10 @@ export async function runTrain(
     evalLog = run.openEval();
     const problems = heldOutProblems(cfg, task);
     const evals: EvalResult[] = [];
-    const evaluate = (name: string): void => {
+    const evaluate = async (name: string): Promise<void> => {
       const step = trainer.state.step;
       const bar = progress.phase(`eval ${name}`, 1);
-      const r = evaluateTeam(trainer.members, tok, task, problems, {
+      const r = await evaluateTeam(trainer.members, tok, task, problems, {
         ...evalOptionsOf(cfg, trainer.members.length),
         name,
         perAgent: cfg.team.protocol === "independent" || trainer.members.length > 1,
@@ -280,7 +280,7 @@ export async function runTrain(
       evals.push(r);
       for (const row of evalRows(step, [r], task.name)) evalLog!.append(row);
     };
-    if (trainer.state.step === 0 && cfg.eval.before_train) evaluate("start");
+    if (trainer.state.step === 0 && cfg.eval.before_train) await evaluate("start");
     const maxSteps = cfg.run.max_steps;
     const bar = progress.phase(`train ${algo}`, maxSteps - trainer.state.step);
     while (trainer.state.step < maxSteps) {
@@ -318,7 +318,7 @@ export async function runTrain(
       bar.tick(1, res.tokens);
       const last = step === maxSteps;
       // Evaluations come before the stage's checkpoint, so a resume from it never redoes or skips one.
-      if (last || (cfg.eval.steps > 0 && step % cfg.eval.steps === 0)) evaluate(algo);
+      if (last || (cfg.eval.steps > 0 && step % cfg.eval.steps === 0)) await evaluate(algo);
       if (last || (cfg.run.save_steps > 0 && step % cfg.run.save_steps === 0)) {
         await run.publishCheckpoint(step, (dir) => saveTeam(dir, trainer, tok), {
           keep: cfg.run.save_total_limit,

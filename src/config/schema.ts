@@ -264,8 +264,15 @@ const algo = z.strictObject({
   kl_coef_growth: real(
     1.5,
     { min: 1, max: 100 },
-    "β is multiplied by this for the next stage after a trust-region violation",
+    "factor by which β moves between stages (up after a step outside δ, down after one well inside)",
   ),
+  kl_coef_rule: choice(
+    ["adaptive", "grow"],
+    "adaptive",
+    "adaptive: PPO's adaptive KL on the full step's KL quantile q (q > δ → β·growth, q < δ/growth → β/growth; verl kl_ctrl.type=adaptive); grow: β·growth after a violation, never lowered",
+  ),
+  kl_coef_min: real(1e-4, { min: 0, max: 1e6 }, "lower bound of β under the adaptive rule"),
+  kl_coef_max: real(1e3, { min: 0, max: 1e6 }, "upper bound of β"),
   kl_radius: real(
     0.01,
     { gt: 0, max: 10 },

@@ -63,8 +63,19 @@ export interface TrainablePolicy extends ScoringPolicy {
   zeroGrad(): void;
   /** One step of the policy's own optimizer (AdamW or SGD) on the accumulated gradients. */
   optimizerStep(): void;
-  /** Live flat view of the parameters: writes through it change the policy (θ_cur + ξ^j·Δ). */
-  getParams(): Float32Array | Float64Array;
+  /** Starts a block update: the current parameters become θ_cur of the step that follows. */
+  beginUpdate(): void;
+  /**
+   * After the epochs: parameters ← θ_cur + scale·(θ_end − θ_cur), θ_end being the parameters the
+   * epochs reached (recorded at the first call). scale 1 gives θ_end and 0 gives θ_cur, bit for bit.
+   */
+  setStepScale(scale: number): void;
+  /**
+   * Ends the update with the parameters as they are. The optimizer's first moments are multiplied by
+   * `keptFraction` (1 keeps them, 0 clears them: the momentum is valid only as far as the step was
+   * taken); second moments and the step count stay, so the curvature estimate is never rewound.
+   */
+  endUpdate(keptFraction: number): void;
   /** Parameters AND optimizer state; restore() brings both back bit for bit. */
   snapshot(): unknown;
   restore(s: unknown): void;

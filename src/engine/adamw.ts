@@ -112,6 +112,13 @@ export class AdamW {
     return norm;
   }
 
+  /** m ← factor·m (0 clears the momentum); v and the step count are left as they are. */
+  scaleFirstMoment(factor: number): void {
+    const m = this.m;
+    if (factor === 0) m.fill(0);
+    else for (let i = 0; i < m.length; i++) m[i] *= factor;
+  }
+
   zeroGrad(): void {
     this.grads.fill(0);
   }

@@ -98,16 +98,7 @@ export class Rng {
 
   /** Index drawn from unnormalised non-negative weights probs[off .. off+n). */
   categorical(probs: ArrayLike<number>, n = probs.length, off = 0): number {
-    let total = 0;
-    for (let i = 0; i < n; i++) total += probs[off + i];
-    let u = this.uniform() * total;
-    for (let i = 0; i < n; i++) {
-      u -= probs[off + i];
-      if (u < 0) return i;
-    }
-    // Rounding left u marginally ≥ 0: return the last index with non-zero weight.
-    for (let i = n - 1; i >= 0; i--) if (probs[off + i] > 0) return i;
-    return n - 1;
+    return inverseCdf(probs, this.uniform(), n, off);
   }
 
   /** Fisher-Yates shuffle in place. */
@@ -129,6 +120,24 @@ export class Rng {
     [this.s0, this.s1, this.s2, this.s3] = state.s.map((x) => x >>> 0) as [number, number, number, number];
     this.spare = state.spare;
   }
+}
+
+/**
+ * The index i of unnormalised non-negative weights probs[off .. off+n) where the running sum first
+ * exceeds u·total, scanning in index order: a draw with the uniform u. Any backend that scans the
+ * same weights in the same order with the same u picks the same index.
+ */
+export function inverseCdf(probs: ArrayLike<number>, u: number, n = probs.length, off = 0): number {
+  let total = 0;
+  for (let i = 0; i < n; i++) total += probs[off + i];
+  let rest = u * total;
+  for (let i = 0; i < n; i++) {
+    rest -= probs[off + i];
+    if (rest < 0) return i;
+  }
+  // Rounding left the rest marginally ≥ 0: return the last index with non-zero weight.
+  for (let i = n - 1; i >= 0; i--) if (probs[off + i] > 0) return i;
+  return n - 1;
 }
 
 function rotl(x: number, k: number): number {

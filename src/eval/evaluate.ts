@@ -93,7 +93,7 @@ function rolloutOptions(opts: EvalOptions, protocol: Protocol): RolloutOptions {
  * rolloutTeam over the problems in batches of `promptsPerBatch`, reordered so that the result has
  * the layout of one call: writer blocks (independent) of problem groups of G.
  */
-function rolloutBatched(
+async function rolloutBatched(
   team: TeamMember[],
   tok: Tokenizer,
   problems: Problem[],
@@ -102,12 +102,12 @@ function rolloutBatched(
   family: TaskFamily,
   rng: Rng,
   batch: number,
-): TeamTrajectory[] {
+): Promise<TeamTrajectory[]> {
   const writers = ro.protocol === "relay" ? 1 : team.length;
   const blocks: TeamTrajectory[][] = Array.from({ length: writers }, () => []);
   for (let start = 0; start < problems.length; start += batch) {
     const chunk = problems.slice(start, start + batch);
-    const trajs = rolloutTeam(team, tok, chunk, G, ro, family.verify, rng);
+    const trajs = await rolloutTeam(team, tok, chunk, G, ro, family.verify, rng);
     const per = chunk.length * G;
     for (let w = 0; w < writers; w++) {
       for (const t of trajs.slice(w * per, (w + 1) * per))
@@ -153,13 +153,13 @@ function soloScore(agent: number, perPromptAccuracy: number[], rng: Rng, opts: E
 }
 
 /** Evaluates a team on `problems` with opts.n team samples per prompt (see the file header). */
-export function evaluateTeam(
+export async function evaluateTeam(
   team: TeamMember[],
   tok: Tokenizer,
   family: TaskFamily,
   problems: Problem[],
   opts: EvalOptions,
-): EvalResult {
+): Promise<EvalResult> {
   checkOptions(opts, problems);
   if (team.length === 0) throw new Error("evaluateTeam: the team has no agents");
   const t0 = performance.now();
@@ -168,7 +168,7 @@ export function evaluateTeam(
   const A = team.length;
   const batch = opts.promptsPerBatch ?? 32;
   const root = new Rng(opts.seed);
-  const trajs = rolloutBatched(
+  const trajs = await rolloutBatched(
     team,
     tok,
     problems,
@@ -198,7 +198,7 @@ export function evaluateTeam(
       let solo: TeamTrajectory[];
       if (opts.protocol === "independent") solo = trajs.slice(a * P * n, (a + 1) * P * n);
       else {
-        solo = rolloutBatched(
+        solo = await rolloutBatched(
           [team[a]],
           tok,
           problems,
@@ -235,14 +235,14 @@ export function evaluateTeam(
  * so each column of the table compares equal sample budgets. avg@k (one sample's accuracy) does
  * not depend on the budget.
  */
-export function evaluateMatchedBudget(
+export async function evaluateMatchedBudget(
   member: TeamMember,
   tok: Tokenizer,
   family: TaskFamily,
   problems: Problem[],
   opts: EvalOptions,
   teamSize: number,
-): EvalResult {
+): Promise<EvalResult> {
   checkOptions(opts, problems);
   if (!Number.isInteger(teamSize) || teamSize < 1)
     throw new Error(`evaluateMatchedBudget: teamSize must be an integer ≥ 1, got ${teamSize}`);
@@ -250,7 +250,7 @@ export function evaluateMatchedBudget(
   const n = opts.n * teamSize;
   const P = problems.length;
   const root = new Rng(opts.seed);
-  const trajs = rolloutBatched(
+  const trajs = await rolloutBatched(
     [member],
     tok,
     problems,

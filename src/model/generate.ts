@@ -7,7 +7,7 @@
  * (temperature and top-p included), so behaviour log-probs match what the trainer recomputes.
  */
 import type { Buf } from "../engine/kernels/types.js";
-import type { Rng } from "../engine/rng.js";
+import { inverseCdf, type Rng } from "../engine/rng.js";
 import type { Transformer } from "./transformer.js";
 import { ropeTables, ropeApply } from "../engine/ops/rope.js";
 import { attentionDecode } from "../engine/ops/attention.js";
@@ -232,8 +232,21 @@ export function sampleToken(
   rng: Rng,
   probs: Float64Array,
 ): { token: number; logp: number } {
+  return sampleWithUniform(logits, off, V, temperature, topP, temperature === 0 ? 0 : rng.uniform(), probs);
+}
+
+/** sampleToken with the draw's uniform given (inverse CDF in id order; ignored at temperature 0). */
+export function sampleWithUniform(
+  logits: Buf,
+  off: number,
+  V: number,
+  temperature: number,
+  topP: number,
+  u: number,
+  probs: Float64Array,
+): { token: number; logp: number } {
   samplingDistribution(probs, logits, off, V, temperature, topP);
-  const token = temperature === 0 ? argmax(probs, V) : rng.categorical(probs, V);
+  const token = temperature === 0 ? argmax(probs, V) : inverseCdf(probs, u, V);
   return { token, logp: Math.log(probs[token]) };
 }
 

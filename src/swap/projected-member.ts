@@ -14,7 +14,8 @@ import { Decoder } from "../model/generate.js";
 import type { Transformer } from "../model/transformer.js";
 import { klRow, weightedQuantile } from "../algorithm/kl.js";
 import type { StateRef, Trajectory } from "../contracts/policy.js";
-import type { StepDecoder, TeamMember } from "../contracts/member.js";
+import type { TeamMember, TurnSession } from "../contracts/member.js";
+import { DecoderSession, type StepDecoder } from "../team/decoder-session.js";
 import type { LmPolicy } from "../team/lm-policy.js";
 import { projectToTrustRegion } from "./projection.js";
 
@@ -53,6 +54,10 @@ export class ProjectedMember implements TeamMember {
 
   get maxSeqLen(): number {
     return Math.min(this.pre.cfg.maxSeqLen, this.cur.cfg.maxSeqLen);
+  }
+
+  openSession(episodes: number, maxLength: number): TurnSession {
+    return new DecoderSession(this.createDecoder(episodes, maxLength), this.vocabSize);
   }
 
   createDecoder(B: number, Tmax: number): StepDecoder {

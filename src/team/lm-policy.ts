@@ -8,6 +8,7 @@
  */
 import type { Buf } from "../engine/kernels/types.js";
 import { AdamW, type AdamWState } from "../engine/adamw.js";
+import { StepScaler } from "../engine/step-scale.js";
 import { logSoftmaxForward, logSoftmaxBackward } from "../engine/ops/softmax.js";
 import type { Transformer } from "../model/transformer.js";
 import type { StateRef, TrainablePolicy, Trajectory } from "../contracts/policy.js";
@@ -50,6 +51,7 @@ export class LmPolicy implements TrainablePolicy {
   private dlogits: Buf = new Float32Array(0);
   private rowLogits = new Float64Array(0);
   lastGradNorm = 0;
+  private readonly stepScaler = new StepScaler();
 
   constructor(model: Transformer, temperature: number, optim: LmOptimOptions, decayMask?: Uint8Array) {
     if (!(temperature > 0)) throw new Error(`training needs a temperature > 0, got ${temperature}`);
@@ -133,6 +135,19 @@ export class LmPolicy implements TrainablePolicy {
   optimizerStep(): void {
     this.lastGradNorm = this.optimizer.clipGradNorm(this.maxGradNorm);
     if (Number.isFinite(this.lastGradNorm)) this.optimizer.step();
+  }
+
+  beginUpdate(): void {
+    this.stepScaler.begin(this.model.params);
+  }
+
+  setStepScale(scale: number): void {
+    this.stepScaler.apply(this.model.params, scale);
+  }
+
+  endUpdate(keptFraction: number): void {
+    this.optimizer.scaleFirstMoment(keptFraction);
+    this.stepScaler.finish();
   }
 
   getParams(): Buf {

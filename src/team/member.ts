@@ -5,7 +5,8 @@
  */
 import { Decoder } from "../model/generate.js";
 import type { Transformer } from "../model/transformer.js";
-import type { StepDecoder, TeamMember } from "./rollout.js";
+import type { TeamMember, TurnSession } from "../contracts/member.js";
+import { DecoderSession } from "./decoder-session.js";
 
 export class ModelMember implements TeamMember {
   readonly model: Transformer;
@@ -24,7 +25,11 @@ export class ModelMember implements TeamMember {
     return this.model.cfg.maxSeqLen;
   }
 
-  createDecoder(B: number, Tmax: number): StepDecoder {
+  openSession(episodes: number, maxLength: number): TurnSession {
+    return new DecoderSession(this.decoder(episodes, maxLength), this.vocabSize);
+  }
+
+  private decoder(B: number, Tmax: number): Decoder {
     const key = `${B}x${Tmax}`;
     let dec = this.decoders.get(key);
     if (!dec) {

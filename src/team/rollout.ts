@@ -14,14 +14,13 @@
  * Every token records its owner, the log-prob under the owner's sampling distribution (temperature
  * and top-p included) and the owner's policy version.
  */
-import type { Rng } from "../engine/rng.js";
-import { sampleToken } from "../model/generate.js";
+import { Rng } from "../engine/rng.js";
 import type { Tokenizer } from "../model/tokenizer.js";
 import type { Problem, Verdict } from "../tasks/index.js";
 import type { TeamTrajectory } from "./trajectory.js";
-import type { StepDecoder, TeamMember } from "../contracts/member.js";
+import type { TeamMember, TurnOutput, TurnRequest, TurnSession } from "../contracts/member.js";
 
-export type { StepDecoder, TeamMember } from "../contracts/member.js";
+export type { TeamMember, TurnOutput, TurnRequest, TurnSession } from "../contracts/member.js";
 
 export type Protocol = "relay" | "independent";
 
@@ -50,14 +49,21 @@ interface Episode {
   promptLen: number;
   done: boolean;
   eos: boolean;
+  /** The episode's sampling stream. */
+  stream: Rng;
+  /** Transcript length at which the episode stops. */
+  maxLength: number;
 }
 
 /**
  * Rolls out G episodes for each problem. Trajectories come grouped: for relay, problem i's episodes
  * are [i·G, (i+1)·G); for independent, agent a's episodes for problem i follow each other in the
  * same way inside the block of agent a.
+ *
+ * Each episode samples from its own stream (one draw of `rng` per episode, in episode order), so an
+ * episode's tokens do not depend on how episodes are batched or on which backend serves an agent.
  */
-export function rolloutTeam(
+export async function rolloutTeam(
   team: TeamMember[],
   tok: Tokenizer,
   problems: Problem[],
@@ -65,7 +71,7 @@ export function rolloutTeam(
   opts: RolloutOptions,
   verify: Verifier,
   rng: Rng,
-): TeamTrajectory[] {
+): Promise<TeamTrajectory[]> {
   if (team.length === 0) throw new Error("a team needs at least one agent");
   const V = team[0].vocabSize;
   for (const m of team)
@@ -89,6 +95,8 @@ export function rolloutTeam(
           promptLen: prompt.length,
           done: false,
           eos: false,
+          maxLength: 0,
+          stream: new Rng(rng.nextU32()),
         });
       }
     });
@@ -103,22 +111,31 @@ export function rolloutTeam(
   const Tmax = Math.min(Math.min(...team.map((m) => m.maxSeqLen)), maxPrompt + opts.maxCompletionLength);
   if (maxPrompt >= Tmax)
     throw new Error(`a prompt has ${maxPrompt} tokens, which leaves no room to answer (context ${Tmax})`);
-  const probs = new Float64Array(V);
+  for (const e of episodes) e.maxLength = Math.min(Tmax, e.promptLen + opts.maxCompletionLength);
+  const ctx: TurnContext = { opts, tok, V };
   if (opts.protocol === "relay") {
     const order = opts.speakingOrder ?? team.map((_, a) => a);
-    const decoders = team.map((m) => m.createDecoder(episodes.length, Tmax));
-    for (let r = 0; r < opts.rounds; r++) {
-      for (const a of order) {
-        if (episodes.every((e) => e.done)) break;
-        takeTurn(team[a], a, decoders[a], episodes, opts.maxTurnTokens, true, Tmax, opts, tok, rng, probs);
+    const sessions = team.map((m) => m.openSession(episodes.length, Tmax));
+    try {
+      for (let r = 0; r < opts.rounds; r++) {
+        for (const a of order) {
+          if (episodes.every((e) => e.done)) break;
+          await takeTurn(team[a], a, sessions[a], episodes, opts.maxTurnTokens, true, ctx);
+        }
       }
+    } finally {
+      for (const s of sessions) await s.close?.();
     }
   } else {
     for (let a = 0; a < team.length; a++) {
       const mine = episodes.filter((e) => e.agent === a);
-      const dec = team[a].createDecoder(mine.length, Tmax);
-      // Writing alone, an agent's <eot> hands the turn back to itself: it just goes on.
-      takeTurn(team[a], a, dec, mine, Infinity, false, Tmax, opts, tok, rng, probs);
+      const session = team[a].openSession(mine.length, Tmax);
+      try {
+        // Writing alone, an agent's <eot> hands the turn back to itself: it just goes on.
+        await takeTurn(team[a], a, session, mine, opts.maxCompletionLength, false, ctx);
+      } finally {
+        await session.close?.();
+      }
     }
   }
   return episodes.map((e) => {
@@ -141,85 +158,97 @@ export function rolloutTeam(
   });
 }
 
+interface TurnContext {
+  opts: RolloutOptions;
+  tok: Tokenizer;
+  V: number;
+}
+
 /**
- * One agent's turn over all unfinished episodes: catch up on new tokens, then write ≤ maxTokens
- * (stopping at its own <eot> when `eotEndsTurn`).
+ * One agent's turn over the unfinished episodes `eps` (session episode ids = their indices in
+ * `eps`): it writes ≤ maxTokens each, ending at its own <eot> when `relay`; in a relay a turn that
+ * used all maxTokens is closed by an <eot> owned by no agent.
  */
-function takeTurn(
+async function takeTurn(
   member: TeamMember,
   a: number,
-  dec: StepDecoder,
+  session: TurnSession,
   eps: Episode[],
   maxTokens: number,
-  eotEndsTurn: boolean,
-  Tmax: number,
-  opts: RolloutOptions,
-  tok: Tokenizer,
-  rng: Rng,
-  probs: Float64Array,
-): void {
-  const B = eps.length;
-  const V = member.vocabSize;
-  const active = new Uint8Array(B);
-  const feed = new Int32Array(B);
-  // Catch up: every token but the last goes into the cache; the last is fed when sampling starts.
-  for (;;) {
-    let any = false;
-    for (let b = 0; b < B; b++) {
-      const e = eps[b];
-      active[b] = !e.done && dec.lengths[b] < e.tokens.length - 1 ? 1 : 0;
-      if (active[b]) {
-        feed[b] = e.tokens[dec.lengths[b]];
-        any = true;
-      }
-    }
-    if (!any) break;
-    dec.step(feed, active);
-  }
-  const written = new Int32Array(B);
-  const turnOver = new Uint8Array(B);
-  for (let b = 0; b < B; b++) turnOver[b] = eps[b].done ? 1 : 0;
-  for (;;) {
-    let any = false;
-    for (let b = 0; b < B; b++) {
-      active[b] = turnOver[b] ? 0 : 1;
-      if (active[b]) {
-        feed[b] = eps[b].tokens[eps[b].tokens.length - 1];
-        any = true;
-      }
-    }
-    if (!any) break;
-    const logits = dec.step(feed, active);
-    for (let b = 0; b < B; b++) {
-      if (!active[b]) continue;
-      const e = eps[b];
-      const { token, logp } = sampleToken(logits, b * V, V, opts.temperature, opts.topP, rng, probs);
-      e.tokens.push(token);
+  relay: boolean,
+  { opts, tok, V }: TurnContext,
+): Promise<void> {
+  const ids: number[] = [];
+  eps.forEach((e, i) => {
+    if (!e.done) ids.push(i);
+  });
+  if (ids.length === 0) return;
+  const uniforms = new Float64Array(ids.length * maxTokens);
+  ids.forEach((i, k) => {
+    for (let j = 0; j < maxTokens; j++) uniforms[k * maxTokens + j] = eps[i].stream.uniform();
+  });
+  const req: TurnRequest = {
+    episodes: ids,
+    transcripts: ids.map((i) => Int32Array.from(eps[i].tokens)),
+    maxTokens,
+    maxLength: Int32Array.from(ids, (i) => eps[i].maxLength),
+    endTurn: relay ? [tok.eot] : [],
+    endEpisode: [tok.eos],
+    temperature: opts.temperature,
+    topP: opts.topP,
+    uniforms,
+  };
+  const outs = await session.writeTurn(req);
+  if (outs.length !== ids.length)
+    throw new Error(`agent ${a} answered a turn for ${ids.length} episodes with ${outs.length} results`);
+  ids.forEach((i, k) => {
+    const e = eps[i];
+    const { tokens, logp } = checkTurnOutput(outs[k], req, k, a, V);
+    for (let j = 0; j < tokens.length; j++) {
+      e.tokens.push(tokens[j]);
       e.owner.push(a);
-      e.logp.push(logp);
+      e.logp.push(logp[j]);
       e.version.push(member.version);
-      written[b]++;
-      const completionLen = e.tokens.length - e.promptLen;
-      if (token === tok.eos) {
-        e.done = true;
-        e.eos = true;
-        turnOver[b] = 1;
-      } else if (e.tokens.length >= Tmax || completionLen >= opts.maxCompletionLength) {
-        e.done = true;
-        turnOver[b] = 1;
-      } else if (token === tok.eot && eotEndsTurn) {
-        turnOver[b] = 1;
-      } else if (written[b] >= maxTokens) {
-        // The agent used its whole turn: the protocol closes the segment.
-        e.tokens.push(tok.eot);
-        e.owner.push(-1);
-        e.logp.push(0);
-        e.version.push(-1);
-        turnOver[b] = 1;
-        if (e.tokens.length >= Tmax) e.done = true;
-      }
     }
+    const last = tokens.length > 0 ? tokens[tokens.length - 1] : -1;
+    if (last === tok.eos) {
+      e.done = true;
+      e.eos = true;
+    } else if (e.tokens.length >= e.maxLength) {
+      e.done = true;
+    } else if (relay && last !== tok.eot) {
+      // The agent used its whole turn (or stopped without a stop token): the protocol closes the segment.
+      e.tokens.push(tok.eot);
+      e.owner.push(-1);
+      e.logp.push(0);
+      e.version.push(-1);
+      if (e.tokens.length >= e.maxLength) e.done = true;
+    } else if (!relay) {
+      e.done = true;
+    }
+  });
+}
+
+/** A backend's answer for one entry, checked so that a bad reply fails here with one clear line. */
+function checkTurnOutput(out: TurnOutput, req: TurnRequest, k: number, a: number, V: number): TurnOutput {
+  const where = `agent ${a}, episode ${req.episodes[k]}`;
+  const { tokens, logp } = out;
+  if (!tokens || !logp || tokens.length !== logp.length)
+    throw new Error(`${where}: a turn must return as many log-probs as tokens`);
+  const room = req.maxLength[k] - req.transcripts[k].length;
+  if (tokens.length > Math.min(req.maxTokens, room))
+    throw new Error(
+      `${where}: wrote ${tokens.length} tokens, the turn allowed ${Math.min(req.maxTokens, room)}`,
+    );
+  for (let j = 0; j < tokens.length; j++) {
+    const t = tokens[j];
+    if (!Number.isInteger(t) || t < 0 || t >= V) throw new Error(`${where}: token ${t} outside [0, ${V})`);
+    if (!(logp[j] <= 0) || !Number.isFinite(logp[j]))
+      throw new Error(`${where}: log-prob ${logp[j]} of token ${t} is not a finite number ≤ 0`);
+    const stop = req.endTurn.includes(t) || req.endEpisode.includes(t);
+    if (stop && j < tokens.length - 1) throw new Error(`${where}: tokens continue after stop token ${t}`);
   }
+  return out;
 }
 
 /**

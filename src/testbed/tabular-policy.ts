@@ -5,6 +5,7 @@
  * `states` (the tabular state of every token).
  */
 import type { StateRef, TrainablePolicy, Trajectory } from "../contracts/policy.js";
+import { StepScaler } from "../engine/step-scale.js";
 
 export interface TabularOptimizerConfig {
   kind: "adam" | "sgd";
@@ -24,6 +25,7 @@ interface TabularSnapshot {
 }
 
 export class TabularPolicy implements TrainablePolicy {
+  private readonly step0 = new StepScaler();
   readonly vocabSize: number;
   /** (S, A) logits. */
   readonly logits: Float64Array;
@@ -141,6 +143,19 @@ export class TabularPolicy implements TrainablePolicy {
       this.v[i] = b2 * this.v[i] + (1 - b2) * g[i] * g[i];
       p[i] -= lr * (this.m[i] / c1 / (Math.sqrt(this.v[i] / c2) + eps) + wd * p[i]);
     }
+  }
+
+  beginUpdate(): void {
+    this.step0.begin(this.logits);
+  }
+
+  setStepScale(scale: number): void {
+    this.step0.apply(this.logits, scale);
+  }
+
+  endUpdate(keptFraction: number): void {
+    for (let i = 0; i < this.m.length; i++) this.m[i] *= keptFraction;
+    this.step0.finish();
   }
 
   getParams(): Float64Array {

@@ -130,9 +130,9 @@ export class TeamTrainer {
     const trained: Trajectory[] = []; // every training rollout of the stage (the critic's data)
     // Owners in the trajectories index the agents passed to runStage (a one-agent team for
     // independent-vote), which is how rolloutTeam numbers them.
-    const collectFor = (agents: number[]) => (_team: TrainablePolicy[], nPrompts: number) => {
+    const collectFor = (agents: number[]) => async (_team: TrainablePolicy[], nPrompts: number) => {
       const members = agents.map((a) => this.members[a]);
-      const trajs = rolloutTeam(
+      const trajs = await rolloutTeam(
         members,
         this.tok,
         promptStream.take(nPrompts),
@@ -148,7 +148,7 @@ export class TeamTrainer {
       if (this.critic) for (const t of trajs) trained.push(t);
       return trajs;
     };
-    const heldOutFor = (agents: number[]) => (_team: TrainablePolicy[], nPrompts: number) => {
+    const heldOutFor = (agents: number[]) => async (_team: TrainablePolicy[], nPrompts: number) => {
       const members = agents.map((a) => this.members[a]);
       const problems = makeProblems(o.task, {
         split: "test",
@@ -159,8 +159,7 @@ export class TeamTrainer {
         testPercent: o.testPercent,
       });
       const rng = this.streamRng(`heldout-rollout/${heldOutCalls++}`);
-      const trajs = rolloutTeam(members, this.tok, problems, o.groupSize, o.rollout, o.task.verify, rng);
-      return trajs;
+      return rolloutTeam(members, this.tok, problems, o.groupSize, o.rollout, o.task.verify, rng);
     };
     const groups =
       o.algo === "independent-vote" ? this.models.map((_, a) => [a]) : [this.models.map((_, a) => a)];
