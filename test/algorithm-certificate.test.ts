@@ -9,6 +9,7 @@ import { Rng } from "../src/engine/rng.js";
 import {
   certificate,
   certificateAMax,
+  expectedTvBound,
   dkwSlack,
   empiricalImprovement,
   gaeScores,
@@ -20,9 +21,9 @@ import {
 
 test("certificate: every term follows the discounted bound with each agent's δ_i and N_i", () => {
   const agents = [
-    { surrogateGain: 0.3, klRadius: 0.01, truncBias: 0.02, numEpisodes: 64 },
-    { surrogateGain: 0.1, klRadius: 0.04, truncBias: 0.0, numEpisodes: 16 },
-    { surrogateGain: 0.0, klRadius: 0, truncBias: 0.0, numEpisodes: 0 },
+    { surrogateGain: 0.3, klRadius: 0.01, truncBias: 0.02, numEpisodes: 64, tvBound: 0.2 },
+    { surrogateGain: 0.1, klRadius: 0.04, truncBias: 0.0, numEpisodes: 16, tvBound: 0.3 },
+    { surrogateGain: 0.0, klRadius: 0, truncBias: 0.0, numEpisodes: 0, tvBound: 0 },
   ];
   const gamma = 0.5;
   const aMax = 2;
@@ -35,17 +36,77 @@ test("certificate: every term follows the discounted bound with each agent's δ_
   assert.ok(Math.abs(c.samplePenalty - sample) < 1e-14);
   assert.ok(Math.abs(c.lowerBound - (0.4 - c.occupancyPenalty - 0.04 - sample)) < 1e-14);
   assert.equal(c.vacuous, 1);
-  const tiny = certificate([{ surrogateGain: 1, klRadius: 1e-8, truncBias: 0, numEpisodes: 1e9 }], {
-    gamma: 0.1,
-    aMax: 1,
-    confidence: 0.05,
-  });
+  // CPO-style bound: the same terms with the expected-TV occupancy 4·A_max·Σ TV̄ = 4·2·0.5.
+  assert.ok(Math.abs(c.cpoOccupancyPenalty - 4) < 1e-14);
+  assert.ok(Math.abs(c.cpoBound - (0.4 - 4 - 0.04 - sample)) < 1e-14);
+  const tiny = certificate(
+    [{ surrogateGain: 1, klRadius: 1e-8, truncBias: 0, numEpisodes: 1e9, tvBound: 1e-5 }],
+    {
+      gamma: 0.1,
+      aMax: 1,
+      confidence: 0.05,
+    },
+  );
   assert.equal(tiny.vacuous, 0);
   assert.ok(tiny.lowerBound > 0);
   assert.throws(() => certificate(agents, { gamma: 1, aMax, confidence: 0.1 }), /gamma must be in \(0, 1\)/);
   assert.equal(certificateAMax(5, true, 8), Math.sqrt(7));
   assert.equal(certificateAMax(2, true, 8), 2);
   assert.equal(certificateAMax(5, false, 8), 5);
+  assert.equal(certificateAMax(5, true, 8, false), 5, "weighted z-scores are bounded by A_clip only");
+});
+
+test("certificate: the paper's and the CPO-style bounds against formulas written from the papers", () => {
+  const rng = new Rng(11);
+  for (let trial = 0; trial < 50; trial++) {
+    const n = 1 + rng.int(4);
+    const gamma = 0.5 + 0.49 * rng.uniform();
+    const aMax = 0.5 + 4 * rng.uniform();
+    const conf = 0.01 + 0.2 * rng.uniform();
+    const agents = Array.from({ length: n }, () => ({
+      surrogateGain: rng.normal(),
+      klRadius: 0.1 * rng.uniform(),
+      truncBias: 0.05 * rng.uniform(),
+      numEpisodes: 1 + rng.int(500),
+      tvBound: rng.uniform(),
+    }));
+    const c = certificate(agents, { gamma, aMax, confidence: conf });
+    // Thm 4.4 + Pinsker + Thm 4.9 of the paper, term by term over agents.
+    let paper = 0;
+    let cpo = 0;
+    for (const a of agents) {
+      const est =
+        a.truncBias / (1 - gamma) +
+        (aMax / (1 - gamma)) * Math.sqrt(Math.log((2 * n) / conf) / (2 * a.numEpisodes));
+      paper +=
+        a.surrogateGain - (2 * gamma * aMax * Math.sqrt(a.klRadius / 2)) / ((1 - gamma) * (1 - gamma)) - est;
+      cpo += a.surrogateGain - (2 * gamma * aMax * a.tvBound) / ((1 - gamma) * (1 - gamma)) - est;
+    }
+    assert.ok(
+      Math.abs(c.lowerBound - paper) < 1e-9 * (1 + Math.abs(paper)),
+      `paper bound ${c.lowerBound} vs ${paper}`,
+    );
+    assert.ok(Math.abs(c.cpoBound - cpo) < 1e-9 * (1 + Math.abs(cpo)), `cpo bound ${c.cpoBound} vs ${cpo}`);
+  }
+});
+
+test("certificate: a checked step's expected-TV bound is (1 − α − s)·sqrt(δ/2) + α + s", () => {
+  assert.ok(Math.abs(expectedTvBound(0.02, 0.99, 0.05) - (0.94 * 0.1 + 0.06)) < 1e-15);
+  assert.equal(expectedTvBound(0.02, 0.5, 0.6), 1);
+  assert.ok(Math.abs(expectedTvBound(0.08, 1, 0) - 0.2) < 1e-15);
+});
+
+test("certificate: weighted z-scores exceed sqrt(G−1), so reweighted stages use A_clip", () => {
+  // One heavy trajectory among light ones: its weighted z-score reaches 1/sqrt(w_heavy·(1−w_heavy)) > sqrt(G−1).
+  const { adv } = normaliseAdvantages(
+    Float64Array.of(1, 0, 0, 0),
+    new Uint8Array(4).fill(1),
+    Float64Array.of(0.04, 1, 1, 1),
+    [[0, 1, 2, 3]],
+    "group",
+    100,
+  );
+  assert.ok(adv[0] > Math.sqrt(3) + 1, `z = ${adv[0]}`);
 });
 
 test("group z-scores respect |z| ≤ sqrt(G−1), the A_max the certificate uses", () => {

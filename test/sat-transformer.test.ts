@@ -14,6 +14,7 @@ import { getTask, makeProblems } from "../src/tasks/index.js";
 import { defaultStageConfig } from "../src/algorithm/index.js";
 import { TeamTrainer, type TeamTrainOptions } from "../src/train/team.js";
 import { rolloutTeam } from "../src/team/rollout.js";
+import { recordJson } from "./records.js";
 import { Rng } from "../src/engine/rng.js";
 
 const AGENT = join(fileURLToPath(new URL(".", import.meta.url)), "../../test/fixtures/agents/add2-tiny");
@@ -29,7 +30,7 @@ const rollout = {
 };
 
 function options(n: number, over: Partial<TeamTrainOptions["stage"]> = {}): TeamTrainOptions {
-  const { algo: _a, ...stage } = defaultStageConfig(n, {
+  const stage = defaultStageConfig(n, {
     promptsPerStage: 8,
     miniBatchGroups: 4,
     epochs: 2,
@@ -37,7 +38,6 @@ function options(n: number, over: Partial<TeamTrainOptions["stage"]> = {}): Team
     ...over,
   });
   return {
-    algo: "sat",
     stage,
     rollout,
     groupSize: 8,
@@ -88,8 +88,7 @@ for (const intermediate of ["reweight", "resample"] as const) {
         ...options(2, { intermediate, promptsPerStage: 4, miniBatchGroups: 2 }),
         groupSize: 4,
       });
-      const { records } = await trainer.stage();
-      const r = records[0];
+      const { record: r } = await trainer.stage();
       assert.equal(r.intermediate, intermediate);
       assert.equal(r.agents.length, 2);
       for (const a of r.agents) {
@@ -119,9 +118,9 @@ test("same seed → bit-identical stage records (timings aside), and the same fo
         heldOutPrompts: 2,
       });
       const records = [];
-      for (let s = 0; s < 2; s++) records.push(...(await trainer.stage()).records);
+      for (let s = 0; s < 2; s++) records.push((await trainer.stage()).record);
       return {
-        records: JSON.stringify(records),
+        records: recordJson(records),
         params: models.map((m) =>
           Buffer.from(m.params.buffer, m.params.byteOffset, m.params.byteLength).toString("base64"),
         ),

@@ -14,6 +14,8 @@ export interface AdvantageResult {
   adv: Float64Array;
   /** Share of included trajectories whose advantage hit ±A_clip. */
   clipFrac: number;
+  /** The weights ω were equal within every group: then |z| ≤ sqrt(G−1) under group scaling. */
+  uniformWeights: boolean;
 }
 
 /**
@@ -65,7 +67,12 @@ export function normaliseAdvantages(
       adv[i] = c;
     }
   }
-  return { adv, clipFrac: counted > 0 ? clipped / counted : 0 };
+  let uniformWeights = true;
+  for (const g of groups) {
+    const ws = g.filter((i) => include[i]).map((i) => omega[i]);
+    if (ws.some((w) => w !== ws[0])) uniformWeights = false;
+  }
+  return { adv, clipFrac: counted > 0 ? clipped / counted : 0, uniformWeights };
 }
 
 /**

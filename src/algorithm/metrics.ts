@@ -26,6 +26,16 @@ export function stageMetrics(r: StageRecord): MetricRecord[] {
   team("cert/vacuous", c.vacuous);
   team("cert/gamma", c.gamma);
   team("cert/a_max", c.aMax);
+  team("cert/cpo_occupancy_penalty", finite(c.cpoOccupancyPenalty));
+  team("cert/cpo_bound", finite(c.cpoBound));
+  team("cert/cpo_vacuous", c.cpoVacuous);
+  team("cert/gain_in_z_units", c.gainUnits === "z" ? 1 : 0);
+  team("rollout/generated_tokens", r.generatedTokens);
+  for (const [key, value] of Object.entries(r.timing)) team(key, finite(value));
+  if (r.critic) {
+    team("critic/vf_loss_before", finite(r.critic.lossBefore));
+    team("critic/vf_loss", finite(r.critic.lossAfter));
+  }
   if (r.improvement) {
     team("cert/improvement", finite(r.improvement.improvement));
     team("cert/improvement_ci_low", finite(r.improvement.ciLow));
@@ -39,6 +49,8 @@ export function stageMetrics(r: StageRecord): MetricRecord[] {
     put("actor/kl_coef", a.klCoef);
     put("trust_region/kl_coef_next", a.klCoefNext);
     put("trust_region/kl_quantile", a.klQuantile);
+    put("trust_region/kl_quantile_full", a.klQuantileFull);
+    put("trust_region/tv_mean", a.tvMean);
     put("trust_region/kl_max", a.klMax);
     put("trust_region/kl_mean", a.klMean);
     put("trust_region/kl_radius", a.klRadius);
@@ -66,6 +78,8 @@ export function stageMetrics(r: StageRecord): MetricRecord[] {
     put("actor/ppo_kl", a.ppoKl);
     put("actor/entropy", a.entropy);
     put("episodes/num", a.numEpisodes);
+    put("advantages/uniform_weights", a.uniformWeights);
+    for (const [key, value] of Object.entries(a.timing)) put(key, value);
   }
   return out;
 }

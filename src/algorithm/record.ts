@@ -1,19 +1,22 @@
 /**
- * The stage record (a plain, JSON-serialisable object) and the statistics that fill it: rewards of
- * the stage batch, and per agent the trust-region outcome, importance weights, advantages and the
- * rollout-vs-trainer log-prob check (sat-method §2). Names map to conventions.md §2 in metrics.ts.
+ * The stage record: a plain, JSON-serialisable object and the only channel through which a stage
+ * reports (the metrics sink and stages.jsonl are derived from it in metrics.ts). Rewards of the stage
+ * batch, σ, tokens generated, timings, the certificate and the measured improvement; per agent the
+ * trust-region outcome, β, importance weights, advantages and the rollout-vs-trainer log-prob check
+ * (sat-method §2).
  */
 import type { AdvantageResult } from "./advantages.js";
 import type { PreparedBatch } from "./batch.js";
 import type { Certificate, EmpiricalImprovement } from "./certificate.js";
-import type { StageConfig } from "./config.js";
-import { dkwSlack, entropyRow, weightedQuantile } from "./kl.js";
-import type { AgentRef, UpdateOutcome } from "./update.js";
+import type { StageConfig, TrustRegion } from "./config.js";
+import { dkwSlack, weightedQuantile } from "./kl.js";
+import type { UpdateOutcome } from "./update.js";
 
 export interface AgentStageRecord {
   agent: number;
   /** 0-based place in σ. */
   position: number;
+  /** β used in this update (0 when the trust region is `none`) and β for the next stage. */
   klCoef: number;
   klCoefNext: number;
   klRadius: number;
@@ -21,7 +24,12 @@ export interface AgentStageRecord {
   klQuantile: number;
   klMax: number;
   klMean: number;
+  /** KL quantile of the full step (before backtracking). */
+  klQuantileFull: number;
+  /** Mean total variation ½Σ|π_new − π_cur| over the agent's states. */
+  tvMean: number;
   numStates: number;
+  /** DKW slack sqrt(log(2/η)/(2N)) with N = independent trajectories (numEpisodes). */
   dkwSlack: number;
   /** 1 when the first candidate (the full step) violated the trust region. */
   violation: 0 | 1;
@@ -43,6 +51,8 @@ export interface AgentStageRecord {
   truncBias: number;
   /** N_i: trajectories where the agent acted. */
   numEpisodes: number;
+  /** 1 when the advantage weights ω = p·w were equal within every group (then |z| ≤ sqrt(G−1)). */
+  uniformWeights: 0 | 1;
   logpDiffMean: number;
   logpDiffMax: number;
   isWeightMean: number;
@@ -57,16 +67,21 @@ export interface AgentStageRecord {
   ppoKl: number;
   /** Mean entropy of π_cur over the agent's states. */
   entropy: number;
+  /** Seconds: the whole update, and the check with backtracking within it. */
+  timing: Record<string, number>;
 }
 
 export interface StageRecord {
   step: number;
   algo: StageConfig["algo"];
+  trustRegion: TrustRegion;
   intermediate: StageConfig["intermediate"];
   advEstimator: StageConfig["advEstimator"];
   sigma: number[];
   numTrajectories: number;
   maxGroupSize: number;
+  /** Tokens the agents generated in this stage's training rollouts (resampled batches included). */
+  generatedTokens: number;
   rewardMean: number;
   rewardStd: number;
   rewardMin: number;
@@ -76,6 +91,10 @@ export interface StageRecord {
   agents: AgentStageRecord[];
   certificate: Certificate;
   improvement: EmpiricalImprovement | null;
+  /** Team-level seconds: rollout (gen), advantages, held-out measurement (testing). */
+  timing: Record<string, number>;
+  /** The value function's fit after the stage (gae), filled in by the trainer that owns it. */
+  critic?: { lossBefore: number; lossAfter: number; numStates: number; steps: number; gradNorm: number };
 }
 
 export function rewardStats(batch: PreparedBatch) {
@@ -108,41 +127,19 @@ export function rewardStats(batch: PreparedBatch) {
   };
 }
 
-export interface AgentRecordInput {
-  agent: number;
-  position: number;
-  /** The stage batch and the agent's π_cur scores on it (for the log-prob check). */
-  stageBatch: PreparedBatch;
-  stageRef: AgentRef;
-  /** The batch the agent was updated on (the stage batch, or a resampled one) and its π_cur scores. */
-  batch: PreparedBatch;
-  ref: AgentRef;
-  trajList: number[];
-  /** (N) surrogate weights and untruncated ratio products. */
-  wSur: Float64Array;
-  wFull: Float64Array;
-  adv: AdvantageResult;
-  out: UpdateOutcome | null;
-  /** β used in the update, and the agent's β on entry (kept for baselines that do not use it). */
-  beta: number;
-  betaIn: number;
-  gainPredicted: number | null;
-  cfg: StageConfig;
-  V: number;
-}
-
 /**
  * β for the next stage. adaptive (default): PPO's adaptive-KL rule on the full step's KL quantile q,
  * q > δ → β·g, q < δ/g → β/g, clamped to [β_min, β_max]; grow: β·g after any violating candidate.
- * An agent that did not update keeps its β.
+ * An agent that did not update, or whose update used no penalty, keeps its β.
  */
 export function nextKlCoef(
   beta: number,
   out: UpdateOutcome | null,
   radius: number,
   cfg: StageConfig,
+  trustRegion: TrustRegion,
 ): number {
-  if (!out) return beta;
+  if (!out || trustRegion === "none") return beta;
   const g = cfg.klCoefGrowth;
   let next = beta;
   if (cfg.klCoefRule === "grow") next = out.violations > 0 ? beta * g : beta;
@@ -151,25 +148,31 @@ export function nextKlCoef(
   return Math.min(cfg.klCoefMax, Math.max(cfg.klCoefMin, next));
 }
 
+export interface AgentRecordInput {
+  agent: number;
+  position: number;
+  /** The batch the agent was updated on (the stage batch, or a resampled one). */
+  batch: PreparedBatch;
+  /** (S) π_cur chosen-token log-probs and entropies on that batch. */
+  curChosen: Float64Array;
+  entropy: Float64Array;
+  trajList: number[];
+  /** (N) surrogate weights and untruncated ratio products. */
+  wSur: Float64Array;
+  wFull: Float64Array;
+  adv: AdvantageResult;
+  out: UpdateOutcome | null;
+  /** β on entry and the β the update used. */
+  betaIn: number;
+  beta: number;
+  trustRegion: TrustRegion;
+  gainPredicted: number | null;
+  cfg: StageConfig;
+  timing: Record<string, number>;
+}
+
 export function agentRecord(x: AgentRecordInput): AgentStageRecord {
-  const {
-    agent,
-    position,
-    stageBatch,
-    stageRef,
-    batch,
-    ref,
-    trajList,
-    wSur,
-    wFull,
-    adv,
-    out,
-    beta,
-    betaIn,
-    gainPredicted,
-    cfg,
-    V,
-  } = x;
+  const { agent, batch, trajList, wSur, wFull, adv, out, cfg } = x;
   const ag = batch.agents[agent];
   let sp = 0;
   let wMean = 0;
@@ -192,41 +195,43 @@ export function agentRecord(x: AgentRecordInput): AgentStageRecord {
   }
   let spAll = 0;
   for (let i = 0; i < batch.trajs.length; i++) spAll += batch.prior[i];
+  const S = ag.refs.length;
   let entropy = 0;
   let diffSum = 0;
   let diffMax = 0;
   let spStates = 0;
-  const agCur = stageBatch.agents[agent];
-  for (let k = 0; k < agCur.refs.length; k++) {
-    const r = agCur.refs[k];
-    const diff = Math.abs(stageBatch.trajs[r.traj].behaviourLogp[r.t] - stageRef.chosen[k]);
-    diffSum += diff;
-    diffMax = Math.max(diffMax, diff);
-  }
-  for (let k = 0; k < ag.refs.length; k++) {
-    entropy += ag.weights[k] * entropyRow(ref.rows, k * V, V);
-    spStates += ag.weights[k];
-  }
-  const kls = out ? out.kls : new Float64Array(0);
   let klMean = 0;
   let klMax = 0;
-  for (let k = 0; k < kls.length; k++) {
-    klMean += ag.weights[k] * kls[k];
+  let tvMean = 0;
+  const kls = out ? out.kls : new Float64Array(S);
+  for (let k = 0; k < S; k++) {
+    const r = ag.refs[k];
+    const diff = Math.abs(batch.trajs[r.traj].behaviourLogp[r.t] - x.curChosen[k]);
+    diffSum += diff;
+    diffMax = Math.max(diffMax, diff);
+    const wk = ag.weights[k];
+    entropy += wk * x.entropy[k];
+    spStates += wk;
+    klMean += wk * kls[k];
     klMax = Math.max(klMax, kls[k]);
+    if (out) tvMean += wk * out.tvs[k];
   }
   const violations = out ? out.violations : 0;
   const tried = out ? out.candidatesTried : 0;
+  const mean = (v: number) => (spStates > 0 ? v / spStates : 0);
   return {
     agent,
-    position,
-    klCoef: beta,
-    klCoefNext: cfg.algo !== "sat" ? betaIn : nextKlCoef(beta, out, cfg.klRadius[agent], cfg),
+    position: x.position,
+    klCoef: x.beta,
+    klCoefNext: nextKlCoef(x.betaIn, out, cfg.klRadius[agent], cfg, x.trustRegion),
     klRadius: cfg.klRadius[agent],
     klQuantile: weightedQuantile(kls, ag.weights, cfg.klQuantile),
     klMax,
-    klMean: spStates > 0 ? klMean / spStates : 0,
-    numStates: ag.refs.length,
-    dkwSlack: dkwSlack(ag.refs.length, cfg.dkwEta),
+    klMean: mean(klMean),
+    klQuantileFull: out ? out.fullQuantile : 0,
+    tvMean: mean(tvMean),
+    numStates: S,
+    dkwSlack: dkwSlack(ag.numEpisodes, cfg.dkwEta),
     violation: out ? out.firstViolation : 0,
     violationRate: tried > 0 ? violations / tried : 0,
     candidatesTried: tried,
@@ -235,10 +240,11 @@ export function agentRecord(x: AgentRecordInput): AgentStageRecord {
     accepted: out ? out.accepted : 0,
     surrogateGain: out ? out.gain : 0,
     fracEpisodes: spAll > 0 ? sp / spAll : 0,
-    gainPredicted,
+    gainPredicted: x.gainPredicted,
     truncBias: sp > 0 ? zeta / sp : 0,
     numEpisodes: ag.numEpisodes,
-    logpDiffMean: agCur.refs.length > 0 ? diffSum / agCur.refs.length : 0,
+    uniformWeights: adv.uniformWeights ? 1 : 0,
+    logpDiffMean: S > 0 ? diffSum / S : 0,
     logpDiffMax: diffMax,
     isWeightMean: sp > 0 ? wMean / sp : 1,
     isWeightMin: trajList.length > 0 ? wMin : 1,
@@ -250,6 +256,7 @@ export function agentRecord(x: AgentRecordInput): AgentStageRecord {
     pgClipFrac: out ? out.clipFrac : 0,
     pgLoss: out ? -out.clipTerm : 0,
     ppoKl: out ? out.ppoKl : 0,
-    entropy: spStates > 0 ? entropy / spStates : 0,
+    entropy: mean(entropy),
+    timing: x.timing,
   };
 }

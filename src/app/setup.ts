@@ -10,7 +10,7 @@ import { CharTokenizer } from "../model/tokenizer.js";
 import { datasetFamily, getTask, readProblemsJSONL, type TaskFamily } from "../tasks/index.js";
 import type { RolloutOptions } from "../team/rollout.js";
 import type { LmOptimOptions } from "../team/lm-policy.js";
-import { defaultStageConfig, type StageConfig } from "../algorithm/index.js";
+import { stageConfigFrom, type StageConfig } from "../algorithm/index.js";
 import type { ResolvedConfig } from "../config/schema.js";
 import type { EvalOptions } from "../eval/evaluate.js";
 
@@ -71,33 +71,9 @@ export function rolloutOptionsOf(cfg: ResolvedConfig, members = cfg.team.n_agent
   };
 }
 
-export function stageConfigOf(cfg: ResolvedConfig, nAgents: number): Omit<StageConfig, "algo"> {
-  const { algo: _algo, ...stage } = defaultStageConfig(nAgents, {
-    promptsPerStage: cfg.rollout.prompts_per_step,
-    clipLow: cfg.algo.clip_ratio_low,
-    clipHigh: cfg.algo.clip_ratio_high,
-    // team.kl_radius overrides algo.kl_radius per agent.
-    klRadius: Array.from({ length: nAgents }, (_, i) => cfg.team.kl_radius[i] ?? cfg.algo.kl_radius),
-    klQuantile: cfg.algo.kl_quantile,
-    klCoefGrowth: cfg.algo.kl_coef_growth,
-    klCoefRule: cfg.algo.kl_coef_rule,
-    klCoefMin: cfg.algo.kl_coef_min,
-    klCoefMax: cfg.algo.kl_coef_max,
-    advClip: cfg.algo.adv_clip,
-    maxBacktracks: cfg.algo.max_backtracks,
-    backtrackRatio: cfg.algo.backtrack_ratio,
-    epochs: cfg.algo.ppo_epochs,
-    miniBatchGroups: cfg.algo.ppo_mini_batch_size,
-    advEstimator: cfg.algo.adv_estimator,
-    scaleRewards: cfg.algo.scale_rewards,
-    gamma: cfg.algo.gamma,
-    lam: cfg.algo.lam,
-    intermediate: cfg.algo.intermediate,
-    order: cfg.algo.order,
-    dkwEta: cfg.algo.dkw_eta,
-    certGamma: cfg.algo.cert_gamma,
-  });
-  return stage;
+/** The stage configuration of a team of `nAgents` (the mapping lives in algorithm/config.ts STAGE_KEYS). */
+export function stageConfigOf(cfg: ResolvedConfig, nAgents: number): StageConfig {
+  return stageConfigFrom(cfg, nAgents);
 }
 
 export function lmOptimOf(cfg: ResolvedConfig): LmOptimOptions {

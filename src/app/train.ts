@@ -18,8 +18,8 @@ import { CheckpointError, loadModel, loadOptimizer, saveModel, saveOptimizer } f
 import { SafetensorsError } from "../model/safetensors.js";
 import type { Tokenizer } from "../model/tokenizer.js";
 import { makeProblems, type Problem, type TaskFamily } from "../tasks/index.js";
-import { stageMetrics, type MetricRecord, type StageRecord } from "../algorithm/index.js";
-import { TeamTrainer, type TeamAlgo, type TeamTrainState } from "../train/team.js";
+import { runStage, stageMetrics, type StageRecord } from "../algorithm/index.js";
+import { TeamTrainer, type TeamTrainState } from "../train/team.js";
 import { loadCriticInto, saveCritic } from "../team/critic.js";
 import { evaluateTeam, evalRows, formatEvalTable, type EvalResult } from "../eval/evaluate.js";
 import type { ResolvedConfig } from "../config/schema.js";
@@ -103,42 +103,19 @@ function loadStartingAgent(
   return model;
 }
 
-/** One stages.jsonl object: team metrics flat, per-agent metrics in `agents` (conventions.md §2). */
 /**
- * One stages.jsonl object: team metrics flat, per-agent metrics in `agents` (conventions.md §2),
- * plus the stage's timing metrics (team and per agent, agent indices already team-wide).
- * independent-vote runs one single-agent stage per agent: record k is agent k's.
+ * One stages.jsonl object from a stage record: team metrics flat, per-agent metrics under `agents`
+ * (conventions.md §2), plus what only the run knows (wall time, cumulative tokens).
  */
-export function stageRow(
-  records: StageRecord[],
-  extra: Record<string, unknown>,
-  timings: MetricRecord[] = [],
-): Record<string, unknown> {
-  const row: Record<string, unknown> = { step: records[0].step + 1, time: Date.now() / 1000, ...extra };
+export function stageRow(record: StageRecord, extra: Record<string, unknown>): Record<string, unknown> {
+  const row: Record<string, unknown> = { step: record.step + 1, time: Date.now() / 1000, ...extra };
   const agents = new Map<number, Record<string, unknown>>();
-  const put = (agent: number, key: string, value: unknown): void => {
-    if (!agents.has(agent)) agents.set(agent, { agent });
-    agents.get(agent)![key] = value;
-  };
-  records.forEach((rec, k) => {
-    for (const m of stageMetrics(rec)) {
-      if (m.agent === null) {
-        // independent-vote: each agent's own stage has its own team-level terms (certificate, reward).
-        if (records.length === 1) row[m.key] = m.value;
-        else put(k, m.key, m.value);
-      } else {
-        put(records.length === 1 ? m.agent : k, m.key, m.value);
-      }
+  for (const m of stageMetrics(record)) {
+    if (m.agent === null) row[m.key] = m.value;
+    else {
+      if (!agents.has(m.agent)) agents.set(m.agent, { agent: m.agent });
+      agents.get(m.agent)![m.key] = m.value;
     }
-  });
-  for (const t of timings) {
-    if (t.agent === null)
-      row[t.key] = typeof row[t.key] === "number" ? (row[t.key] as number) + (t.value as number) : t.value;
-    else put(t.agent, t.key, t.value);
-  }
-  if (records.length > 1) {
-    // independent-vote: one single-agent stage per agent; the team reward is their mean.
-    row["reward/mean"] = records.reduce((s, r) => s + r.rewardMean, 0) / records.length;
   }
   row.agents = [...agents.values()].sort((a, b) => (a.agent as number) - (b.agent as number));
   return row;
@@ -241,9 +218,8 @@ export async function runTrain(
   let evalLog: JsonlWriter | undefined;
   try {
     const models = initialModels(cfg, engine, tok);
-    const algo = cfg.algo.name as TeamAlgo;
+    const algo = cfg.algo.name;
     const trainer = new TeamTrainer(models, tok, {
-      algo,
       stage: stageConfigOf(cfg, models.length),
       rollout: rolloutOptionsOf(cfg, models.length),
       groupSize: cfg.rollout.n,
@@ -252,7 +228,7 @@ export async function runTrain(
       task,
       difficulty: cfg.tasks.difficulty ?? undefined,
       testPercent: cfg.tasks.test_percent,
-      heldOutPrompts: cfg.rollout.prompts_per_step,
+      heldOutPrompts: cfg.algo.cert_prompts,
       seed: cfg.run.seed,
     });
     let resumed = false;
@@ -282,41 +258,36 @@ export async function runTrain(
     };
     if (trainer.state.step === 0 && cfg.eval.before_train) await evaluate("start");
     const maxSteps = cfg.run.max_steps;
+    const maxTokens = cfg.run.max_tokens ?? Infinity;
     const bar = progress.phase(`train ${algo}`, maxSteps - trainer.state.step);
-    while (trainer.state.step < maxSteps) {
+    while (trainer.state.step < maxSteps && trainer.state.tokens < maxTokens) {
       // A stage never returns to the event loop; yielding here lets a pending Ctrl-C handler run.
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (signal?.aborted) throw new Error("interrupted before stage " + (trainer.state.step + 1));
-      const timings: MetricRecord[] = [];
       // One bar per stage, counting agent updates; rollout tokens feed its tokens/s.
       const stageBar = progress.phase(
         `stage ${trainer.state.step + 1}: rollout and agent updates`,
         models.length,
       );
-      const res = await trainer.stage(
-        (m) => {
-          if (m.key.startsWith("timing_s/")) timings.push(m);
-        },
-        (e) => stageBar.tick(e.kind === "agent" ? 1 : 0, e.kind === "rollout" ? e.tokens : 0),
+      const tStage = performance.now();
+      const record = await runStage(
+        trainer.stageInput(undefined, (e) =>
+          stageBar.tick(e.kind === "agent" ? 1 : 0, e.kind === "rollout" ? e.tokens : 0),
+        ),
       );
+      trainer.finishStage(record);
       stageBar.done();
+      const seconds = (performance.now() - tStage) / 1000;
       const step = trainer.state.step;
-      const row = stageRow(
-        res.records,
-        {
-          "timing_s/step": res.seconds,
-          num_tokens: res.tokens,
-          "perf/throughput": res.tokens / res.seconds,
-          ...(res.critic
-            ? { "critic/vf_loss_before": res.critic.lossBefore, "critic/vf_loss": res.critic.lossAfter }
-            : {}),
-        },
-        timings,
-      );
+      const row = stageRow(record, {
+        "timing_s/step": seconds,
+        num_tokens: trainer.state.tokens,
+        "perf/throughput": record.generatedTokens / seconds,
+      });
       stagesLog.append(row);
       progress.metrics(row as { step: number });
-      bar.tick(1, res.tokens);
-      const last = step === maxSteps;
+      bar.tick(1, record.generatedTokens);
+      const last = step === maxSteps || trainer.state.tokens >= maxTokens;
       // Evaluations come before the stage's checkpoint, so a resume from it never redoes or skips one.
       if (last || (cfg.eval.steps > 0 && step % cfg.eval.steps === 0)) await evaluate(algo);
       if (last || (cfg.run.save_steps > 0 && step % cfg.run.save_steps === 0)) {

@@ -28,6 +28,54 @@ export function minibatchesPerEpoch(config: {
   return Math.ceil(config.rollout.prompts_per_step / config.algo.ppo_mini_batch_size);
 }
 
+/** The keys the stage rules read (a parsed config, or a StageConfig mapped back to keys). */
+export interface StageRuleView {
+  rollout: { prompts_per_step: number };
+  algo: {
+    name: string;
+    ppo_epochs: number;
+    ppo_mini_batch_size: number;
+    order: string;
+    intermediate: string;
+  };
+}
+
+const SIMULTANEOUS = ["joint", "single", "independent-vote"];
+
+/** Rules of one stage, shared by the config loader and the library's validateStageConfig. */
+export function stageRuleProblems(c: StageRuleView, nAgents: number): CrossFieldProblem[] {
+  const out: CrossFieldProblem[] = [];
+  const add = (key: string, message: string) => out.push({ key, message });
+  const algo = c.algo.name;
+  if (algo === "single" && nAgents !== 1)
+    add("algo.name", `algo.name=single trains one agent, the team has ${nAgents}`);
+  if (c.algo.ppo_mini_batch_size > c.rollout.prompts_per_step) {
+    add(
+      "algo.ppo_mini_batch_size",
+      `algo.ppo_mini_batch_size (${c.algo.ppo_mini_batch_size}) is larger than rollout.prompts_per_step (${c.rollout.prompts_per_step}); lower it to at most ${c.rollout.prompts_per_step}`,
+    );
+  } else {
+    const updates = c.algo.ppo_epochs * minibatchesPerEpoch(c);
+    if (updates < 2) {
+      add(
+        "algo.ppo_epochs",
+        `algo.ppo_epochs × minibatches = ${updates}: with a single optimizer step per stage the KL penalty β has no effect (sat-method §3c); set algo.ppo_epochs ≥ 2 or algo.ppo_mini_batch_size < rollout.prompts_per_step`,
+      );
+    }
+  }
+  if (SIMULTANEOUS.includes(algo) && c.algo.order === "greedy")
+    add(
+      "algo.order",
+      `algo.order=greedy has no meaning for algo.name=${algo} (all agents update from the same batch); use static or random`,
+    );
+  if (SIMULTANEOUS.includes(algo) && c.algo.intermediate === "resample")
+    add(
+      "algo.intermediate",
+      `algo.intermediate=resample has no meaning for algo.name=${algo} (no intermediate policy); use reweight`,
+    );
+  return out;
+}
+
 export interface CrossFieldProblem {
   /** The key the fix most likely belongs to (dotted path). */
   key: string;
@@ -62,20 +110,12 @@ export function crossFieldProblems(c: ParsedConfig): CrossFieldProblem[] {
       `rollout.n=${c.rollout.n} leaves a single trajectory per group, so group advantages are all zero; use rollout.n ≥ 2 or algo.adv_estimator=gae`,
     );
   }
-  if (c.algo.ppo_mini_batch_size > c.rollout.prompts_per_step) {
+  out.push(...stageRuleProblems(c, c.algo.name === "single" ? 1 : c.team.n_agents));
+  if (c.algo.name === "independent-vote" && c.team.protocol !== "independent")
     add(
-      "algo.ppo_mini_batch_size",
-      `algo.ppo_mini_batch_size (${c.algo.ppo_mini_batch_size}) is larger than rollout.prompts_per_step (${c.rollout.prompts_per_step}); lower it to at most ${c.rollout.prompts_per_step}`,
+      "team.protocol",
+      `algo.name=independent-vote trains agents that answer alone: set team.protocol=independent`,
     );
-  } else {
-    const updates = c.algo.ppo_epochs * minibatchesPerEpoch(c);
-    if (updates < 2) {
-      add(
-        "algo.ppo_epochs",
-        `algo.ppo_epochs × minibatches = ${updates}: with a single optimizer step per stage the KL penalty β has no effect (sat-method §3c); set algo.ppo_epochs ≥ 2 or algo.ppo_mini_batch_size < rollout.prompts_per_step`,
-      );
-    }
-  }
   if (c.team.max_turn_tokens > c.rollout.max_completion_length) {
     add(
       "team.max_turn_tokens",

@@ -82,6 +82,12 @@ function choice<const T extends readonly [string, ...string[]]>(values: T, def: 
     `one of ${values.join(" | ")}`,
   );
 }
+function choiceOrNull<const T extends readonly [string, ...string[]]>(values: T, help: string) {
+  return typed(
+    z.enum(values).nullable().default(null).describe(help),
+    `one of ${values.join(" | ")}, or null`,
+  );
+}
 const intList = (def: number[], r: Range, help: string) =>
   typed(
     z
@@ -273,6 +279,15 @@ const algo = z.strictObject({
   ),
   kl_coef_min: real(1e-4, { min: 0, max: 1e6 }, "lower bound of β under the adaptive rule"),
   kl_coef_max: real(1e3, { min: 0, max: 1e6 }, "upper bound of β"),
+  trust_region: choiceOrNull(
+    ["checked", "penalty", "none"],
+    "checked = β·KL penalty + exact per-state KL check with backtracking; penalty = β only; none = neither; null = the algorithm's own (sat: checked, baselines: none)",
+  ),
+  ratio_level: choice(
+    ["sequence", "token"],
+    "sequence",
+    "importance ratio per agent turn: sequence = product over the agent's tokens (SAT), token = per token with token-mean loss (TRL importance_sampling_level=token, verl loss_agg_mode=token-mean)",
+  ),
   kl_radius: real(
     0.01,
     { gt: 0, max: 10 },
@@ -312,8 +327,18 @@ const algo = z.strictObject({
   dkw_eta: real(0.05, { gt: 0, lt: 1 }, "η of the logged DKW slack sqrt(log(2/η)/(2N)) on the KL quantile"),
   cert_gamma: real(
     0.99,
-    { min: 0, lt: 1 },
+    { gt: 0, lt: 1 },
     "γ of the certificate's discounted bound (loose for episodic tasks; reported anyway)",
+  ),
+  cert_confidence: real(
+    0.05,
+    { gt: 0, lt: 1 },
+    "δ_conf of the certificate's finite-sample term (the bound holds with probability 1 − δ_conf)",
+  ),
+  cert_prompts: int(
+    16,
+    { min: 0, max: 65536 },
+    "held-out prompts (× rollout.n samples, the same before and after) for each stage's measured improvement cert/improvement; 0 = off",
   ),
 });
 
@@ -392,6 +417,11 @@ const run = z.strictObject({
     1,
     { min: 1, max: 1e8 },
     "console line every this many stages; stages.jsonl gets every stage (TRL logging_steps)",
+  ),
+  max_tokens: intOrNull(
+    null,
+    { min: 1, max: 1e15 },
+    "stop once the training rollouts have generated this many tokens (budget-matched comparisons across algorithms); null = run.max_steps only",
   ),
   save_steps: cadence(
     -1,

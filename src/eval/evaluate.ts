@@ -111,7 +111,11 @@ async function rolloutBatched(
     const per = chunk.length * G;
     for (let w = 0; w < writers; w++) {
       for (const t of trajs.slice(w * per, (w + 1) * per))
-        blocks[w].push({ ...t, promptId: t.promptId + start, groupId: t.groupId + start });
+        blocks[w].push({
+          ...t,
+          promptId: t.promptId + start,
+          groupId: w * problems.length + t.promptId + start,
+        });
     }
   }
   return blocks.flat();

@@ -79,14 +79,15 @@ export async function rolloutTeam(
       throw new Error("all agents of a team must share the tokenizer (vocabulary sizes differ)");
   const episodes: Episode[] = [];
   const writers = opts.protocol === "relay" ? [-1] : team.map((_, a) => a);
-  for (const agent of writers) {
+  for (const [w, agent] of writers.entries()) {
     problems.forEach((problem, i) => {
       const prompt = [tok.bos, ...tok.encode(problem.prompt)];
       for (let g = 0; g < G; g++) {
         episodes.push({
           problem,
           promptId: i,
-          groupId: i,
+          // A group is one writer's samples of one prompt (the team's, in a relay).
+          groupId: w * problems.length + i,
           agent,
           tokens: [...prompt],
           owner: prompt.map(() => -1),
