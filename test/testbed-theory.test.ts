@@ -11,6 +11,7 @@ import { defaultStageConfig, klRow, runStage } from "../src/algorithm/index.js";
 import { projectToTrustRegion } from "../src/swap/projection.js";
 import {
   antiCoordinationGame,
+  matrixGame,
   blockStep,
   evaluate,
   randomGame,
@@ -364,4 +365,23 @@ test("runStage on sampled rollouts (gradient steps): the exact bounds hold at ev
     `stages=${stages} block steps=${steps} J-decrease rate per step=${(decreases / steps).toFixed(3)} per stage=${(stageDecreases / stages).toFixed(3)} ` +
       `paper vacuous=${(vacuous / steps).toFixed(3)} CPO positive=${(cpoPositive / steps).toFixed(3)}`,
   );
+});
+
+test("testbed: agentAdvantage is Q(s, a) − V(s) also for actions of probability 0 (deterministic rows)", () => {
+  const M = [
+    [3, 1],
+    [5, -2],
+  ];
+  const game = matrixGame("det", M);
+  // Agent 0 always plays action 0; agent 1 mixes 0.25 / 0.75.
+  const tables: Tables = [Float64Array.of(1, 0), Float64Array.of(0.25, 0.75)];
+  const ev = evaluate(game, tables);
+  const adv = agentAdvantage(game, tables, 0, ev);
+  // One-shot game (no transitions): Q(a0) = E_{a1}[M[a0][a1]], V = Q(0) since agent 0 plays 0.
+  const q0 = 0.25 * 3 + 0.75 * 1;
+  const q1 = 0.25 * 5 + 0.75 * -2;
+  assert.ok(Math.abs(adv[0] - 0) < TOL, `A(0) = ${adv[0]}`);
+  assert.ok(Math.abs(adv[1] - (q1 - q0)) < TOL, `A(1) = ${adv[1]}, expected ${q1 - q0}`);
+  const adv1 = agentAdvantage(game, tables, 1, ev);
+  assert.ok(Math.abs(adv1[0] - (3 - q0)) < TOL && Math.abs(adv1[1] - (1 - q0)) < TOL);
 });

@@ -118,13 +118,16 @@ export function agentAdvantage(
   for (let s = 0; s < game.numStates; s++) {
     const k = game.active[s].indexOf(agent);
     if (k < 0) continue;
-    const p = jointProbs(game, tables, s);
-    const pi = tables[agent];
+    const act = game.active[s];
     const q = new Float64Array(A);
-    for (let j = 0; j < p.length; j++) {
-      const a = Math.floor(j / A ** k) % A;
-      // p[j] / π_i(a|s) = probability of the others' part of j.
-      if (pi[s * A + a] > 0) q[a] += (p[j] / pi[s * A + a]) * ev.Q[s][j];
+    for (let j = 0; j < numJoint(game, s); j++) {
+      // Probability of the others' part of j, computed directly so that Q(s, a) − V(s) is also
+      // right for actions the agent never takes (π_i(a|s) = 0).
+      let others = 1;
+      let rest = j;
+      for (let m = 0; m < act.length; m++, rest = Math.floor(rest / A))
+        if (m !== k) others *= tables[act[m]][s * A + (rest % A)];
+      q[Math.floor(j / A ** k) % A] += others * ev.Q[s][j];
     }
     for (let a = 0; a < A; a++) out[s * A + a] = q[a] - ev.V[s];
   }
