@@ -88,6 +88,8 @@ test("Stage 0: a swapped-in larger agent stays inside the δ0 ball of the incumb
     klQuantile: 0.99,
   });
   assert.equal(res.states, states.length);
+  assert.equal(res.checkStates, states.length, "checked on the distillation states");
+  assert.ok(res.attempts >= 1 && res.kappa <= 0.5);
   assert.ok(
     res.klMax < klBefore,
     `distillation reduced the max KL to the incumbent (${klBefore} → ${res.klMax})`,

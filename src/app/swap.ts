@@ -86,7 +86,7 @@ export async function runSwap(
     if (req.distill) {
       const train = makeProblems(task, {
         split: "train",
-        n: cfg.rollout.prompts_per_step * 4,
+        n: cfg.swap.distill_prompts ?? cfg.rollout.prompts_per_step * 4,
         seed: new Rng(cfg.run.seed).fork("swap").seed,
         difficulty: cfg.tasks.difficulty ?? undefined,
       });
@@ -102,8 +102,10 @@ export async function runSwap(
       const states: StateRef[] = [];
       trajs.forEach((t, i) => t.owner.forEach((o, s) => o === req.agent && states.push({ traj: i, t: s })));
       const temperature = cfg.rollout.temperature;
-      const student = new LmPolicy(pre, temperature, lmOptimOf(cfg));
-      const snap = student.snapshot();
+      const student = new LmPolicy(pre, temperature, {
+        ...lmOptimOf(cfg),
+        lr: cfg.swap.distill_lr ?? cfg.optim.lr,
+      });
       distill = distillProjection(
         student,
         new LmPolicy(incumbent, temperature, lmOptimOf(cfg)),
@@ -111,13 +113,13 @@ export async function runSwap(
         trajs,
         states,
         {
-          epochs: cfg.algo.ppo_epochs * 4,
+          epochs: cfg.swap.distill_epochs,
           miniBatch: cfg.algo.ppo_mini_batch_size * cfg.rollout.n,
           klQuantile: cfg.algo.kl_quantile,
         },
       );
       progress.log(
-        `distillation: KL quantile to the incumbent ${distill.klQuantile.toExponential(2)} over ${distill.states} states → ${distill.accepted ? "accepted" : "rejected (kept the projected member)"}`,
+        `distillation: KL quantile to the incumbent ${distill.klQuantile.toExponential(2)} on ${distill.checkStates} held-out states after ${distill.attempts} attempt(s) (target radius ${distill.kappa}·δ0) → ${distill.accepted ? "accepted: the new agent is a plain member of " + join(run.dir, "team") + ", which sat train continues from" : "rejected (kept the projected member)"}`,
       );
       if (distill.accepted) {
         teamDir = join(run.dir, "team");
@@ -136,8 +138,6 @@ export async function runSwap(
             { ...opts, name: `swap agent ${req.agent} (distilled)` },
           ),
         );
-      } else {
-        student.restore(snap);
       }
     }
     for (const row of evalRows(0, evals, task.name)) evalLog.append(row);

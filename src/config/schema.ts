@@ -375,6 +375,21 @@ const pretrain = z.strictObject({
   eval_steps: int(200, { min: 1, max: 1e8 }, "measure held-out accuracy every this many steps"),
 });
 
+const swap = z.strictObject({
+  delta0: realOrNull(
+    null,
+    { gt: 0, max: 10 },
+    "Stage-0 radius δ0 of a plug-and-play swap (sat swap): the new agent is projected into this KL ball around the one it replaces; null = algo.kl_radius",
+  ),
+  distill_prompts: intOrNull(
+    null,
+    { min: 1, max: 1e6 },
+    "train prompts whose team rollouts (× rollout.n) the new agent is distilled on; null = 4 × rollout.prompts_per_step",
+  ),
+  distill_epochs: int(40, { min: 1, max: 1e6 }, "passes of distillation over those rollouts"),
+  distill_lr: realOrNull(null, { gt: 0, max: 1 }, "AdamW learning rate of distillation; null = optim.lr"),
+});
+
 const evalSection = z.strictObject({
   steps: cadence(
     -1,
@@ -449,6 +464,7 @@ export const SECTIONS = {
   algo,
   optim,
   pretrain,
+  swap,
   eval: evalSection,
   run,
 } as const;
@@ -465,6 +481,7 @@ export const ConfigSchema = z.strictObject({
   algo: algo.prefault({}),
   optim: optim.prefault({}),
   pretrain: pretrain.prefault({}),
+  swap: swap.prefault({}),
   eval: evalSection.prefault({}),
   run: run.prefault({}),
 });
@@ -492,6 +509,7 @@ export type RolloutConfig = ResolvedConfig["rollout"];
 export type AlgoConfig = ResolvedConfig["algo"];
 export type OptimConfig = ResolvedConfig["optim"];
 export type PretrainConfig = ResolvedConfig["pretrain"];
+export type SwapConfig = ResolvedConfig["swap"];
 export type EvalConfig = ResolvedConfig["eval"];
 export type RunConfig = ResolvedConfig["run"];
 

@@ -96,20 +96,37 @@ export interface DistillOptions {
   epochs: number;
   miniBatch: number; // trajectories per optimizer step
   klQuantile: number; // level of the acceptance check
+  /**
+   * Radii tried for the distillation target, as fractions κ of δ0, largest first: aiming inside the
+   * ball (κ < 1) leaves room for the student's fitting error; a failed check retries from the
+   * original weights with the next κ. Default [0.5, 0.25, 0.125, 0.0625].
+   */
+  kappas?: number[];
+  /**
+   * Hold every `holdOutEvery`-th trajectory's states out of training and check on those only; by
+   * default (0) the check runs on the distillation states, as a stage's trust-region check does.
+   */
+  holdOutEvery?: number;
 }
 
 export interface DistillResult {
-  loss: number; // final mean KL(π_λ ‖ π_θ) over the states
-  klQuantile: number; // of KL(π_θ ‖ π_cur) over the states after distillation
+  loss: number; // final mean KL(π_θ ‖ π_λ) over the training states
+  klQuantile: number; // of KL(π_θ ‖ π_cur) over the check states after distillation
   klMax: number;
   accepted: boolean; // klQuantile ≤ δ0
+  /** κ of the accepted attempt (of the last one when none passed) and attempts made. */
+  kappa: number;
+  attempts: number;
   states: number;
+  checkStates: number;
 }
 
 /**
- * Trains `student` (an LmPolicy over the new model) to match the projected policy on the given
- * states of trajectories, then measures KL(π_student ‖ π_cur) there. The caller restores the
- * student's snapshot when `accepted` is false.
+ * Trains `student` (an LmPolicy over the new model) towards the projection of its own starting
+ * policy into the κ·δ0 ball around the incumbent, then checks the (1−α)-quantile of
+ * KL(π_student ‖ π_cur) ≤ δ0 on the distillation states (or on a held-out trajectory split). When
+ * the check fails it restarts from the starting weights with a smaller κ. The caller keeps the
+ * student only when `accepted`; otherwise the student is back at its starting weights.
  */
 export function distillProjection(
   student: LmPolicy,
@@ -120,46 +137,64 @@ export function distillProjection(
   o: DistillOptions,
 ): DistillResult {
   const V = student.vocabSize;
-  const S = states.length;
-  const pre = student.logProbs(trajs, states);
-  const cur = Float64Array.from(incumbent.logProbs(trajs, states));
-  const target = new Float64Array(S * V);
-  for (let k = 0; k < S; k++) {
-    target.set(
-      projectToTrustRegion(pre.subarray(k * V, (k + 1) * V), cur.subarray(k * V, (k + 1) * V), delta0).logp,
-      k * V,
+  const every = o.holdOutEvery ?? 0;
+  const heldOut = (s: StateRef) => every > 0 && s.traj % every === every - 1;
+  const train = states.filter((s) => !heldOut(s));
+  const check = every > 0 ? states.filter(heldOut) : train;
+  if (train.length === 0 || check.length === 0)
+    throw new Error(
+      `distillation needs states to train on and to check (got ${train.length} and ${check.length})`,
     );
-  }
+  const snap = student.snapshot();
+  const pre = Float64Array.from(student.logProbs(trajs, train));
+  const cur = Float64Array.from(incumbent.logProbs(trajs, train));
+  const curCheck = Float64Array.from(incumbent.logProbs(trajs, check));
   const byTraj = new Map<number, number[]>();
-  states.forEach((s, k) => byTraj.set(s.traj, [...(byTraj.get(s.traj) ?? []), k]));
+  train.forEach((s, k) => byTraj.set(s.traj, [...(byTraj.get(s.traj) ?? []), k]));
   const trajIds = [...byTraj.keys()];
-  let loss = 0;
-  for (let e = 0; e < o.epochs; e++) {
-    for (let i = 0; i < trajIds.length; i += o.miniBatch) {
-      const ks = trajIds.slice(i, i + o.miniBatch).flatMap((t) => byTraj.get(t)!);
-      const sub = ks.map((k) => states[k]);
-      const lp = student.logProbs(trajs, sub);
-      const grad = new Float64Array(sub.length * V);
-      loss = 0;
-      for (let j = 0; j < sub.length; j++) {
-        const k = ks[j];
-        loss += klRow(target, k * V, lp, j * V, V);
-        // d/dlogπ_θ of KL(π_λ ‖ π_θ) = −π_λ.
-        for (let v = 0; v < V; v++) grad[j * V + v] = -Math.exp(target[k * V + v]) / sub.length;
-      }
-      loss /= Math.max(1, sub.length);
-      student.zeroGrad();
-      student.backward(grad);
-      student.optimizerStep();
+  const kappas = o.kappas ?? [0.5, 0.25, 0.125, 0.0625];
+  let result: DistillResult | null = null;
+  for (const [attempt, kappa] of kappas.entries()) {
+    if (attempt > 0) student.restore(snap);
+    const target = new Float64Array(train.length * V);
+    for (let k = 0; k < train.length; k++) {
+      const row = (x: Float64Array) => x.subarray(k * V, (k + 1) * V);
+      target.set(projectToTrustRegion(row(pre), row(cur), kappa * delta0).logp, k * V);
     }
+    let loss = 0;
+    for (let e = 0; e < o.epochs; e++) {
+      for (let i = 0; i < trajIds.length; i += o.miniBatch) {
+        const ks = trajIds.slice(i, i + o.miniBatch).flatMap((t) => byTraj.get(t)!);
+        const lp = student.logProbs(
+          trajs,
+          ks.map((k) => train[k]),
+        );
+        const grad = new Float64Array(ks.length * V);
+        loss = 0;
+        ks.forEach((k, j) => {
+          // Reverse KL(π_θ ‖ π_λ), the direction of the check: it keeps π_θ off tokens π_λ (and so
+          // the incumbent) leaves unlikely. d/dlogπ_θ,v = π_θ,v·(logπ_θ,v − logπ_λ,v + 1).
+          loss += klRow(lp, j * V, target, k * V, V);
+          for (let v = 0; v < V; v++) {
+            const l = lp[j * V + v];
+            grad[j * V + v] = (Math.exp(l) * (l - target[k * V + v] + 1)) / ks.length;
+          }
+        });
+        loss /= Math.max(1, ks.length);
+        student.zeroGrad();
+        student.backward(grad);
+        student.optimizerStep();
+      }
+    }
+    const after = student.logProbs(trajs, check);
+    const kls = Float64Array.from(check, (_, k) => klRow(after, k * V, curCheck, k * V, V));
+    const q = weightedQuantile(kls, null, o.klQuantile);
+    result = {
+      ...{ loss, klQuantile: q, klMax: Math.max(0, ...kls), accepted: q <= delta0, kappa },
+      ...{ attempts: attempt + 1, states: train.length, checkStates: check.length },
+    };
+    if (result.accepted) return result;
   }
-  const after = student.logProbs(trajs, states);
-  const kls = new Float64Array(S);
-  let klMax = 0;
-  for (let k = 0; k < S; k++) {
-    kls[k] = klRow(after, k * V, cur, k * V, V);
-    klMax = Math.max(klMax, kls[k]);
-  }
-  const q = weightedQuantile(kls, null, o.klQuantile);
-  return { loss, klQuantile: q, klMax, accepted: q <= delta0, states: S };
+  student.restore(snap);
+  return result!;
 }

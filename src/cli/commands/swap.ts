@@ -22,7 +22,7 @@ export const swap: CommandSpec = {
       flags: "--with <model-dir>",
       description: "the replacement model (Hugging Face layout, same tokenizer)",
     },
-    { flags: "--delta0 <kl>", description: "Stage-0 radius δ0 (default algo.kl_radius)" },
+    { flags: "--delta0 <kl>", description: "Stage-0 radius δ0 (swap.delta0; default algo.kl_radius)" },
     {
       flags: "--distill",
       description: "distil the projection into the new model so the incumbent can be dropped",
@@ -45,7 +45,8 @@ export const swap: CommandSpec = {
     if (agent >= team.agents)
       throw new UsageError(`--agent ${agent}: the team in ${team.dir} has agents 0..${team.agents - 1}`);
     modelDirArg(o.with, "--with");
-    const delta0 = o.delta0 === undefined ? ctx.config!.algo.kl_radius : Number(o.delta0);
+    const cfg = ctx.config!;
+    const delta0 = o.delta0 === undefined ? (cfg.swap.delta0 ?? cfg.algo.kl_radius) : Number(o.delta0);
     if (!(delta0 > 0)) throw new UsageError(`--delta0 must be a positive number, got "${o.delta0}"`);
     const r = await runSwap(
       ctx.config!,
