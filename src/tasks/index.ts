@@ -1,4 +1,4 @@
-/** Public API of the tasks module: problem types, built-in families, splits and JSONL I/O. */
+/** Public API of the tasks module: problem types, built-in families, splits, datasets, the math verifier. */
 export {
   ANSWER_MARKER,
   canonicalKey,
@@ -32,3 +32,17 @@ export {
   problemsToJSONL,
   readProblemsJSONL,
 } from "./jsonl.js";
+export {
+  extractMathAnswer,
+  lastBoxed,
+  mathEquivalent,
+  normalizeAnswer,
+  parseRational,
+  referenceAnswer,
+  splitTopLevel,
+  verifyMath,
+  type AnswerMarker,
+  type Equivalence,
+  type EquivalenceResult,
+  type Extraction,
+} from "./math/index.js";
