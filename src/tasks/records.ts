@@ -3,7 +3,7 @@
  * "data.parquet row 7") so every later error can name it. JSON Lines (UTF-8, an optional byte-order
  * mark, LF or CRLF, blank lines skipped) or Parquet (read with hyparquet; snappy, gzip, zstd,
  * brotli and lz4 pages). A file is Parquet when it starts with the magic bytes "PAR1", whatever its
- * name. What the records mean is layout.ts's business.
+ * name; a file named *.parquet must be. What the records mean is layout.ts's business.
  *
  * Bad rows are collected, not thrown one at a time: RowErrors reports the first in one line and
  * counts the rest, so a user fixes a file in one pass instead of one run per bad line.
@@ -155,6 +155,7 @@ export async function readRecordFile(
 ): Promise<RecordFile> {
   const bytes = readBytes(path);
   if (isParquet(bytes)) return parseParquetRecords(bytes, path, columns);
+  if (/\.parquet$/i.test(path)) throw new DatasetError(`${path}: not a Parquet file (it does not start with "PAR1")`);
   return parseJsonlRecords(decodeUtf8(bytes, path), path, errors);
 }
 
