@@ -155,7 +155,8 @@ export async function readRecordFile(
 ): Promise<RecordFile> {
   const bytes = readBytes(path);
   if (isParquet(bytes)) return parseParquetRecords(bytes, path, columns);
-  if (/\.parquet$/i.test(path)) throw new DatasetError(`${path}: not a Parquet file (it does not start with "PAR1")`);
+  if (/\.parquet$/i.test(path))
+    throw new DatasetError(`${path}: not a Parquet file (it does not start with "PAR1")`);
   return parseJsonlRecords(decodeUtf8(bytes, path), path, errors);
 }
 
