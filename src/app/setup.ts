@@ -32,13 +32,12 @@ export function teamTokenizer(): CharTokenizer {
 }
 
 export function datasetLayoutOf(cfg: ResolvedConfig): DatasetLayout {
-  const t = cfg.tasks;
   return resolveLayout({
-    preset: t.preset,
-    promptField: t.prompt_field,
-    answerField: t.answer_field,
-    solutionField: t.solution_field,
-    verifier: t.verifier,
+    preset: cfg.tasks.preset,
+    promptField: cfg.tasks.prompt_field,
+    answerField: cfg.tasks.answer_field,
+    solutionField: cfg.tasks.solution_field,
+    verifier: cfg.tasks.verifier,
   });
 }
 
