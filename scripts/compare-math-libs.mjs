@@ -68,6 +68,14 @@ const ceReq = createRequire(join(root, "ce", "package.json"));
 const [CE, ceLoad] = time(() => ceReq("@cortex-js/compute-engine"));
 const ce = new CE.ComputeEngine();
 function ceEqual(a, b) {
+  ce.pushScope(); // parsing declares symbols; keep each comparison independent
+  try {
+    return ceEqualInScope(a, b);
+  } finally {
+    ce.popScope();
+  }
+}
+function ceEqualInScope(a, b) {
   const x = ce.parse(a);
   const y = ce.parse(b);
   if (!x.isValid || !y.isValid) return null;

@@ -192,3 +192,12 @@ test("math verifier: verdicts say what was found and why", () => {
   assert.equal(verifyMath(problemWith("\\text{Evelyn}"), "\\boxed{EVELYN}").reason, "correct (same words)");
   assert.equal(verifyMath(problemWith("1, 2"), "\\boxed{2 \\text{ or } 1}").reason, "correct (same items)");
 });
+
+test("math verifier: a verdict does not depend on the answers verified before it", () => {
+  const sum = problemWith("1+a");
+  const before = verifyMath(sum, "\\boxed{a+1}");
+  assert.equal(before.reward, 1);
+  // Parsing `a(b+c)` reads `a` as a function; that must not leak into the next comparison.
+  verifyMath(problemWith("ab+ac"), "\\boxed{a(b+c)}");
+  assert.deepEqual(verifyMath(sum, "\\boxed{a+1}"), before);
+});

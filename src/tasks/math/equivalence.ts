@@ -8,7 +8,8 @@
  *      sets (any order), matrices and relations are compared part by part; other expressions by
  *      value (relative tolerance 1e-9, absolute 1e-14; complex values too) when constant, else at 5 fixed points
  *      of their variables, which must be the same variables on both sides.
- * Deterministic: the sample points are fixed, never random. The engine (≈0.3 s to load) is loaded
+ * Deterministic: the sample points are fixed, never random, and each comparison runs in its own
+ * scope of the engine, so no verdict depends on earlier ones. The engine (≈0.5 s to load) is loaded
  * on the first answer that needs it, so GSM8K-style numeric answers never load it.
  */
 import { createRequire } from "node:module";
@@ -32,6 +33,8 @@ interface Expr {
 interface Engine {
   parse(latex: string): Expr;
   box(json: unknown): Expr;
+  pushScope(): void;
+  popScope(): void;
 }
 
 let engine: Engine | null = null;
@@ -186,9 +189,17 @@ export function mathEquivalent(prediction: string, reference: string): Equivalen
       : { equal: false };
   }
   const ce = computeEngine();
-  const rj = parse(ce, reference);
-  if (rj === null) return { equal: false, why: `the reference ${JSON.stringify(reference)} does not parse` };
-  const pj = parse(ce, prediction);
-  if (pj === null) return { equal: false, why: "the answer does not parse as LaTeX" };
-  return sameJson(ce, pj, rj) ? { equal: true, how: "equal expressions" } : { equal: false };
+  // Parsing declares the symbols it meets (`a(b)` makes `a` a function, and `a + 1` then fails):
+  // a scope per comparison keeps every verdict independent of the ones before it.
+  ce.pushScope();
+  try {
+    const rj = parse(ce, reference);
+    if (rj === null)
+      return { equal: false, why: `the reference ${JSON.stringify(reference)} does not parse` };
+    const pj = parse(ce, prediction);
+    if (pj === null) return { equal: false, why: "the answer does not parse as LaTeX" };
+    return sameJson(ce, pj, rj) ? { equal: true, how: "equal expressions" } : { equal: false };
+  } finally {
+    ce.popScope();
+  }
 }
