@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  JSONL_FAMILY,
+  DATASET_FAMILY,
   TASKS,
   makeProblems,
   parseProblemsJSONL,
@@ -44,7 +44,7 @@ test("user problems: defaults for id, solution, family, difficulty; exact-match 
   const [a, b] = readProblemsJSONL(path);
   assert.deepEqual(a, {
     id: "data.jsonl:1",
-    family: JSONL_FAMILY,
+    family: DATASET_FAMILY,
     difficulty: 0,
     prompt: "capital of france?\n",
     solution: "#paris",
@@ -61,9 +61,9 @@ test("user problems: defaults for id, solution, family, difficulty; exact-match 
 test("bad lines name the file, the line and the field", () => {
   const ok = '{"prompt": "p", "answer": "1"}';
   const cases: [string, string][] = [
-    [`${ok}\n\n${ok}\n{"prompt": "p"}\n`, 'bad.jsonl:4: missing string field "answer"'],
-    [`{"answer": "1"}\n`, 'bad.jsonl:1: missing string field "prompt"'],
-    [`${ok}\n{"prompt": "p", "answer": 7}\n`, 'bad.jsonl:2: field "answer" must be a string, got number'],
+    [`${ok}\n\n${ok}\n{"prompt": "p"}\n`, 'bad.jsonl:4: missing field "answer"'],
+    [`${ok}\n{"answer": "1"}\n`, 'bad.jsonl:2: missing field "prompt"'],
+    [`${ok}\n{"prompt": "p", "answer": [7]}\n`, 'bad.jsonl:2: field "answer" must be text, got array'],
     [`${ok}\n{"prompt": "p", "answer": "1",}\n`, "bad.jsonl:2: invalid JSON"],
     [`[1, 2]\n`, "bad.jsonl:1: expected a JSON object, got array"],
     [`{"prompt": "p", "answer": "   "}\n`, 'bad.jsonl:1: field "answer" is empty'],
@@ -100,8 +100,8 @@ test("bad lines name the file, the line and the field", () => {
       },
     );
   }
-  assert.throws(() => parseProblemsJSONL('{"prompt": 1}', "mem"), {
-    message: 'mem:1: field "prompt" must be a string, got number',
+  assert.throws(() => parseProblemsJSONL('{"prompt": 1, "answer": "1"}', "mem"), {
+    message: 'mem:1: field "prompt" must be text or a list of chat messages, got number',
   });
   assert.throws(
     () => readProblemsJSONL(join(dir, "missing.jsonl")),

@@ -102,7 +102,7 @@ export async function runDemo(
   const single = await runTrain(singleCfg, openRunDir(singleDir, { force: true }), progress, signal);
   // 4. Side-by-side evaluation on the same prompts.
   const tok = teamTokenizer();
-  const task = taskOf(cfg);
+  const task = await taskOf(cfg, tok);
   const engine = await engineOf(cfg);
   const evalLog = run.openEval();
   try {

@@ -50,7 +50,7 @@ export async function runEval(
   progress: Progress,
 ): Promise<EvalResult[]> {
   const tok = teamTokenizer();
-  const task = taskOf(cfg);
+  const task = await taskOf(cfg, tok);
   const engine = await engineOf(cfg);
   let log: JsonlWriter | null = null;
   try {

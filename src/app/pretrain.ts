@@ -50,13 +50,15 @@ export function sftOptionsOf(cfg: ResolvedConfig, seed: number): SftOptions {
 
 export async function runPretrain(
   cfg: ResolvedConfig,
-  run: RunDir,
+  openRun: RunDir | (() => RunDir),
   progress: Progress,
   signal?: AbortSignal,
 ): Promise<PretrainResult> {
   const t0 = performance.now();
   const tok = teamTokenizer();
-  const task = taskOf(cfg);
+  const task = await taskOf(cfg, tok);
+  // Opened once the task's data have passed their checks, so a bad dataset leaves no directory.
+  const run = typeof openRun === "function" ? openRun() : openRun;
   const engine = await engineOf(cfg);
   const log = new JsonlWriter(run.path("pretrain.jsonl"));
   const evalLog = run.openEval();

@@ -6,8 +6,21 @@
 import { availableParallelism } from "node:os";
 import { createEngine, type FastEngine } from "../engine/engine.js";
 import { presetConfig, validateModelConfig, type ModelConfig } from "../model/config.js";
-import { CharTokenizer } from "../model/tokenizer.js";
-import { datasetFamily, getTask, readProblemsJSONL, type TaskFamily } from "../tasks/index.js";
+import { CharTokenizer, type Tokenizer } from "../model/tokenizer.js";
+import {
+  DatasetError,
+  VERIFY,
+  checkPrompts,
+  datasetFamily,
+  getTask,
+  loadDataset,
+  resolveLayout,
+  splitProblems,
+  type Dataset,
+  type DatasetLayout,
+  type Problem,
+  type TaskFamily,
+} from "../tasks/index.js";
 import type { RolloutOptions } from "../team/rollout.js";
 import type { LmOptimOptions } from "../team/lm-policy.js";
 import { stageConfigFrom, type StageConfig } from "../algorithm/index.js";
@@ -18,11 +31,60 @@ export function teamTokenizer(): CharTokenizer {
   return new CharTokenizer();
 }
 
-/** The built-in family tasks.name, or the user's JSONL problems when tasks.dataset is set. */
-export function taskOf(cfg: ResolvedConfig): TaskFamily {
-  if (cfg.tasks.dataset !== null)
-    return datasetFamily(readProblemsJSONL(cfg.tasks.dataset), cfg.tasks.dataset);
-  return getTask(cfg.tasks.name);
+export function datasetLayoutOf(cfg: ResolvedConfig): DatasetLayout {
+  return resolveLayout({
+    preset: cfg.tasks.preset,
+    promptField: cfg.tasks.prompt_field,
+    answerField: cfg.tasks.answer_field,
+    solutionField: cfg.tasks.solution_field,
+    verifier: cfg.tasks.verifier,
+  });
+}
+
+/**
+ * The built-in family tasks.name, or the problems of tasks.dataset. A dataset is read and every row
+ * checked here, before any run directory exists: fields, that each prompt tokenizes within
+ * rollout.max_prompt_length with `tok`, and that its test split can serve eval.n_prompts and the
+ * per-stage held-out batch (rollout.prompts_per_step). Each failure is one line naming the file and
+ * the line (or Parquet row).
+ */
+export async function taskOf(cfg: ResolvedConfig, tok: Tokenizer): Promise<TaskFamily> {
+  if (cfg.tasks.dataset === null) return getTask(cfg.tasks.name);
+  const data = await loadDataset(cfg.tasks.dataset, datasetLayoutOf(cfg));
+  checkPrompts(data, {
+    // The prompt ids exactly as the rollout builds them (src/team/rollout.ts).
+    encode: (p: Problem) => [tok.bos, ...tok.encode(p.prompt)],
+    maxPromptLength: cfg.rollout.max_prompt_length,
+    limitName: "rollout.max_prompt_length",
+  });
+  checkSplits(data, cfg);
+  return datasetFamily(data.problems, data.source, VERIFY[data.layout.verifier]);
+}
+
+/** The test split must hold eval.n_prompts problems and a held-out batch; the train split one problem. */
+function checkSplits(data: Dataset, cfg: ResolvedConfig): void {
+  const pct = cfg.tasks.test_percent;
+  const test = splitProblems(data.problems, "test", pct).length;
+  const train = splitProblems(data.problems, "train", pct).length;
+  const of = `${test + train} distinct problems`;
+  if (train === 0) {
+    throw new DatasetError(
+      `${data.source}: all ${of} fall in the test split (tasks.test_percent = ${pct}, by content hash); lower tasks.test_percent`,
+    );
+  }
+  const needs: [string, number][] = [
+    ["eval.n_prompts", cfg.eval.n_prompts],
+    ["rollout.prompts_per_step", cfg.rollout.prompts_per_step],
+  ];
+  for (const [key, n] of needs) {
+    if (test >= n) continue;
+    const fix =
+      test > 0 ? `set ${key} to at most ${test} or raise tasks.test_percent` : "raise tasks.test_percent";
+    const use = key === "eval.n_prompts" ? "" : " (each stage's held-out batch)";
+    throw new DatasetError(
+      `${data.source}: the test split holds ${test} of ${of} (tasks.test_percent = ${pct}, by content hash), fewer than ${key} = ${n}${use}; ${fix}`,
+    );
+  }
 }
 
 export function modelConfigOf(cfg: ResolvedConfig, vocabSize: number): ModelConfig {

@@ -48,7 +48,7 @@ export async function runSwap(
   progress: Progress,
 ): Promise<SwapResult> {
   const tok = teamTokenizer();
-  const task = taskOf(cfg);
+  const task = await taskOf(cfg, tok);
   const engine = await engineOf(cfg);
   let evalLog: JsonlWriter | null = null;
   try {

@@ -212,7 +212,7 @@ export async function runTrain(
 ): Promise<TrainResult> {
   const t0 = performance.now();
   const tok = teamTokenizer();
-  const task = taskOf(cfg);
+  const task = await taskOf(cfg, tok);
   const engine = await engineOf(cfg);
   let stagesLog: JsonlWriter | undefined;
   let evalLog: JsonlWriter | undefined;

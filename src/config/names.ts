@@ -71,6 +71,10 @@ export const UPSTREAM_NAMES: Record<string, [string, string, string?]> = {
   intermediate_size: ["model.d_ff", "HF"],
   block_size: ["model.max_seq_len", "nanoGPT"],
   max_position_embeddings: ["model.max_seq_len", "HF"],
+  train_files: ["tasks.dataset", "verl", "one file; the test split is held out from it by content hash"],
+  dataset_name: ["tasks.dataset", "TRL", "a local .jsonl or .parquet file"],
+  prompt_key: ["tasks.prompt_field", "verl"],
+  reward_funcs: ["tasks.verifier", "TRL"],
 };
 
 /** Optimal-string-alignment distance: edits are insert, delete, substitute, swap two neighbours. */

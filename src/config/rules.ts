@@ -131,6 +131,21 @@ export function crossFieldProblems(c: ParsedConfig): CrossFieldProblem[] {
       );
     }
   }
+  const t = c.tasks;
+  for (const key of ["preset", "prompt_field", "answer_field", "solution_field", "verifier"] as const) {
+    if (t.dataset === null && t[key] !== null) {
+      add(
+        `tasks.${key}`,
+        `tasks.${key} applies to a dataset file only; set tasks.dataset=<file.jsonl|file.parquet> or remove tasks.${key}`,
+      );
+    }
+  }
+  if (t.dataset !== null && t.difficulty !== null) {
+    add(
+      "tasks.difficulty",
+      `tasks.difficulty applies to the built-in task families only, not to tasks.dataset; remove it`,
+    );
+  }
   const m = c.model;
   if (m.d_model !== null && m.n_heads !== null && m.d_model % m.n_heads !== 0) {
     add(

@@ -196,7 +196,27 @@ const tasks = z.strictObject({
   ),
   dataset: textOrNull(
     null,
-    "user problems as JSONL, one {prompt, answer, ...} per line; null = generate from tasks.name",
+    "your problems as a .jsonl or .parquet file, one per line/row; null = generate from tasks.name (verl data.train_files, TRL dataset_name)",
+  ),
+  preset: choiceOrNull(
+    ["gsm8k", "math", "verl"],
+    "field layout of tasks.dataset: gsm8k = question/answer ending '#### n'; math = problem/solution with \\boxed{}; verl = prompt as chat messages + reward_model.ground_truth (DAPO-Math); null = prompt/answer/solution",
+  ),
+  prompt_field: textOrNull(
+    null,
+    "field holding the prompt, text or chat messages [{role, content}]; a dotted path reaches nested fields; null = the preset's (verl data.prompt_key)",
+  ),
+  answer_field: textOrNull(
+    null,
+    "field holding the reference answer; with the math verifier a worked solution works too (its last \\boxed{} or '#### n'); null = the preset's (verl reward_model.ground_truth)",
+  ),
+  solution_field: textOrNull(
+    null,
+    "field holding a worked solution, the target of `sat pretrain`; null = the preset's (for verl none: the answer alone is the target)",
+  ),
+  verifier: choiceOrNull(
+    ["exact", "math"],
+    "how a completion is checked against the answer: exact (text after the last '#') or math (\\boxed{}/'####'/'answer:', normalised, symbolic equivalence); null = math for a preset, else exact (TRL reward_funcs, verl reward function)",
   ),
 });
 

@@ -3,7 +3,8 @@
  * content (family + prompt) falls below `testPercent` out of 100, so the split is a property of
  * the problem itself: a test problem can never be drawn for training, whatever the seeds.
  *
- * makeProblems draws distinct problems of one split by rejection (deterministic from the seed);
+ * makeProblems draws distinct problems of one split by rejection (deterministic from the seed), or
+ * for a dataset (a family with a fixed problem list) takes a seeded shuffle of the list's split;
  * ProblemStream draws training problems forever (repeats allowed) and can save/restore its state.
  */
 import { Rng, hashString, type RngState } from "../engine/rng.js";
@@ -50,6 +51,21 @@ export interface MakeProblemsOptions {
   testPercent?: number;
 }
 
+/** The distinct problems (first occurrence of each family + prompt) of a list that fall in `split`. */
+export function splitProblems(
+  problems: readonly Problem[],
+  split: Split,
+  testPercent = DEFAULT_TEST_PERCENT,
+): Problem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = canonicalKey(p.family, p.prompt);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return splitOf(p, testPercent) === split;
+  });
+}
+
 /** n distinct problems of one split, the same for the same arguments. */
 export function makeProblems(familyOrName: TaskFamily | string, opts: MakeProblemsOptions): Problem[] {
   const family = resolveFamily(familyOrName);
@@ -62,6 +78,17 @@ export function makeProblems(familyOrName: TaskFamily | string, opts: MakeProble
   if (!Number.isInteger(opts.n) || opts.n < 0)
     throw new Error(`n must be a non-negative integer, got ${opts.n}`);
   const rng = new Rng(opts.seed).fork(`${family.name}/${difficulty}/${opts.split}`);
+  if (family.problems) {
+    // A dataset: a seeded shuffle of its split, so the whole split can be used, never a miss.
+    const pool = splitProblems(family.problems, opts.split, testPercent);
+    if (pool.length < opts.n) {
+      throw new Error(
+        `task ${family.name}: split "${opts.split}" has ${pool.length} distinct problems ` +
+          `(${testPercent}% of ${family.problems.length} held out for test by content hash), asked for ${opts.n}`,
+      );
+    }
+    return rng.shuffle([...pool]).slice(0, opts.n);
+  }
   const seen = new Set<string>();
   const out: Problem[] = [];
   let misses = 0;

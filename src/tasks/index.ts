@@ -1,4 +1,4 @@
-/** Public API of the tasks module: problem types, built-in families, splits and JSONL I/O. */
+/** Public API of the tasks module: problem types, built-in families, splits, datasets, the math verifier. */
 export {
   ANSWER_MARKER,
   canonicalKey,
@@ -6,6 +6,7 @@ export {
   extractAnswer,
   makeProblem,
   verifyExact,
+  type ChatMessage,
   type Problem,
   type TaskFamily,
   type Verdict,
@@ -20,15 +21,58 @@ export {
   makeProblems,
   splitBucket,
   splitOf,
+  splitProblems,
   type MakeProblemsOptions,
   type ProblemStreamOptions,
   type ProblemStreamState,
   type Split,
 } from "./dataset.js";
+export { parseProblemsJSONL, problemsToJSONL, readProblemsJSONL } from "./jsonl.js";
 export {
-  JSONL_FAMILY,
+  DATASET_FAMILY,
+  DATASET_PRESETS,
+  VERIFIERS,
+  describeLayout,
+  fieldAt,
+  messagesText,
+  recordToProblem,
+  resolveLayout,
+  type DatasetLayout,
+  type DatasetPreset,
+  type LayoutOptions,
+  type VerifierName,
+} from "./layout.js";
+export {
+  DatasetError,
+  RowErrors,
+  isParquet,
+  parseJsonlRecords,
+  parseParquetRecords,
+  readRecordFile,
+  type DatasetFormat,
+  type DatasetRecord,
+  type RecordFile,
+} from "./records.js";
+export {
+  VERIFY,
+  checkPrompts,
   datasetFamily,
-  parseProblemsJSONL,
-  problemsToJSONL,
-  readProblemsJSONL,
-} from "./jsonl.js";
+  loadDataset,
+  problemsFromRecords,
+  type Dataset,
+  type PromptCheck,
+} from "./dataset-file.js";
+export {
+  extractMathAnswer,
+  lastBoxed,
+  mathEquivalent,
+  normalizeAnswer,
+  parseRational,
+  referenceAnswer,
+  splitTopLevel,
+  verifyMath,
+  type AnswerMarker,
+  type Equivalence,
+  type EquivalenceResult,
+  type Extraction,
+} from "./math/index.js";

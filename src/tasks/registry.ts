@@ -34,7 +34,10 @@ export function getTask(name: string): TaskFamily {
   throw new Error(`unknown task "${name}";${hint} known tasks: ${names.join(", ")}`);
 }
 
-/** Verify with the problem's own family when it is built in, else by exact answer match. */
+/**
+ * Verify with the problem's own family when it is built in, else by exact answer match. A dataset
+ * loaded with the math verifier carries it as its TaskFamily's `verify`: use that for its problems.
+ */
 export function verifyProblem(problem: Problem, completion: string): Verdict {
   const task = Object.hasOwn(TASKS, problem.family) ? TASKS[problem.family] : undefined;
   return (task?.verify ?? verifyExact)(problem, completion);

@@ -10,13 +10,28 @@
 import type { Rng } from "../engine/rng.js";
 import { hashString } from "../engine/rng.js";
 
+/** One chat message of a prompt given as a conversation (verl/TRL "conversational" datasets). */
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
 export interface Problem {
   /** `<family>-<16 hex digits>` from the canonical content, so equal problems share an id. */
   id: string;
   family: string;
   difficulty: number;
-  /** The question; built-in prompts end with "\n" so `prompt + solution` is a full transcript. */
+  /**
+   * The question as text; built-in prompts end with "\n" so `prompt + solution` is a full
+   * transcript. For a prompt given as chat messages, their contents joined by a blank line: the text
+   * a tokenizer without a chat template encodes, and what splits and ids are computed from.
+   */
   prompt: string;
+  /**
+   * The prompt as chat messages, exactly as the dataset gave them (system and user turns); absent
+   * for text prompts. A tokenizer with a chat template renders these, not `prompt`.
+   */
+  messages?: readonly ChatMessage[];
   /** Worked solution, one intermediate result per line, ending with `#<answer>`. */
   solution: string;
   answer: string;
@@ -40,6 +55,11 @@ export interface TaskFamily {
   difficulties: [number, number];
   generate(rng: Rng, difficulty: number): Problem;
   verify(problem: Problem, completion: string): Verdict;
+  /**
+   * Set for a fixed list of problems (a dataset): splits are then taken from the list itself rather
+   * than by drawing from `generate`, so a split can be used up exactly.
+   */
+  problems?: readonly Problem[];
 }
 
 export const ANSWER_MARKER = "#";

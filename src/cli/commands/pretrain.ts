@@ -12,8 +12,7 @@ export const pretrain: CommandSpec = {
     "which `sat train --set team.agent_checkpoints=[...]` starts from.",
   flags: "run",
   run: async (ctx) => {
-    const run = ctx.openRunDir();
-    const r = await runPretrain(ctx.config!, run, ctx.progress, ctx.signal);
+    const r = await runPretrain(ctx.config!, () => ctx.openRunDir(), ctx.progress, ctx.signal);
     r.agentDirs.forEach((d, i) =>
       ctx.out(`agent ${i}: held-out greedy accuracy ${(100 * r.accuracies[i]).toFixed(1)}% → ${d}`),
     );

@@ -1,11 +1,20 @@
-/** `sat tasks list` and `sat tasks export <name>`: the built-in task families and their splits. */
+/**
+ * `sat tasks list`, `sat tasks export <name>`: the built-in task families and their splits;
+ * `sat tasks preview`: tasks.dataset as a run reads it (field mapping applied, split of each
+ * problem).
+ */
 import { writeFileAtomic } from "../../io/atomic.js";
+import { datasetLayoutOf } from "../../app/setup.js";
 import {
   DEFAULT_TEST_PERCENT,
+  describeLayout,
   getTask,
+  loadDataset,
   makeProblems,
   problemsToJSONL,
+  splitOf,
   TASKS,
+  type Problem,
   type Split,
 } from "../../tasks/index.js";
 import type { CommandSpec } from "../command.js";
@@ -99,9 +108,79 @@ const exportTask: CommandSpec = {
   },
 };
 
+const PREVIEW_CHARS = 300;
+
+/** A field for the terminal: one line (newlines shown as ⏎), cut at PREVIEW_CHARS. */
+function oneLineText(text: string): string {
+  const flat = text.replace(/\r?\n/g, " ⏎ ");
+  return flat.length > PREVIEW_CHARS ? `${flat.slice(0, PREVIEW_CHARS)}…` : flat;
+}
+
+const preview: CommandSpec = {
+  name: "preview",
+  summary: "show a dataset file's problems as a run reads them (field mapping applied)",
+  description:
+    "Reads tasks.dataset (a .jsonl or .parquet file) with the field mapping of tasks.preset, " +
+    "tasks.prompt_field, tasks.answer_field, tasks.solution_field and tasks.verifier, from the same " +
+    "config and overrides a run takes (e.g. `sat tasks preview tasks.dataset=train.parquet " +
+    "tasks.preset=gsm8k`, or `--config my.yaml`), checks every row's fields, and prints the first " +
+    "problems with the split each falls in. `sat train` also checks that every prompt tokenizes " +
+    "within rollout.max_prompt_length.",
+  flags: "config",
+  options: [
+    { flags: "--n <count>", description: "problems to show", default: "5" },
+    { flags: "--split <split>", description: "show only train or test problems" },
+  ],
+  async run(ctx) {
+    const cfg = ctx.config!;
+    const file = cfg.tasks.dataset;
+    if (file === null)
+      throw new UsageError(
+        "set the file to preview: sat tasks preview tasks.dataset=<file.jsonl|file.parquet>",
+      );
+    const n = intOption("--n", ctx.options.n, 0)!;
+    const only = ctx.options.split as string | undefined;
+    if (only !== undefined && only !== "train" && only !== "test")
+      throw new UsageError(`--split ${only}: expected train or test`);
+    const layout = datasetLayoutOf(cfg);
+    const data = await loadDataset(file, layout);
+    const pct = cfg.tasks.test_percent;
+    const rows = data.problems.map((p, i) => ({ where: data.where[i], split: splitOf(p, pct), problem: p }));
+    const shown = rows.filter((r) => only === undefined || r.split === only).slice(0, n);
+    if (ctx.flags.json) {
+      const out = shown.map(({ where, split, problem: p }) => ({ where, split, ...problemFields(p) }));
+      ctx.out(JSON.stringify(out, null, 2));
+      return;
+    }
+    const test = rows.filter((r) => r.split === "test").length;
+    ctx.out(`${file}: ${rows.length} problems (${data.format}; ${describeLayout(layout)})`);
+    ctx.out(
+      `split by content hash at tasks.test_percent = ${pct}: ${rows.length - test} train, ${test} test`,
+    );
+    for (const { where, split, problem: p } of shown) {
+      ctx.out("");
+      ctx.out(`${where} · ${split} · id ${p.id}`);
+      if (p.messages) for (const m of p.messages) ctx.out(`  ${m.role}: ${oneLineText(m.content)}`);
+      else ctx.out(`  prompt: ${oneLineText(p.prompt)}`);
+      ctx.out(`  answer: ${p.answer}`);
+      ctx.out(`  solution: ${oneLineText(p.solution)}`);
+    }
+  },
+};
+
+function problemFields(p: Problem): Record<string, unknown> {
+  return {
+    id: p.id,
+    prompt: p.prompt,
+    ...(p.messages ? { messages: p.messages } : {}),
+    answer: p.answer,
+    solution: p.solution,
+  };
+}
+
 export const tasks: CommandSpec = {
   name: "tasks",
-  summary: "list task families or export a split as JSONL",
+  summary: "list task families, export a split as JSONL, or preview a dataset file",
   flags: "none",
-  subcommands: [list, exportTask],
+  subcommands: [list, exportTask, preview],
 };
