@@ -92,7 +92,7 @@ export function encodeSftExample(
   eotProb: number,
   cutProb = 0,
 ): { ids: number[]; targets: number[] } {
-  const ids = [tok.bos, ...tok.encode(p.prompt)];
+  const ids = tok.encodePrompt(p.prompt);
   const firstTarget = ids.length - 1; // predicting the first solution token from the last prompt token
   const cuts = new Set<number>(); // positions of <eot> tokens that are not to be predicted
   const lines = p.solution.split("\n");
@@ -132,7 +132,7 @@ export function soloAccuracy(
   let correct = 0;
   for (let i = 0; i < problems.length; i += batch) {
     const chunk = problems.slice(i, i + batch);
-    const prompts = chunk.map((p) => [tok.bos, ...tok.encode(p.prompt)]);
+    const prompts = chunk.map((p) => tok.encodePrompt(p.prompt));
     const longest = Math.max(...prompts.map((p) => p.length));
     const maxNew = Math.min(
       opts.maxNewTokens ?? model.cfg.maxSeqLen - longest,

@@ -1,0 +1,133 @@
+"""Reference tokenization for the tokenizer parity tests (test/tokenizer-parity.test.ts).
+
+Reads one JSON request on stdin, writes one JSON answer on stdout. Commands (field "command"):
+
+- "encode": the Python `tokenizers` library on `tokenizer` (a tokenizer.json path). For every
+  string: ids with special tokens treated as text (`encode_special_tokens = True`, what our
+  `encode` does) and without added BOS/EOS; for every id list in `decode`: the decoded text with and
+  without special tokens.
+- "chat": transformers `AutoTokenizer.from_pretrained(dir)`: `apply_chat_template` ids of each
+  string as one user message with the generation prompt.
+- "auto": transformers `AutoTokenizer.from_pretrained(dir)`: class name, special tokens, ids of
+  each string (no added specials) and the decoded text.
+- "build": trains small tokenizers with `tokenizers` on `corpus` into `out/<kind>/tokenizer.json`:
+  "sentencepiece-bpe" (Llama-2 style: Prepend/Replace normalizer, BPE with byte fallback),
+  "metaspace-unigram" (T5 style: Metaspace pre-tokenizer, Unigram), "wordpiece" (BERT style).
+
+`python scripts/tokenizers/reference.py --make-fixtures` (from the repository root) writes the
+SentencePiece-style BPE and Unigram fixtures of test/fixtures/tokenizer/, trained on the parity
+strings (Unigram training is not deterministic: a new run gives a different vocabulary).
+"""
+import json
+import os
+import sys
+
+
+def encode(req):
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(req["tokenizer"])
+    tok.encode_special_tokens = True
+    plain = [tok.encode(s, add_special_tokens=False).ids for s in req["strings"]]
+    dec = [tok.decode(ids, skip_special_tokens=False) for ids in req["decode"]]
+    dec_skip = [tok.decode(ids, skip_special_tokens=True) for ids in req["decode"]]
+    return {"plain": plain, "decode": dec, "decode_skip": dec_skip}
+
+
+def chat(req):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(req["dir"])
+    kwargs = req.get("kwargs", {})
+    out = []
+    for s in req["strings"]:
+        ids = tok.apply_chat_template(
+            [{"role": "user", "content": s}], add_generation_prompt=True, tokenize=True, **kwargs
+        )
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        out.append(list(ids))
+    return {"ids": out}
+
+
+def auto(req):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(req["dir"])
+    ids = [tok.encode(s, add_special_tokens=False) for s in req["strings"]]
+    return {
+        "class": type(tok).__name__,
+        "bos": tok.bos_token,
+        "eos": tok.eos_token,
+        "pad": tok.pad_token,
+        "ids": ids,
+        "decode": [tok.decode(i) for i in ids],
+    }
+
+
+def build(req):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    corpus = req["corpus"]
+    made = {}
+    for kind in req["kinds"]:
+        if kind == "sentencepiece-bpe":
+            tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
+            tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+            tok.decoder = decoders.Sequence(
+                [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+            )
+            specials = ["<unk>", "<s>", "</s>"]
+            byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+            trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials + byte_tokens, show_progress=False)
+        elif kind == "metaspace-unigram":
+            tok = Tokenizer(models.Unigram())
+            tok.normalizer = normalizers.NFKC()
+            tok.pre_tokenizer = pre_tokenizers.Metaspace()
+            tok.decoder = decoders.Metaspace()
+            specials = ["<pad>", "</s>", "<unk>"]
+            trainer = trainers.UnigramTrainer(
+                vocab_size=400, special_tokens=specials, unk_token="<unk>", show_progress=False
+            )
+        elif kind == "wordpiece":
+            tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+            tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+            tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+            tok.decoder = decoders.WordPiece()
+            specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+            trainer = trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials, show_progress=False)
+        else:
+            raise SystemExit(f"unknown kind {kind}")
+        tok.train_from_iterator(corpus, trainer)
+        d = os.path.join(req["out"], kind)
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "tokenizer.json")
+        tok.save(path)
+        if kind == "sentencepiece-bpe":
+            # As in Llama-2's file, the byte tokens belong to the model's vocabulary, not to the
+            # added (special) tokens the trainer was given them as.
+            with open(path, encoding="utf-8") as f:
+                j = json.load(f)
+            j["added_tokens"] = [a for a in j["added_tokens"] if a["content"] in specials]
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(j, f, ensure_ascii=False)
+        made[kind] = path
+    return {"made": made}
+
+
+def make_fixtures():
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    fixtures = os.path.join(root, "test", "fixtures", "tokenizer")
+    with open(os.path.join(fixtures, "parity-strings.json"), encoding="utf-8") as f:
+        texts = [s["text"] for s in json.load(f)["strings"]]
+    corpus = texts + [t.lower() for t in texts]
+    print(json.dumps(build({"corpus": corpus, "kinds": ["sentencepiece-bpe", "metaspace-unigram"], "out": fixtures})))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--make-fixtures"]:
+        make_fixtures()
+        sys.exit(0)
+    request = json.load(sys.stdin)
+    handler = {"encode": encode, "chat": chat, "auto": auto, "build": build}[request["command"]]
+    json.dump(handler(request), sys.stdout, ensure_ascii=False)
