@@ -16,7 +16,10 @@ Reads one JSON request on stdin, writes one JSON answer on stdout. Commands (fie
 
 `python scripts/tokenizers/reference.py --make-fixtures` (from the repository root) writes the
 SentencePiece-style BPE and Unigram fixtures of test/fixtures/tokenizer/, trained on the parity
-strings (Unigram training is not deterministic: a new run gives a different vocabulary).
+strings (Unigram training is not deterministic: a new run gives a different vocabulary; name the
+kinds to remake, e.g. `--make-fixtures sentencepiece-bpe`), and
+`tiny-chat/`: a 500-token byte-level BPE with ChatML specials and a ChatML chat template, a small
+stand-in for a chat model's tokenizer (Qwen layout).
 """
 import json
 import os
@@ -121,11 +124,50 @@ def make_fixtures():
     with open(os.path.join(fixtures, "parity-strings.json"), encoding="utf-8") as f:
         texts = [s["text"] for s in json.load(f)["strings"]]
     corpus = texts + [t.lower() for t in texts]
-    print(json.dumps(build({"corpus": corpus, "kinds": ["sentencepiece-bpe", "metaspace-unigram"], "out": fixtures})))
+    kinds = sys.argv[2:] or ["sentencepiece-bpe", "metaspace-unigram"]
+    made = build({"corpus": corpus, "kinds": kinds, "out": fixtures})["made"]
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    # Byte-level BPE as in GPT-2/Qwen: every text is encodable, decode inverts encode.
+    chat = Tokenizer(models.BPE())
+    chat.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    chat.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=500,
+        special_tokens=CHATML_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    chat.train_from_iterator(corpus, trainer)
+    d = os.path.join(fixtures, "tiny-chat")
+    os.makedirs(d, exist_ok=True)
+    chat.save(os.path.join(d, "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": None,
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+        "unk_token": None,
+        "add_bos_token": False,
+        "clean_up_tokenization_spaces": False,
+        "chat_template": CHATML_TEMPLATE,
+    }
+    with open(os.path.join(d, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f, ensure_ascii=False, indent=2)
+    print(json.dumps(sorted(list(made) + ["tiny-chat"])))
+
+
+CHATML_SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
+# ChatML: every message as <|im_start|>role\ncontent<|im_end|>\n, then the assistant header.
+CHATML_TEMPLATE = (
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--make-fixtures"]:
+    if sys.argv[1:2] == ["--make-fixtures"]:
         make_fixtures()
         sys.exit(0)
     request = json.load(sys.stdin)

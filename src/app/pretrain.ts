@@ -55,7 +55,7 @@ export async function runPretrain(
   signal?: AbortSignal,
 ): Promise<PretrainResult> {
   const t0 = performance.now();
-  const tok = teamTokenizer();
+  const tok = teamTokenizer(cfg, []);
   const task = taskOf(cfg);
   const engine = await engineOf(cfg);
   const log = new JsonlWriter(run.path("pretrain.jsonl"));
