@@ -11,6 +11,13 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../src/io/python.js";
+import { referenceEngine } from "../src/engine/engine.js";
+import { Rng } from "../src/engine/rng.js";
+import { presetConfig } from "../src/model/config.js";
+import { Transformer } from "../src/model/transformer.js";
+import { ModelMember } from "../src/team/member.js";
+import { rolloutTeam } from "../src/team/rollout.js";
+import { getTask, makeProblems } from "../src/tasks/index.js";
 import {
   CharTokenizer,
   HfTokenizer,
@@ -125,9 +132,17 @@ test("bpe tokenizer: BOS from the post-processor (Llama layout) or from add_bos_
   assert.equal(llama.bos, bos);
   assert.deepEqual(llama.encodePrompt("12+3"), [bos, ...llama.encode("12+3")]);
   const byConfig = chatFiles();
-  byConfig.config = { ...byConfig.config, bos_token: "<|endoftext|>", add_bos_token: true, chat_template: null };
+  byConfig.config = {
+    ...byConfig.config,
+    bos_token: "<|endoftext|>",
+    add_bos_token: true,
+    chat_template: null,
+  };
   assert.equal(new HfTokenizer(byConfig).bos, bos);
-  assert.equal(new HfTokenizer({ ...byConfig, config: { ...byConfig.config, add_bos_token: false } }).bos, null);
+  assert.equal(
+    new HfTokenizer({ ...byConfig, config: { ...byConfig.config, add_bos_token: false } }).bos,
+    null,
+  );
 });
 
 test("bpe tokenizer: eot/eos overrides by token text or one-token text, and their errors", () => {
@@ -137,7 +152,8 @@ test("bpe tokenizer: eot/eos overrides by token text or one-token text, and thei
   assert.equal(nl.eos, IM_END);
   assert.ok(nl.isSpecial(nl.eot), "a chosen eot counts as special (skipped by skipSpecial)");
   assert.throws(() => new HfTokenizer(chatFiles(), { eotToken: "hello world" }), {
-    message: /^tokenizer\.json: eot_token "hello world" is not one token of this vocabulary \(it encodes to \d+ tokens\)$/,
+    message:
+      /^tokenizer\.json: eot_token "hello world" is not one token of this vocabulary \(it encodes to \d+ tokens\)$/,
   });
   assert.throws(() => new HfTokenizer(chatFiles(), { eosToken: "<|im_end|>" }), {
     message:
@@ -145,7 +161,8 @@ test("bpe tokenizer: eot/eos overrides by token text or one-token text, and thei
   });
   const noTurn = chatFiles();
   // The turn token renamed to something no default list knows.
-  for (const a of noTurn.tokenizer.added_tokens as any[]) if (a.content === "<|im_end|>") a.content = "<|stop|>";
+  for (const a of noTurn.tokenizer.added_tokens as any[])
+    if (a.content === "<|im_end|>") a.content = "<|stop|>";
   const vocab = (noTurn.tokenizer.model as any).vocab;
   [vocab["<|stop|>"], vocab["<|im_end|>"]] = [vocab["<|im_end|>"], undefined];
   assert.throws(() => new HfTokenizer(noTurn, { source: "m/tokenizer.json" }), {
@@ -205,4 +222,35 @@ test("bpe tokenizer: the content hash follows the files, survives saving, and is
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("chat template: a relay rollout starts each episode with encodePrompt and closes full turns with the tokenizer's eot", () => {
+  const cfg = presetConfig("nano", 512, "llama", { dModel: 32, nHeads: 2 });
+  const members = [1, 2].map(
+    (seed) => new ModelMember(new Transformer(cfg, referenceEngine(), new Rng(seed))),
+  );
+  const task = getTask("add");
+  const problems = makeProblems(task, { split: "train", n: 3, seed: 5, difficulty: 2 });
+  const opts = {
+    protocol: "relay" as const,
+    rounds: 2,
+    maxTurnTokens: 3,
+    maxCompletionLength: 20,
+    temperature: 1,
+    topP: 1,
+  };
+  const trajs = rolloutTeam(members, tok, problems, 2, opts, task.verify, new Rng(9));
+  assert.equal(trajs.length, 6);
+  let closedByProtocol = 0;
+  for (const tr of trajs) {
+    const problem = problems.find((p) => p.id === tr.problemId)!;
+    assert.deepEqual(Array.from(tr.tokens.slice(0, tr.promptLength)), tok.encodePrompt(problem.prompt));
+    for (let t = tr.promptLength; t < tr.tokens.length; t++) {
+      if (tr.owner[t] === -1) {
+        assert.equal(tr.tokens[t], tok.eot, "only the protocol's end-of-turn token is unowned");
+        closedByProtocol++;
+      }
+    }
+  }
+  assert.ok(closedByProtocol > 0, "a random model rarely samples <|im_end|> within 3 tokens");
 });

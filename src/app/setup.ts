@@ -87,7 +87,9 @@ export function teamTokenizer(
   }
   let tok: Tokenizer;
   try {
-    tok = first ? readTokenizer(first.source.dir, tokenizerOptionsOf(cfg))! : new CharTokenizer(DEFAULT_CHARS);
+    tok = first
+      ? readTokenizer(first.source.dir, tokenizerOptionsOf(cfg))!
+      : new CharTokenizer(DEFAULT_CHARS);
   } catch (err) {
     throw new CheckpointError(`${first!.source.label}: ${(err as Error).message}`);
   }
