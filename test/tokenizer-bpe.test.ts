@@ -224,7 +224,7 @@ test("bpe tokenizer: the content hash follows the files, survives saving, and is
   }
 });
 
-test("chat template: a relay rollout starts each episode with encodePrompt and closes full turns with the tokenizer's eot", () => {
+test("chat template: a relay rollout starts each episode with encodePrompt and closes full turns with the tokenizer's eot", async () => {
   const cfg = presetConfig("nano", 512, "llama", { dModel: 32, nHeads: 2 });
   const members = [1, 2].map(
     (seed) => new ModelMember(new Transformer(cfg, referenceEngine(), new Rng(seed))),
@@ -239,7 +239,7 @@ test("chat template: a relay rollout starts each episode with encodePrompt and c
     temperature: 1,
     topP: 1,
   };
-  const trajs = rolloutTeam(members, tok, problems, 2, opts, task.verify, new Rng(9));
+  const trajs = await rolloutTeam(members, tok, problems, 2, opts, task.verify, new Rng(9));
   assert.equal(trajs.length, 6);
   let closedByProtocol = 0;
   for (const tr of trajs) {
