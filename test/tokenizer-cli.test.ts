@@ -100,3 +100,19 @@ test("bpe tokenizer: agents with different tokenizers fail in one line naming bo
     /^sat: team\.agent_checkpoints\[0\]: .*config\.json: vocab_size 512 does not match the tokenizer \(64 tokens\); the directory has no tokenizer\.json, so the built-in character tokenizer was assumed: put the model's own tokenizer\.json beside it$/,
   );
 });
+
+test("chat template: model.chat_template_kwargs is set by --set or a file and written back as loadable YAML", () => {
+  const shown = sat(["config", "--set", "model.chat_template_kwargs.enable_thinking=false"]);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, /^ {2}chat_template_kwargs: \{"enable_thinking":false\}$/m);
+  const file = join(tmp, "kwargs.yaml");
+  writeFileSync(file, shown.stdout);
+  const again = sat(["config", "--config", file]);
+  assert.equal(again.stdout, shown.stdout);
+  const bad = sat(["config", "--set", "model.chat_template_kwargs=3"]);
+  assert.equal(bad.code, 2);
+  assert.equal(
+    bad.stderr.trim(),
+    "sat: --set model.chat_template_kwargs=3: model.chat_template_kwargs: expected mapping of names to values, got number 3",
+  );
+});

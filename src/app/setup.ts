@@ -50,6 +50,7 @@ function tokenizerOptionsOf(cfg: ResolvedConfig): TokenizerOptions {
     eotToken: cfg.model.eot_token,
     eosToken: cfg.model.eos_token,
     chatTemplate: cfg.model.chat_template,
+    chatTemplateKwargs: cfg.model.chat_template_kwargs,
   };
 }
 

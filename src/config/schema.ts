@@ -113,6 +113,14 @@ const textOrNullList = (help: string) =>
       .describe(help),
     "list of (path or null)",
   );
+const variables = (help: string) =>
+  typed(
+    z
+      .record(z.string(), z.unknown())
+      .default(() => ({}))
+      .describe(help),
+    "mapping of names to values",
+  );
 const realPair = (def: [number, number], r: Range, help: string) =>
   typed(
     z
@@ -169,6 +177,9 @@ const model = z.strictObject({
   chat_template: flag(
     true,
     "wrap prompts in the tokenizer's chat template with the generation prompt when it has one (TRL/verl apply_chat_template); false = BOS (if any) + raw text",
+  ),
+  chat_template_kwargs: variables(
+    "extra chat-template variables, e.g. {enable_thinking: false} for Qwen3 (verl data.apply_chat_template_kwargs)",
   ),
   eot_token: textOrNull(
     null,
