@@ -385,6 +385,14 @@ export class HfTokenizer implements Tokenizer {
     return this.files.tokenizer;
   }
 
+  private jsonText: string | null = null;
+
+  /** tokenizer.json as written to disk, serialized once (Qwen3's is 11 MB, saved with every agent). */
+  tokenizerJsonText(): string {
+    this.jsonText ??= JSON.stringify(this.files.tokenizer, null, 2) + "\n";
+    return this.jsonText;
+  }
+
   tokenizerConfig(): object {
     const config: Record<string, unknown> = { ...(this.files.config ?? {}) };
     if (this.files.chatTemplate !== null) config.chat_template = this.files.chatTemplate;

@@ -4,7 +4,7 @@
  * `tokenizer.json` in the character tokenizer's format loads as a CharTokenizer, anything else as
  * an HfTokenizer.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { CharTokenizer, isCharTokenizerJSON } from "./char.js";
@@ -72,15 +72,38 @@ export function readTokenizer(path: string, opts: TokenizerOptions = {}): Tokeni
   return new HfTokenizer(files.hf, { ...opts, source: files.file });
 }
 
+// Hashes by file identity: a team's directories are hashed when the team is formed and again when
+// each agent loads, and a large vocabulary takes a second or more to parse and hash.
+const hashCache = new Map<string, { stamp: string; hash: string | null }>();
+
 /** Tokenizer.hash of a model directory's tokenizer without building it; null without tokenizer.json. */
 export function readTokenizerHash(path: string): string | null {
+  const isFile = path.endsWith(".json");
+  const dir = isFile ? join(path, "..") : path;
+  const stamp = [
+    isFile ? path : join(dir, TOKENIZER_FILE),
+    join(dir, TOKENIZER_CONFIG_FILE),
+    join(dir, CHAT_TEMPLATE_FILE),
+  ]
+    .map((f) => {
+      const st = statSync(f, { throwIfNoEntry: false });
+      return st ? `${st.size}:${st.mtimeMs}:${st.ino}` : "-";
+    })
+    .join("|");
+  const cached = hashCache.get(path);
+  if (cached && cached.stamp === stamp) return cached.hash;
   const files = readFiles(path);
-  if (files === null) return null;
-  return "char" in files ? files.char.hash : hfTokenizerHash(files.hf);
+  const hash = files === null ? null : "char" in files ? files.char.hash : hfTokenizerHash(files.hf);
+  hashCache.set(path, { stamp, hash });
+  return hash;
 }
 
 /** Writes tokenizer.json and tokenizer_config.json into `dir` (atomically each). */
 export function saveTokenizer(dir: string, tok: Tokenizer): void {
-  writeFileAtomic(join(dir, TOKENIZER_FILE), JSON.stringify(tok.toHuggingFaceJSON(), null, 2) + "\n");
+  const text =
+    tok instanceof HfTokenizer
+      ? tok.tokenizerJsonText()
+      : JSON.stringify(tok.toHuggingFaceJSON(), null, 2) + "\n";
+  writeFileAtomic(join(dir, TOKENIZER_FILE), text);
   writeFileAtomic(join(dir, TOKENIZER_CONFIG_FILE), JSON.stringify(tok.tokenizerConfig(), null, 2) + "\n");
 }
