@@ -32,7 +32,17 @@ export {
   samplingDistribution,
   type GenerateOptions,
 } from "./model/generate.js";
-export { CharTokenizer, type Tokenizer } from "./model/tokenizer.js";
+export {
+  CharTokenizer,
+  HfTokenizer,
+  readTokenizer,
+  saveTokenizer,
+  type ChatMessage,
+  type DecodeOptions,
+  type Prompt,
+  type Tokenizer,
+  type TokenizerOptions,
+} from "./model/tokenizer.js";
 export { saveModel, loadModel, saveOptimizer, loadOptimizer, CheckpointError } from "./model/checkpoint.js";
 export {
   readSafetensors,

@@ -258,7 +258,7 @@ const CASES: Case[] = [
     argv: ["train", "--output-dir", out("tokenizer"), ...RL, ...team(fixture, otherTokenizer)],
     code: 1,
     line: new RegExp(
-      `^sat: team\\.agent_checkpoints\\[1\\]: ${esc(join(otherTokenizer, "tokenizer.json"))}: the tokenizer differs from the team's; agents of a team must share one tokenizer$`,
+      `^sat: team\\.agent_checkpoints\\[0\\] \\(${esc(fixture)}\\) and team\\.agent_checkpoints\\[1\\] \\(${esc(otherTokenizer)}\\) have different tokenizers \\(sha256 [0-9a-f]{12}… vs [0-9a-f]{12}…\\); agents of a team must share one tokenizer$`,
     ),
     absent: out("tokenizer"),
   },
@@ -468,7 +468,7 @@ const CASES: Case[] = [
     ],
     code: 1,
     line: new RegExp(
-      `^sat: ${esc(join(biggerVocab, "tokenizer.json"))}: the tokenizer differs from the team's; agents of a team must share one tokenizer$`,
+      `^sat: --checkpoint agent-0 \\(${esc(join(stage1, "agent-0"))}\\) and --with \\(${esc(biggerVocab)}\\) have different tokenizers \\(sha256 [0-9a-f]{12}… vs [0-9a-f]{12}…\\); agents of a team must share one tokenizer$`,
     ),
   },
   {

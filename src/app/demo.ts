@@ -101,7 +101,7 @@ export async function runDemo(
   progress.log(`training the single-model GRPO baseline for ${cfg.run.max_steps} stages`);
   const single = await runTrain(singleCfg, openRunDir(singleDir, { force: true }), progress, signal);
   // 4. Side-by-side evaluation on the same prompts.
-  const tok = teamTokenizer();
+  const tok = teamTokenizer(cfg, [{ label: "the base agent", dir: base }]);
   const task = await taskOf(cfg, tok);
   const engine = await engineOf(cfg);
   const evalLog = run.openEval();

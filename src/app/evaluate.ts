@@ -49,18 +49,22 @@ export async function runEval(
   req: EvalRequest,
   progress: Progress,
 ): Promise<EvalResult[]> {
-  const tok = teamTokenizer();
+  const teamDir = resolveTeamDir(req.checkpoint);
+  const agentDirs = agentDirsOf(teamDir);
+  const baselineDir = req.baseline
+    ? existsSync(join(req.baseline, "model.safetensors"))
+      ? req.baseline
+      : agentDirsOf(resolveTeamDir(req.baseline))[0]
+    : null;
+  const tok = teamTokenizer(cfg, [
+    ...agentDirs.map((dir, i) => ({ label: `--checkpoint agent-${i}`, dir })),
+    ...(baselineDir ? [{ label: "--baseline", dir: baselineDir }] : []),
+  ]);
   const task = await taskOf(cfg, tok);
   const engine = await engineOf(cfg);
   let log: JsonlWriter | null = null;
   try {
-    const teamDir = resolveTeamDir(req.checkpoint);
-    const members = agentDirsOf(teamDir).map((d) => new ModelMember(loadModel(d, engine, tok)));
-    const baselineDir = req.baseline
-      ? existsSync(join(req.baseline, "model.safetensors"))
-        ? req.baseline
-        : agentDirsOf(resolveTeamDir(req.baseline))[0]
-      : null;
+    const members = agentDirs.map((d) => new ModelMember(loadModel(d, engine, tok)));
     const single = baselineDir ? new ModelMember(loadModel(baselineDir, engine, tok)) : null;
     log = openRun().openEval();
     const problems = heldOutProblems(cfg, task);

@@ -55,7 +55,7 @@ export async function runPretrain(
   signal?: AbortSignal,
 ): Promise<PretrainResult> {
   const t0 = performance.now();
-  const tok = teamTokenizer();
+  const tok = teamTokenizer(cfg, []);
   const task = await taskOf(cfg, tok);
   // Opened once the task's data have passed their checks, so a bad dataset leaves no directory.
   const run = typeof openRun === "function" ? openRun() : openRun;

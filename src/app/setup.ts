@@ -6,7 +6,16 @@
 import { availableParallelism } from "node:os";
 import { createEngine, type FastEngine } from "../engine/engine.js";
 import { presetConfig, validateModelConfig, type ModelConfig } from "../model/config.js";
-import { CharTokenizer, type Tokenizer } from "../model/tokenizer.js";
+import { CheckpointError } from "../model/checkpoint.js";
+import {
+  CharTokenizer,
+  DEFAULT_CHARS,
+  SPECIAL_TOKENS,
+  readTokenizer,
+  readTokenizerHash,
+  type Tokenizer,
+  type TokenizerOptions,
+} from "../model/tokenizer.js";
 import {
   DatasetError,
   VERIFY,
@@ -21,14 +30,100 @@ import {
   type Problem,
   type TaskFamily,
 } from "../tasks/index.js";
-import type { RolloutOptions } from "../team/rollout.js";
+import { encodeProblemPrompt, type RolloutOptions } from "../team/rollout.js";
 import type { LmOptimOptions } from "../team/lm-policy.js";
 import { stageConfigFrom, type StageConfig } from "../algorithm/index.js";
 import type { ResolvedConfig } from "../config/schema.js";
+import { agentCheckpointOf } from "../config/index.js";
 import type { EvalOptions } from "../eval/evaluate.js";
 
-export function teamTokenizer(): CharTokenizer {
-  return new CharTokenizer();
+/** Agents in the team: one for the single-model baseline, else team.n_agents. */
+export function teamSizeOf(cfg: ResolvedConfig): number {
+  return cfg.algo.name === "single" ? 1 : cfg.team.n_agents;
+}
+
+/** A model directory that may carry a tokenizer, with the config key or flag that named it. */
+export interface TokenizerSource {
+  label: string;
+  dir: string;
+}
+
+/** The team's starting checkpoints (team.agent_checkpoints) as tokenizer sources. */
+export function agentTokenizerSources(cfg: ResolvedConfig): TokenizerSource[] {
+  const out: TokenizerSource[] = [];
+  for (let i = 0; i < teamSizeOf(cfg); i++) {
+    const dir = agentCheckpointOf(cfg, i);
+    if (dir) out.push({ label: `team.agent_checkpoints[${i}]`, dir });
+  }
+  return out;
+}
+
+function tokenizerOptionsOf(cfg: ResolvedConfig): TokenizerOptions {
+  return {
+    eotToken: cfg.model.eot_token,
+    eosToken: cfg.model.eos_token,
+    chatTemplate: cfg.model.chat_template,
+    chatTemplateKwargs: cfg.model.chat_template_kwargs,
+  };
+}
+
+/**
+ * The tokenizer every agent of the team shares: model.tokenizer when set, else the one the model
+ * directories in `sources` carry (all of them the same by content hash), else the built-in
+ * character tokenizer. Directories without a tokenizer.json take the team's.
+ */
+export function teamTokenizer(
+  cfg: ResolvedConfig,
+  sources: readonly TokenizerSource[] = agentTokenizerSources(cfg),
+): Tokenizer {
+  const all = cfg.model.tokenizer !== null ? [{ label: "model.tokenizer", dir: cfg.model.tokenizer }] : [];
+  all.push(...sources);
+  let first: { source: TokenizerSource; hash: string } | null = null;
+  for (const source of all) {
+    let hash: string | null;
+    try {
+      hash = readTokenizerHash(source.dir);
+    } catch (err) {
+      throw new CheckpointError(`${source.label}: ${(err as Error).message}`);
+    }
+    if (hash === null) {
+      if (source.label === "model.tokenizer")
+        throw new CheckpointError(`model.tokenizer: ${source.dir} has no tokenizer.json`);
+      continue;
+    }
+    if (first === null) first = { source, hash };
+    else if (hash !== first.hash) {
+      const a = first.source;
+      throw new CheckpointError(
+        `${a.label} (${a.dir}) and ${source.label} (${source.dir}) have different tokenizers (sha256 ${first.hash.slice(0, 12)}… vs ${hash.slice(0, 12)}…); agents of a team must share one tokenizer`,
+      );
+    }
+  }
+  let tok: Tokenizer;
+  try {
+    tok = first
+      ? readTokenizer(first.source.dir, tokenizerOptionsOf(cfg))!
+      : new CharTokenizer(DEFAULT_CHARS);
+  } catch (err) {
+    throw new CheckpointError(`${first!.source.label}: ${(err as Error).message}`);
+  }
+  if (tok instanceof CharTokenizer) {
+    // The character tokenizer's specials are fixed; a different choice is a config mistake.
+    for (const [key, want] of [
+      ["eot_token", SPECIAL_TOKENS[tok.eot]],
+      ["eos_token", SPECIAL_TOKENS[tok.eos]],
+    ] as const) {
+      const given = cfg.model[key];
+      if (given !== null && given !== want)
+        throw Object.assign(
+          new Error(
+            `model.${key}: the built-in character tokenizer's token is ${want}, not ${JSON.stringify(given)}; leave it null or give the team a model directory with its own tokenizer.json`,
+          ),
+          { exitCode: 2 },
+        );
+    }
+  }
+  return tok;
 }
 
 export function datasetLayoutOf(cfg: ResolvedConfig): DatasetLayout {
@@ -52,8 +147,7 @@ export async function taskOf(cfg: ResolvedConfig, tok: Tokenizer): Promise<TaskF
   if (cfg.tasks.dataset === null) return getTask(cfg.tasks.name);
   const data = await loadDataset(cfg.tasks.dataset, datasetLayoutOf(cfg));
   checkPrompts(data, {
-    // The prompt ids exactly as the rollout builds them (src/team/rollout.ts).
-    encode: (p: Problem) => [tok.bos, ...tok.encode(p.prompt)],
+    encode: (p: Problem) => encodeProblemPrompt(tok, p),
     maxPromptLength: cfg.rollout.max_prompt_length,
     limitName: "rollout.max_prompt_length",
   });

@@ -47,15 +47,18 @@ export async function runSwap(
   req: SwapRequest,
   progress: Progress,
 ): Promise<SwapResult> {
-  const tok = teamTokenizer();
+  const dirs = agentDirsOf(req.checkpoint);
+  if (!(Number.isInteger(req.agent) && req.agent >= 0 && req.agent < dirs.length)) {
+    throw new Error(`--agent ${req.agent}: the team in ${req.checkpoint} has agents 0..${dirs.length - 1}`);
+  }
+  const tok = teamTokenizer(cfg, [
+    ...dirs.map((dir, i) => ({ label: `--checkpoint agent-${i}`, dir })),
+    { label: "--with", dir: req.replacement },
+  ]);
   const task = await taskOf(cfg, tok);
   const engine = await engineOf(cfg);
   let evalLog: JsonlWriter | null = null;
   try {
-    const dirs = agentDirsOf(req.checkpoint);
-    if (!(Number.isInteger(req.agent) && req.agent >= 0 && req.agent < dirs.length)) {
-      throw new Error(`--agent ${req.agent}: the team in ${req.checkpoint} has agents 0..${dirs.length - 1}`);
-    }
     const models = dirs.map((d) => loadModel(d, engine, tok));
     const incumbent = models[req.agent];
     const pre = loadModel(req.replacement, engine, tok);

@@ -36,6 +36,7 @@ import {
   rolloutOptionsOf,
   stageConfigOf,
   taskOf,
+  teamSizeOf,
   teamTokenizer,
 } from "./setup.js";
 
@@ -49,9 +50,7 @@ export interface TrainResult {
   seconds: number;
 }
 
-export function teamSizeOf(cfg: ResolvedConfig): number {
-  return cfg.algo.name === "single" ? 1 : cfg.team.n_agents;
-}
+export { teamSizeOf } from "./setup.js";
 
 /** The team's starting models: team.agent_checkpoints[i] when given, else a fresh initialisation. */
 export function initialModels(cfg: ResolvedConfig, engine: Engine, tok: Tokenizer): Transformer[] {
@@ -211,7 +210,7 @@ export async function runTrain(
   signal?: AbortSignal,
 ): Promise<TrainResult> {
   const t0 = performance.now();
-  const tok = teamTokenizer();
+  const tok = teamTokenizer(cfg);
   const task = await taskOf(cfg, tok);
   const engine = await engineOf(cfg);
   let stagesLog: JsonlWriter | undefined;

@@ -14,8 +14,8 @@ export interface RenderOptions {
 }
 
 function scalarYaml(value: unknown): string {
-  // Flow style for lists keeps one key per line; JSON is valid YAML flow syntax.
-  if (Array.isArray(value)) return JSON.stringify(value);
+  // Flow style for lists and mappings keeps one key per line; JSON is valid YAML flow syntax.
+  if (Array.isArray(value) || (typeof value === "object" && value !== null)) return JSON.stringify(value);
   return YAML.stringify(value).trimEnd();
 }
 

@@ -113,6 +113,14 @@ const textOrNullList = (help: string) =>
       .describe(help),
     "list of (path or null)",
   );
+const variables = (help: string) =>
+  typed(
+    z
+      .record(z.string(), z.unknown())
+      .default(() => ({}))
+      .describe(help),
+    "mapping of names to values",
+  );
 const realPair = (def: [number, number], r: Range, help: string) =>
   typed(
     z
@@ -161,6 +169,25 @@ const model = z.strictObject({
     null,
     { min: 8, max: 65536 },
     "context length in tokens, must hold a prompt plus a full transcript; null = the preset's",
+  ),
+  tokenizer: textOrNull(
+    null,
+    "model directory (or tokenizer.json) whose tokenizer the team uses (HF AutoTokenizer path); null = the agents' checkpoints' own, else the built-in character tokenizer",
+  ),
+  chat_template: flag(
+    true,
+    "wrap prompts in the tokenizer's chat template with the generation prompt when it has one (TRL/verl apply_chat_template); false = BOS (if any) + raw text",
+  ),
+  chat_template_kwargs: variables(
+    "extra chat-template variables, e.g. {enable_thinking: false} for Qwen3 (verl data.apply_chat_template_kwargs)",
+  ),
+  eot_token: textOrNull(
+    null,
+    "token that ends a relay turn, as the text of one token; null = the tokenizer's: <eot>, else <|im_end|>, <|eot_id|>, <end_of_turn> or <|end|>",
+  ),
+  eos_token: textOrNull(
+    null,
+    "token that ends an episode, as the text of one token; null = the tokenizer's eos_token, or its document end (<|endoftext|>, ...) when that is the turn token (HF eos_token)",
   ),
 });
 

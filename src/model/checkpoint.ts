@@ -1,8 +1,8 @@
 /**
  * Agent checkpoints in Hugging Face layout: `model.safetensors` (Hugging Face tensor names; GPT-2
- * Conv1D weights transposed to (in, out) as transformers stores them), `config.json` and
- * `tokenizer.json`, so `transformers` can load our agents and we can load theirs for the
- * architectures we support. Optimizer state goes to a separate `optimizer.safetensors`.
+ * Conv1D weights transposed to (in, out) as transformers stores them), `config.json`,
+ * `tokenizer.json` and `tokenizer_config.json`, so `transformers` can load our agents and we can
+ * load theirs for the architectures we support. Optimizer state goes to a separate `optimizer.safetensors`.
  * Every file is written atomically; loading checks names, shapes and the tokenizer and says
  * exactly what does not match.
  */
@@ -14,7 +14,13 @@ import type { AdamWState } from "../engine/adamw.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { fromHuggingFaceConfig, toHuggingFaceConfig, type ModelConfig } from "./config.js";
 import { Transformer } from "./transformer.js";
-import { CharTokenizer, type Tokenizer } from "./tokenizer.js";
+import {
+  CharTokenizer,
+  TOKENIZER_FILE,
+  readTokenizerHash,
+  saveTokenizer,
+  type Tokenizer,
+} from "./tokenizer.js";
 import { readSafetensors, writeSafetensors, type TensorToWrite } from "./safetensors.js";
 
 export class CheckpointError extends Error {
@@ -23,7 +29,6 @@ export class CheckpointError extends Error {
 
 const MODEL_FILE = "model.safetensors";
 const CONFIG_FILE = "config.json";
-const TOKENIZER_FILE = "tokenizer.json";
 const OPTIMIZER_FILE = "optimizer.safetensors";
 
 function transpose(src: ArrayLike<number>, rows: number, cols: number): Float32Array {
@@ -32,7 +37,10 @@ function transpose(src: ArrayLike<number>, rows: number, cols: number): Float32A
   return out;
 }
 
-/** Writes model.safetensors, config.json and tokenizer.json into `dir` (which must exist). */
+/**
+ * Writes model.safetensors, config.json, tokenizer.json and tokenizer_config.json into `dir`
+ * (which must exist).
+ */
 export function saveModel(dir: string, model: Transformer, tok: Tokenizer): void {
   const tensors = new Map<string, TensorToWrite>();
   for (const t of model.layout.tensors) {
@@ -51,7 +59,7 @@ export function saveModel(dir: string, model: Transformer, tok: Tokenizer): void
   >;
   if (model.cfg.valueHead) hf.sat_value_head = true;
   writeFileAtomic(join(dir, CONFIG_FILE), JSON.stringify(hf, null, 2) + "\n");
-  writeFileAtomic(join(dir, TOKENIZER_FILE), JSON.stringify(tok.toHuggingFaceJSON(), null, 2) + "\n");
+  saveTokenizer(dir, tok);
 }
 
 function readJson(path: string): Record<string, unknown> {
@@ -75,36 +83,38 @@ export function readModelConfig(dir: string): ModelConfig {
   return { ...cfg, valueHead: j.sat_value_head === true };
 }
 
-/** Reads tokenizer.json when present; null when the checkpoint has none (e.g. a test fixture). */
-export function readTokenizer(dir: string): CharTokenizer | null {
-  const path = join(dir, TOKENIZER_FILE);
-  if (!existsSync(path)) return null;
-  try {
-    return CharTokenizer.fromHuggingFaceJSON(readJson(path));
-  } catch (err) {
-    throw new CheckpointError(`${path}: ${(err as Error).message}`);
-  }
-}
-
 /**
- * Loads a model directory. With `expectTokenizer`, the checkpoint's tokenizer must be identical
- * (same vocabulary in the same order), since a team shares one tokenizer.
+ * Loads a model directory. With `expectTokenizer`, the directory's own tokenizer (when it has a
+ * tokenizer.json) must be the same one (same Tokenizer.hash), since a team shares one tokenizer,
+ * and the model needs an embedding row for every token id: vocab_size ≥ the tokenizer's size
+ * (Hugging Face models pad it, e.g. Qwen3's 151,936 rows for 151,669 tokens), exactly equal for
+ * the character tokenizer, which has no padding rows to spare.
  */
 export function loadModel(dir: string, engine: Engine, expectTokenizer?: Tokenizer): Transformer {
   const cfg = readModelConfig(dir);
   if (expectTokenizer) {
-    const tok = readTokenizer(dir);
-    if (
-      tok &&
-      JSON.stringify(tok.toHuggingFaceJSON()) !== JSON.stringify(expectTokenizer.toHuggingFaceJSON())
-    ) {
+    let hash: string | null;
+    try {
+      hash = readTokenizerHash(dir);
+    } catch (err) {
+      throw new CheckpointError((err as Error).message);
+    }
+    if (hash !== null && hash !== expectTokenizer.hash) {
       throw new CheckpointError(
         `${join(dir, TOKENIZER_FILE)}: the tokenizer differs from the team's; agents of a team must share one tokenizer`,
       );
     }
-    if (cfg.vocabSize !== expectTokenizer.vocabSize) {
+    const tooSmall = cfg.vocabSize < expectTokenizer.vocabSize;
+    if (
+      tooSmall ||
+      (expectTokenizer instanceof CharTokenizer && cfg.vocabSize !== expectTokenizer.vocabSize)
+    ) {
+      const hint =
+        hash === null && expectTokenizer instanceof CharTokenizer
+          ? `; the directory has no ${TOKENIZER_FILE}, so the built-in character tokenizer was assumed: put the model's own ${TOKENIZER_FILE} beside it`
+          : "";
       throw new CheckpointError(
-        `${join(dir, CONFIG_FILE)}: vocab_size ${cfg.vocabSize} does not match the tokenizer (${expectTokenizer.vocabSize} tokens)`,
+        `${join(dir, CONFIG_FILE)}: vocab_size ${cfg.vocabSize} does not match the tokenizer (${expectTokenizer.vocabSize} tokens)${hint}`,
       );
     }
   }

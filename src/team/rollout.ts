@@ -2,10 +2,11 @@
  * Team rollouts: n agents solve problems together under a protocol, batched over all P·G episodes
  * of a stage.
  *
- * - relay: one shared transcript `<bos> prompt seg_1 seg_2 ...`. Agents speak in `speakingOrder`
- *   for R rounds; a turn is one segment of at most M tokens ended by <eot> (sampled by the agent, or
- *   appended by the protocol when the agent used its M tokens, then owned by no agent). <eos> ends
- *   the episode. Each agent keeps its own KV cache and, at its turn, first catches up on the tokens
+ * - relay: one shared transcript `prompt seg_1 seg_2 ...`, the prompt as tok.encodePrompt gives
+ *   it (<bos> and the text, or the model's chat template with its generation prompt). Agents speak
+ *   in `speakingOrder` for R rounds; a turn is one segment of at most M tokens ended by <eot>
+ *   (sampled by the agent, or appended by the protocol when the agent used its M tokens, then owned
+ *   by no agent). <eos> ends the episode. Each agent keeps its own KV cache and, at its turn, first catches up on the tokens
  *   written since it last spoke. The team answer is the last answer marker in the transcript, i.e.
  *   the one in the last segment that has one.
  * - independent: every agent writes a whole solution alone (no turn limit); the team answer is a
@@ -36,6 +37,15 @@ export interface RolloutOptions {
 }
 
 export type Verifier = (p: Problem, completion: string) => Verdict;
+
+/**
+ * The prompt ids of a problem, as every rollout, pretraining step and dataset check builds them: a
+ * chat-template tokenizer renders the dataset's messages (or the text as one user turn), any other
+ * tokenizer encodes the text (with its BOS).
+ */
+export function encodeProblemPrompt(tok: Tokenizer, p: Problem): number[] {
+  return tok.encodePrompt(tok.usesChatTemplate && p.messages ? p.messages : p.prompt);
+}
 
 interface Episode {
   problem: Problem;
@@ -77,11 +87,13 @@ export async function rolloutTeam(
   for (const m of team)
     if (m.vocabSize !== V)
       throw new Error("all agents of a team must share the tokenizer (vocabulary sizes differ)");
+  if (tok.vocabSize > V)
+    throw new Error(`the tokenizer has ${tok.vocabSize} tokens, more than the agents' vocabulary (${V})`);
   const episodes: Episode[] = [];
   const writers = opts.protocol === "relay" ? [-1] : team.map((_, a) => a);
   for (const [w, agent] of writers.entries()) {
     problems.forEach((problem, i) => {
-      const prompt = [tok.bos, ...tok.encode(problem.prompt)];
+      const prompt = encodeProblemPrompt(tok, problem);
       for (let g = 0; g < G; g++) {
         episodes.push({
           problem,
@@ -140,7 +152,8 @@ export async function rolloutTeam(
     }
   }
   return episodes.map((e) => {
-    const completion = tok.decode(e.tokens.slice(e.promptLen));
+    // Turn boundaries reach the verifier as line ends, however the tokenizer spells its specials.
+    const completion = tok.decode(e.tokens.slice(e.promptLen), { specialAs: "\n" });
     const verdict = verify(e.problem, completion);
     return {
       promptId: e.promptId,

@@ -19,6 +19,7 @@ import type { Tokenizer } from "../model/tokenizer.js";
 import { generate } from "../model/generate.js";
 import type { Problem, TaskFamily } from "../tasks/index.js";
 import { ProblemStream } from "../tasks/index.js";
+import { encodeProblemPrompt } from "../team/rollout.js";
 
 export interface SftOptions {
   steps: number;
@@ -92,7 +93,7 @@ export function encodeSftExample(
   eotProb: number,
   cutProb = 0,
 ): { ids: number[]; targets: number[] } {
-  const ids = [tok.bos, ...tok.encode(p.prompt)];
+  const ids = encodeProblemPrompt(tok, p);
   const firstTarget = ids.length - 1; // predicting the first solution token from the last prompt token
   const cuts = new Set<number>(); // positions of <eot> tokens that are not to be predicted
   const lines = p.solution.split("\n");
@@ -132,7 +133,7 @@ export function soloAccuracy(
   let correct = 0;
   for (let i = 0; i < problems.length; i += batch) {
     const chunk = problems.slice(i, i + batch);
-    const prompts = chunk.map((p) => [tok.bos, ...tok.encode(p.prompt)]);
+    const prompts = chunk.map((p) => encodeProblemPrompt(tok, p));
     const longest = Math.max(...prompts.map((p) => p.length));
     const maxNew = Math.min(
       opts.maxNewTokens ?? model.cfg.maxSeqLen - longest,
