@@ -39,6 +39,7 @@ import {
   teamSizeOf,
   teamTokenizer,
 } from "./setup.js";
+import { rolloutRecordOf, samplerOf } from "./rollout-server.js";
 
 export const TRAINER_STATE_FILE = "trainer_state.json";
 export const CRITIC_DIR = "critic";
@@ -229,7 +230,9 @@ export async function runTrain(
       testPercent: cfg.tasks.test_percent,
       heldOutPrompts: cfg.algo.cert_prompts,
       seed: cfg.run.seed,
+      sampler: samplerOf(cfg, tok),
     });
+    const rolloutRecord = rolloutRecordOf(cfg, models.length);
     let resumed = false;
     const resume = (from: CheckpointInfo): void => {
       loadTeam(from.dir, from.step, trainer, engine, tok);
@@ -282,6 +285,7 @@ export async function runTrain(
         "timing_s/step": seconds,
         num_tokens: trainer.state.tokens,
         "perf/throughput": record.generatedTokens / seconds,
+        ...rolloutRecord,
       });
       stagesLog.append(row);
       progress.metrics(row as { step: number });
