@@ -211,6 +211,12 @@ export async function runTrain(
   signal?: AbortSignal,
 ): Promise<TrainResult> {
   const t0 = performance.now();
+  if (cfg.backend.rollout_url !== null && cfg.backend.rollout_publish_dir === null) {
+    // A server with fixed weights would sample for agents whose weights move here.
+    const msg =
+      "sat train updates the agents, so a rollout server must load each new version: set backend.rollout_publish_dir (with sat serve --load-dir) or train without backend.rollout_url (a server with fixed weights suits sat eval)";
+    throw Object.assign(new Error(msg), { exitCode: 2 });
+  }
   const tok = teamTokenizer(cfg);
   const task = await taskOf(cfg, tok);
   const engine = await engineOf(cfg);
