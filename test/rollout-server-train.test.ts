@@ -315,3 +315,49 @@ test("rollout server: sat train with a server but no publish dir is refused befo
   assert.equal(r.stderr.trim().split("\n").length, 1);
   assert.equal(existsSync(join(dir, RUN_FILES.stages)), false);
 });
+
+test("rollout server: sat eval of a checkpoint through sat serve --checkpoint (fixed weights at the checkpoint's versions) equals the in-process evaluation", async () => {
+  const run = join(tmp, "remote");
+  const ckpt = listCheckpoints(run).at(-1)!.dir;
+  const port2 = await new Promise<number>((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [satJs, "serve", "--checkpoint", ckpt, "--port", "0", "--set", "run.threads=1"],
+      {
+        cwd: tmp,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    after(() => child.kill("SIGKILL"));
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+), serving (.*)/.exec(out);
+      if (m) {
+        assert.match(m[2], /^agent-0@v\d+, agent-1@v\d+$/);
+        resolve(Number(m[1]));
+      }
+    });
+    child.on("close", (code) => reject(new Error(`sat serve exited (${code}) before listening: ${out}`)));
+  });
+  const evalArgs = (dir: string) => [
+    "eval",
+    "-q",
+    "--checkpoint",
+    ckpt,
+    "--output-dir",
+    dir,
+    "--threads",
+    "1",
+    ...TRAIN.slice(TRAIN.indexOf("--set")),
+  ];
+  const local = await sat(evalArgs(join(tmp, "eval-local")));
+  assert.equal(local.code, 0, local.stderr);
+  const remote = await sat([
+    ...evalArgs(join(tmp, "eval-remote")),
+    ...sets({ "backend.rollout_url": `http://127.0.0.1:${port2}`, "backend.rollout_api": "sat" }),
+  ]);
+  assert.equal(remote.code, 0, remote.stderr);
+  const rows = (d: string) => withoutTiming(readJsonl(join(tmp, d, RUN_FILES.eval)));
+  assert.deepEqual(rows("eval-remote"), rows("eval-local"));
+});

@@ -49,10 +49,12 @@ export function remoteMember(
   model: Transformer,
   tok: Tokenizer,
   version: () => number,
+  /** false: the weights stay fixed (evaluation), nothing is published. */
+  trained = true,
 ): RemoteMember {
   const modelName = (v: number) => server.modelName(agent, v);
   const publisher =
-    server.cfg.rollout_publish_dir === null
+    !trained || server.cfg.rollout_publish_dir === null
       ? null
       : new WeightPublisher({
           client: server.client,

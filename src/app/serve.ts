@@ -4,15 +4,13 @@
  * with each agent's policy version from the checkpoint's trainer state (0 for plain model dirs),
  * until the signal aborts.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { loadModel } from "../model/checkpoint.js";
 import type { Transformer } from "../model/transformer.js";
 import type { ResolvedConfig } from "../config/schema.js";
 import { startServer, type RunningServer } from "../backend/serve/server.js";
 import { agentDirsOf } from "./evaluate.js";
 import { engineOf, teamTokenizer } from "./setup.js";
-import { TRAINER_STATE_FILE } from "./train.js";
+import { checkpointVersions } from "./train.js";
 
 export interface ServeRequest {
   /** A team checkpoint dir (agent-<i>/ inside) or null. */
@@ -23,17 +21,6 @@ export interface ServeRequest {
   port: number;
   loadDir: string | null;
   maxBatch: number;
-}
-
-/** Policy versions saved with a team checkpoint; zeros when it has no trainer state. */
-export function checkpointVersions(dir: string, n: number): number[] {
-  const path = join(dir, TRAINER_STATE_FILE);
-  if (!existsSync(path)) return new Array(n).fill(0);
-  const state = JSON.parse(readFileSync(path, "utf8")) as { versions?: unknown };
-  const v = state.versions;
-  if (!Array.isArray(v) || v.length !== n || !v.every((x) => Number.isInteger(x) && x >= 0))
-    throw new Error(`${path}: versions must list one non-negative integer per agent (${n})`);
-  return v as number[];
 }
 
 export async function runServe(

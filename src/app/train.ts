@@ -188,6 +188,17 @@ function readTrainerState(path: string, step: number, nAgents: number): TeamTrai
   return state as TeamTrainState;
 }
 
+/** Policy versions saved with a team checkpoint; zeros when it has no trainer state. */
+export function checkpointVersions(dir: string, n: number): number[] {
+  const path = join(dir, TRAINER_STATE_FILE);
+  if (!existsSync(path)) return new Array(n).fill(0);
+  const state = JSON.parse(readFileSync(path, "utf8")) as { versions?: unknown };
+  const v = state.versions;
+  if (!Array.isArray(v) || v.length !== n || !v.every((x) => Number.isInteger(x) && x >= 0))
+    throw new Error(`${path}: versions must list one non-negative integer per agent (${n})`);
+  return v as number[];
+}
+
 export function heldOutProblems(cfg: ResolvedConfig, task: TaskFamily): Problem[] {
   return makeProblems(task, {
     split: "test",
