@@ -29,6 +29,7 @@ import { startServer } from "../src/backend/serve/server.js";
 import { ServerClient } from "../src/backend/openai/client.js";
 import { RemoteMember } from "../src/backend/openai/remote-member.js";
 import { checkReply, readReply, turnRequest, type RolloutApi } from "../src/backend/openai/dialects.js";
+import { validateConfig } from "../src/config/load.js";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 const fixture = join(repo, "test", "fixtures", "agents", "add2-tiny");
@@ -482,4 +483,49 @@ test("rollout server: vLLM, SGLang and llama.cpp requests carry the documented f
       ),
     /answered with model agent-1@v1/,
   );
+});
+
+test("rollout server: backend.rollout_* keys are checked once, each problem naming its key and the fix", () => {
+  const problem = (backend: Record<string, unknown>, team: Record<string, unknown> = {}) => {
+    try {
+      validateConfig({ backend, team });
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return "valid";
+  };
+  assert.equal(
+    problem({ rollout_url: "http://127.0.0.1:8000", rollout_api: "sglang", rollout_agents: [1, 2] }),
+    "valid",
+  );
+  assert.match(
+    problem({ rollout_url: "ftp://x" }),
+    /backend\.rollout_url "ftp:\/\/x" is not an http\(s\) URL; give e\.g\. http:\/\/127\.0\.0\.1:8000/,
+  );
+  assert.match(
+    problem({ rollout_url: "http://h:1", rollout_model: "agent-{agent}" }),
+    /backend\.rollout_model "agent-\{agent\}" has no \{version\}/,
+  );
+  assert.match(
+    problem({ rollout_url: "http://h:1", rollout_model: "base@v{version}" }),
+    /has no \{agent\}, so every served agent would ask for the same weights/,
+  );
+  assert.equal(
+    problem({ rollout_url: "http://h:1", rollout_model: "base@v{version}", rollout_agents: [2] }),
+    "valid",
+  );
+  assert.match(
+    problem({ rollout_url: "http://h:1", rollout_agents: [3] }),
+    /backend\.rollout_agents names agent 3, the team has 3 \(0 to 2\)/,
+  );
+  assert.match(problem({ rollout_url: "http://h:1", rollout_agents: [1, 1] }), /has duplicates/);
+  assert.match(
+    problem({ rollout_publish_dir: "pub" }),
+    /backend\.rollout_publish_dir is set but backend\.rollout_url is null/,
+  );
+  assert.match(
+    problem({ rollout_url: "http://h:1", rollout_api: "vllm", rollout_publish_dir: "pub" }),
+    /only sat serve loads at run time.*set backend\.rollout_api=sat/,
+  );
+  assert.match(problem({ rollout_api: "ollama" }), /rollout_api/);
 });
