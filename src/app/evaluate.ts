@@ -14,7 +14,8 @@ import type { RunDir } from "../io/rundir.js";
 import type { JsonlWriter } from "../io/jsonl.js";
 import { resolveCheckpoint } from "../io/rundir.js";
 import { engineOf, evalOptionsOf, taskOf, teamTokenizer } from "./setup.js";
-import { heldOutProblems } from "./train.js";
+import { checkpointVersions, heldOutProblems } from "./train.js";
+import { remoteMember, rolloutServerOf } from "./rollout-server.js";
 
 /** Agent directories of a team checkpoint (`agent-0`, `agent-1`, …). */
 export function agentDirsOf(checkpointDir: string): string[] {
@@ -64,7 +65,13 @@ export async function runEval(
   const engine = await engineOf(cfg);
   let log: JsonlWriter | null = null;
   try {
-    const members = agentDirs.map((d) => new ModelMember(loadModel(d, engine, tok)));
+    // With a rollout server, served agents sample there, at the checkpoint's (fixed) versions.
+    const server = rolloutServerOf(cfg);
+    const versions = server ? checkpointVersions(teamDir, agentDirs.length) : [];
+    const members = agentDirs.map((d, a) => {
+      const local = new ModelMember(loadModel(d, engine, tok));
+      return server?.serves(a) ? remoteMember(server, a, local.model, tok, () => versions[a], false) : local;
+    });
     const single = baselineDir ? new ModelMember(loadModel(baselineDir, engine, tok)) : null;
     log = openRun().openEval();
     const problems = heldOutProblems(cfg, task);

@@ -39,6 +39,7 @@ import {
   teamSizeOf,
   teamTokenizer,
 } from "./setup.js";
+import { rolloutRecordOf, samplerOf } from "./rollout-server.js";
 
 export const TRAINER_STATE_FILE = "trainer_state.json";
 export const CRITIC_DIR = "critic";
@@ -187,6 +188,17 @@ function readTrainerState(path: string, step: number, nAgents: number): TeamTrai
   return state as TeamTrainState;
 }
 
+/** Policy versions saved with a team checkpoint; zeros when it has no trainer state. */
+export function checkpointVersions(dir: string, n: number): number[] {
+  const path = join(dir, TRAINER_STATE_FILE);
+  if (!existsSync(path)) return new Array(n).fill(0);
+  const state = JSON.parse(readFileSync(path, "utf8")) as { versions?: unknown };
+  const v = state.versions;
+  if (!Array.isArray(v) || v.length !== n || !v.every((x) => Number.isInteger(x) && x >= 0))
+    throw new Error(`${path}: versions must list one non-negative integer per agent (${n})`);
+  return v as number[];
+}
+
 export function heldOutProblems(cfg: ResolvedConfig, task: TaskFamily): Problem[] {
   return makeProblems(task, {
     split: "test",
@@ -210,6 +222,12 @@ export async function runTrain(
   signal?: AbortSignal,
 ): Promise<TrainResult> {
   const t0 = performance.now();
+  if (cfg.backend.rollout_url !== null && cfg.backend.rollout_publish_dir === null) {
+    // A server with fixed weights would sample for agents whose weights move here.
+    const msg =
+      "sat train updates the agents, so a rollout server must load each new version: set backend.rollout_publish_dir (with sat serve --load-dir) or train without backend.rollout_url (a server with fixed weights suits sat eval)";
+    throw Object.assign(new Error(msg), { exitCode: 2 });
+  }
   const tok = teamTokenizer(cfg);
   const task = await taskOf(cfg, tok);
   const engine = await engineOf(cfg);
@@ -229,7 +247,9 @@ export async function runTrain(
       testPercent: cfg.tasks.test_percent,
       heldOutPrompts: cfg.algo.cert_prompts,
       seed: cfg.run.seed,
+      sampler: samplerOf(cfg, tok),
     });
+    const rolloutRecord = rolloutRecordOf(cfg, models.length);
     let resumed = false;
     const resume = (from: CheckpointInfo): void => {
       loadTeam(from.dir, from.step, trainer, engine, tok);
@@ -282,6 +302,7 @@ export async function runTrain(
         "timing_s/step": seconds,
         num_tokens: trainer.state.tokens,
         "perf/throughput": record.generatedTokens / seconds,
+        ...rolloutRecord,
       });
       stagesLog.append(row);
       progress.metrics(row as { step: number });

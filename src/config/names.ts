@@ -7,6 +7,7 @@ import { listKeys, SECTION_NAMES } from "./schema.js";
 /** Upstream name → [sat-llm key, who uses the name, optional note]. Keyed by the last path segment. */
 export const UPSTREAM_NAMES: Record<string, [string, string, string?]> = {
   num_generations: ["rollout.n", "TRL"],
+  vllm_server_base_url: ["backend.rollout_url", "TRL", "with backend.rollout_api=vllm"],
   n_samples_per_prompt: ["rollout.n", "OpenRLHF"],
   num_iterations: ["algo.ppo_epochs", "TRL"],
   max_epochs: ["algo.ppo_epochs", "OpenRLHF"],

@@ -146,6 +146,7 @@ export function crossFieldProblems(c: ParsedConfig): CrossFieldProblem[] {
       `tasks.difficulty applies to the built-in task families only, not to tasks.dataset; remove it`,
     );
   }
+  out.push(...backendProblems(c));
   const m = c.model;
   if (m.d_model !== null && m.n_heads !== null && m.d_model % m.n_heads !== 0) {
     add(
@@ -166,6 +167,61 @@ export function crossFieldProblems(c: ParsedConfig): CrossFieldProblem[] {
       `model.max_seq_len (${m.max_seq_len}) cannot hold max_prompt_length + max_completion_length = ${needed}; raise it to ${needed} or shorten the rollout`,
     );
   }
+  return out;
+}
+
+/** backend.rollout_*: a server that can be reached, names that carry the version, agents that exist. */
+function backendProblems(c: ParsedConfig): CrossFieldProblem[] {
+  const b = c.backend;
+  const out: CrossFieldProblem[] = [];
+  const add = (key: string, message: string) => out.push({ key: `backend.${key}`, message });
+  if (b.rollout_url !== null) {
+    let url: URL | null = null;
+    try {
+      url = new URL(b.rollout_url);
+    } catch {
+      /* reported below */
+    }
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:"))
+      add(
+        "rollout_url",
+        `backend.rollout_url ${JSON.stringify(b.rollout_url)} is not an http(s) URL; give e.g. http://127.0.0.1:8000`,
+      );
+  } else if (b.rollout_publish_dir !== null || b.rollout_agents.length > 0) {
+    const key = b.rollout_publish_dir !== null ? "rollout_publish_dir" : "rollout_agents";
+    add(
+      key,
+      `backend.${key} is set but backend.rollout_url is null; give the server's URL or drop backend.${key}`,
+    );
+  }
+  if (!b.rollout_model.includes("{version}"))
+    add(
+      "rollout_model",
+      `backend.rollout_model ${JSON.stringify(b.rollout_model)} has no {version}; served names carry the weights' version so that a reply from stale weights is refused (e.g. agent-{agent}@v{version})`,
+    );
+  const served = b.rollout_agents.length > 0 ? b.rollout_agents : [...Array(c.team.n_agents).keys()];
+  if (served.length > 1 && !b.rollout_model.includes("{agent}"))
+    add(
+      "rollout_model",
+      `backend.rollout_model ${JSON.stringify(b.rollout_model)} has no {agent}, so every served agent would ask for the same weights`,
+    );
+  for (const a of b.rollout_agents) {
+    if (a >= c.team.n_agents)
+      add(
+        "rollout_agents",
+        `backend.rollout_agents names agent ${a}, the team has ${c.team.n_agents} (0 to ${c.team.n_agents - 1})`,
+      );
+  }
+  if (new Set(b.rollout_agents).size !== b.rollout_agents.length)
+    add(
+      "rollout_agents",
+      `backend.rollout_agents has duplicates (${JSON.stringify(b.rollout_agents)}); list each agent once`,
+    );
+  if (b.rollout_publish_dir !== null && b.rollout_api !== "sat")
+    add(
+      "rollout_publish_dir",
+      `backend.rollout_publish_dir publishes whole engine agents, which only sat serve loads at run time (vLLM and SGLang load LoRA adapters only); set backend.rollout_api=sat or serve fixed weights without a publish dir`,
+    );
   return out;
 }
 

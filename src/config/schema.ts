@@ -1,6 +1,6 @@
 /**
  * The sat-llm configuration schema: one strict object per concern (model, team, tasks, rollout, algo,
- * optim, pretrain, eval, run). Every leaf carries its default, a type/range text and a one-line help
+ * optim, pretrain, eval, run, backend). Every leaf carries its default, a type/range text and a one-line help
  * string that names the TRL / verl / OpenRLHF equivalent where one exists (conventions.md §1).
  * Cross-field rules are in rules.ts; `load.ts` applies the schema once, at the edge.
  * This file does no I/O and imports nothing from the rest of the project.
@@ -502,6 +502,46 @@ const run = z.strictObject({
   ),
 });
 
+// Rollouts through an OpenAI-compatible server (docs/scale-out.md): the rollout_* keys belong together.
+const backend = z.strictObject({
+  rollout_url: textOrNull(
+    null,
+    "base URL of an OpenAI-compatible server that writes the served agents' turns, e.g. http://127.0.0.1:8000 (vLLM, SGLang, llama.cpp, sat serve); null = sample in-process (verl rollout.name, TRL vllm_mode=server)",
+  ),
+  rollout_api: choice(
+    ["vllm", "sglang", "llamacpp", "sat"],
+    "vllm",
+    "the server family, which fixes the request fields and how token ids and log-probs come back (docs/scale-out.md)",
+  ),
+  rollout_model: text(
+    "agent-{agent}@v{version}",
+    "served name of an agent's weights; {agent} = agent index, {version} = policy version (required: a reply from other weights is refused)",
+  ),
+  rollout_agents: typed(
+    z
+      .array(z.number().int().min(0).max(15))
+      .default(() => [])
+      .describe("agents whose turns the server writes; [] = every agent (the others sample in-process)"),
+    "list of agent indices",
+  ),
+  rollout_publish_dir: textOrNull(
+    null,
+    "trained served agents: each new version is written here and loaded by the server under its versioned name (sat serve --load-dir); null = the server holds fixed weights",
+  ),
+  rollout_timeout_s: real(120, { gt: 0, max: 86400 }, "seconds one request may take before it is retried"),
+  rollout_retries: int(
+    3,
+    { min: 0, max: 100 },
+    "retries of a request after a timeout, a lost connection or HTTP 5xx/429",
+  ),
+  rollout_backoff_s: real(
+    1,
+    { min: 0, max: 600 },
+    "wait before the first retry, doubled for each further one",
+  ),
+  rollout_concurrency: int(32, { min: 1, max: 4096 }, "requests in flight at most (one per episode turn)"),
+});
+
 /** The sections, in the order they are printed. */
 export const SECTIONS = {
   model,
@@ -514,6 +554,7 @@ export const SECTIONS = {
   swap,
   eval: evalSection,
   run,
+  backend,
 } as const;
 
 export type SectionName = keyof typeof SECTIONS;
@@ -531,6 +572,7 @@ export const ConfigSchema = z.strictObject({
   swap: swap.prefault({}),
   eval: evalSection.prefault({}),
   run: run.prefault({}),
+  backend: backend.prefault({}),
 });
 
 type DeepReadonly<T> = T extends readonly unknown[]
@@ -559,6 +601,7 @@ export type PretrainConfig = ResolvedConfig["pretrain"];
 export type SwapConfig = ResolvedConfig["swap"];
 export type EvalConfig = ResolvedConfig["eval"];
 export type RunConfig = ResolvedConfig["run"];
+export type BackendConfig = ResolvedConfig["backend"];
 
 // ---------------------------------------------------------------------------------------------
 // Introspection: every leaf key with its default, type and help (for `sat config`, docs, tests).

@@ -27,6 +27,7 @@ import { rolloutTeam, type RolloutOptions } from "../team/rollout.js";
 import { ModelMember } from "../team/member.js";
 import { LmPolicy, type LmOptimOptions } from "../team/lm-policy.js";
 import { DEFAULT_CRITIC_EPOCHS, DEFAULT_CRITIC_MINIBATCH, LmCritic, returnTargets } from "../team/critic.js";
+import type { TeamMember } from "../contracts/member.js";
 import { decayMask } from "../model/layout.js";
 
 export interface TeamTrainOptions {
@@ -41,9 +42,17 @@ export interface TeamTrainOptions {
   testPercent?: number;
   heldOutPrompts: number; // per held-out batch (0 = no measured improvement)
   seed: number;
+  /**
+   * Where agent `agent` samples: a member that writes its turns elsewhere (a rollout server), or
+   * null for in-process sampling with `local`. `version` reads the agent's policy version.
+   */
+  sampler?: (agent: number, local: ModelMember, version: () => number) => SamplingMember | null;
   /** gae only. Defaults: optim with lr ×10 (verl's critic/actor ratio), 4 epochs, 32 trajectories per minibatch. */
   critic?: { optim?: Partial<LmOptimOptions>; epochs?: number; miniBatchSize?: number };
 }
+
+/** A team member whose policy version the trainer keeps up to date. */
+export type SamplingMember = TeamMember & { version: number };
 
 export interface TeamTrainState {
   step: number;
@@ -58,7 +67,7 @@ export type StageEvent = { kind: "rollout"; tokens: number } | { kind: "agent"; 
 
 export class TeamTrainer {
   readonly models: Transformer[];
-  readonly members: ModelMember[];
+  readonly members: SamplingMember[];
   readonly policies: LmPolicy[];
   /** The value function of gae runs (null for group advantages). */
   readonly critic: LmCritic | null;
@@ -76,11 +85,14 @@ export class TeamTrainer {
     this.models = models;
     this.tok = tok;
     this.opts = opts;
-    this.members = models.map((m) => new ModelMember(m));
     this.policies = models.map(
       (m) => new LmPolicy(m, opts.rollout.temperature, opts.optim, decayMask(m.layout)),
     );
     this.state = { step: 0, klCoef: models.map(() => opts.klCoef), versions: models.map(() => 0), tokens: 0 };
+    this.members = models.map((m, a) => {
+      const local = new ModelMember(m);
+      return opts.sampler?.(a, local, () => this.state.versions[a]) ?? local;
+    });
     this.critic =
       opts.stage.advEstimator === "gae"
         ? LmCritic.fromAgent(

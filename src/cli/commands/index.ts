@@ -6,6 +6,7 @@ import { demo } from "./demo.js";
 import { evalCommand } from "./eval.js";
 import { pretrain } from "./pretrain.js";
 import { report } from "./report.js";
+import { serve } from "./serve.js";
 import { swap } from "./swap.js";
 import { tasks } from "./tasks.js";
 import { train } from "./train.js";
@@ -17,6 +18,7 @@ export const COMMANDS: CommandSpec[] = [
   evalCommand,
   swap,
   report,
+  serve,
   bench,
   tasks,
   config,
