@@ -73,8 +73,8 @@ export interface StageInput<P extends StagePolicy = StagePolicy> {
   heldOutPrompts?: number;
   /** Clock (seconds) for the timings in the record. */
   now?: () => number;
-  /** Called when agent `agent` (at `position` in σ) has been updated, for progress display. */
-  onAgentDone?: (agent: number, position: number) => void;
+  /** Called when agent `agent` (at `position` in σ) has been updated (accepted = its parameters changed). */
+  onAgentDone?: (agent: number, position: number, accepted: boolean) => void;
 }
 
 interface StageState {
@@ -117,7 +117,7 @@ export async function runStage<P extends StagePolicy>(input: StageInput<P>): Pro
       ...{ trustRegion: cfg.trustRegion, gainPredicted: st.predicted?.[a] ?? null },
       timing: { "timing_s/update_actor": st.now() - t0, "timing_s/backtrack": out?.checkSeconds ?? 0 },
     });
-    input.onAgentDone?.(a, pos);
+    input.onAgentDone?.(a, pos, out?.accepted === 1);
   }
   const record = finishRecord(st, sigma, records, heldOutBefore, await heldOut(st));
   if (input.sink) for (const m of stageMetrics(record)) input.sink(m);

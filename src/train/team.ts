@@ -146,7 +146,13 @@ export class TeamTrainer {
       collectHeldOut:
         o.heldOutPrompts > 0 ? () => rollout(heldOut, this.streamRng("heldout-rollout")) : undefined,
       heldOutPrompts: o.heldOutPrompts,
-      onAgentDone: onEvent ? (agent) => onEvent({ kind: "agent", agent }) : undefined,
+      onAgentDone: (agent, _position, accepted) => {
+        // The new policy version holds from here on: rollouts later in the stage (resample, the
+        // held-out measurement after it) record it on the tokens this agent writes.
+        if (accepted) this.state.versions[agent]++;
+        this.members[agent].version = this.state.versions[agent];
+        onEvent?.({ kind: "agent", agent });
+      },
     };
   }
 
@@ -154,7 +160,6 @@ export class TeamTrainer {
   finishStage(record: StageRecord): void {
     record.agents.forEach((ar) => {
       this.state.klCoef[ar.agent] = ar.klCoefNext;
-      if (ar.accepted) this.state.versions[ar.agent]++;
     });
     if (this.critic) {
       const fit = this.critic.fit(this.trained, returnTargets(this.trained, this.opts.stage.gamma), {
