@@ -7,6 +7,7 @@
  * float32 is ~50× slower). As with the reference, C must not overlap A or B.
  */
 import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import type { Heap } from "./heap.js";
 import type { WorkerPool } from "./pool.js";
 import { gemmReference } from "./ts.js";
@@ -39,6 +40,7 @@ export const PARALLEL_MIN_MACS = 1 << 21;
 
 // Compiled files sit in dist/src/engine/kernels/, four levels below the package root.
 const WASM_URL = new URL("../../../../build/kernels.wasm", import.meta.url);
+export const WASM_PATH = fileURLToPath(WASM_URL);
 
 let modulePromise: Promise<WebAssembly.Module> | null = null;
 
