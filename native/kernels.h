@@ -44,7 +44,7 @@ typedef void (*sat_op)(double* args, char* base);
 typedef struct {
   const char* isa;
   sat_op ops[OP_COUNT];
-  /* AdamW over n floats (float64 arithmetic, as src/engine/adamw.ts): p, g, m, v, mask (may be NULL). */
+  /* AdamW over n floats in float32 arithmetic (torch's order): p, g, m, v, mask (may be NULL). */
   void (*adamw)(float* p, const float* g, float* m, float* v, const uint8_t* mask, size_t n, double lr,
                 double beta1, double beta2, double eps, double decay, double stepSize, double bc2Sqrt);
   /* Σ x² in float64 over fixed blocks (same bits for any thread count). */

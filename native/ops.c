@@ -820,19 +820,46 @@ typedef struct {
 } adam_job;
 
 #define ADAM_CHUNK 65536
+
+/* Lanes of `yes` where mask[l] != 0, else `no`, for the last n < VL elements (no read past n). */
+static vf mask_tail(const uint8_t* mask, int n, vf yes, vf no) {
+  uint8_t m[VL] = {0};
+  for (int l = 0; l < n; l++) m[l] = mask[l];
+  return vselect_u8(m, yes, no);
+}
+
+/*
+ * Float32 arithmetic in torch.optim.AdamW's order (its single-tensor path for float32 params):
+ * p ← p·decay (where the mask allows); m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
+ * p ← p − stepSize·m / (√v / bc2Sqrt + eps). The TypeScript loop does the same in float64; the two
+ * differ by a few float32 roundings per element (src/engine/ops/README.md).
+ */
 static void adam_task(void* ctx, int task, int thread) {
   (void)thread;
   const adam_job* j = ctx;
   const size_t i0 = (size_t)task * ADAM_CHUNK;
   const size_t i1 = i0 + ADAM_CHUNK < j->n ? i0 + ADAM_CHUNK : j->n;
-  /* Float64 arithmetic in the order of src/engine/adamw.ts (built without FP contraction). */
-  for (size_t i = i0; i < i1; i++) {
-    double pi = j->p[i];
-    if (j->decay != 1.0 && (j->mask == NULL || j->mask[i] != 0)) pi *= j->decay;
-    const double gi = j->g[i];
-    j->m[i] = (float)(j->beta1 * j->m[i] + (1 - j->beta1) * gi);
-    j->v[i] = (float)(j->beta2 * j->v[i] + (1 - j->beta2) * gi * gi);
-    j->p[i] = (float)(pi - (j->stepSize * (double)j->m[i]) / (sqrt((double)j->v[i]) / j->bc2Sqrt + j->eps));
+  const vf b1 = vset1((float)j->beta1), c1 = vset1((float)(1 - j->beta1));
+  const vf b2 = vset1((float)j->beta2), c2 = vset1((float)(1 - j->beta2));
+  const vf eps = vset1((float)j->eps), step = vset1((float)j->stepSize), bc2 = vset1((float)j->bc2Sqrt);
+  const vf decay = vset1((float)j->decay), one = vset1(1.0f);
+  const int decays = j->decay != 1.0;
+  for (size_t i = i0; i < i1; i += VL) {
+    const vmask k = vmask_n((int)(i1 - i < VL ? i1 - i : VL));
+    vf p = vload_m(j->p + i, k);
+    if (decays) {
+      vf d = decay;
+      if (j->mask) d = i + VL <= i1 ? vselect_u8(j->mask + i, decay, one) : mask_tail(j->mask + i, (int)(i1 - i), decay, one);
+      p = vmul(p, d);
+    }
+    const vf g = vload_m(j->g + i, k);
+    const vf m = vfma(b1, vload_m(j->m + i, k), vmul(c1, g));
+    const vf v = vfma(b2, vload_m(j->v + i, k), vmul(vmul(c2, g), g));
+    const vf denom = vadd(vdiv(vsqrt(v), bc2), eps);
+    p = vsub(p, vmul(step, vdiv(m, denom)));
+    vstore_m(j->m + i, m, k);
+    vstore_m(j->v + i, v, k);
+    vstore_m(j->p + i, p, k);
   }
 }
 static void adamw(float* p, const float* g, float* m, float* v, const uint8_t* mask, size_t n, double lr,

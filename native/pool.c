@@ -22,7 +22,7 @@
 #endif
 
 /* How long a worker polls for the next job before sleeping, and the caller for stragglers. */
-#define SPIN_NS 200000L
+#define SPIN_NS 50000L
 
 static pthread_mutex_t dispatch = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
 static pthread_mutex_t sleep_mu = PTHREAD_MUTEX_INITIALIZER;

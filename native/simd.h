@@ -29,6 +29,7 @@ static inline vmask vmask_n(int n) { return (vmask)(n >= 16 ? 0xFFFF : n <= 0 ? 
 #define vsub(a, b) _mm512_sub_ps(a, b)
 #define vmul(a, b) _mm512_mul_ps(a, b)
 #define vdiv(a, b) _mm512_div_ps(a, b)
+#define vsqrt(a) _mm512_sqrt_ps(a)
 #define vmax(a, b) _mm512_max_ps(a, b)
 #define vmin(a, b) _mm512_min_ps(a, b)
 #define vfma(a, b, c) _mm512_fmadd_ps(a, b, c)   /* a*b + c */
@@ -44,6 +45,11 @@ static inline vf vpow2i(vf n) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
 }
 #define vround(x) _mm512_roundscale_ps((x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+/* Lane l of `yes` where mask[l] != 0, else of `no` (reads VL bytes). */
+static inline vf vselect_u8(const uint8_t* mask, vf yes, vf no) {
+  const __m512i m = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)mask));
+  return _mm512_mask_blend_ps(_mm512_test_epi32_mask(m, m), no, yes);
+}
 #else
 #define SFX(name) name##_avx2
 #define VL 8
@@ -63,6 +69,7 @@ static inline vmask vmask_n(int n) {
 #define vsub(a, b) _mm256_sub_ps(a, b)
 #define vmul(a, b) _mm256_mul_ps(a, b)
 #define vdiv(a, b) _mm256_div_ps(a, b)
+#define vsqrt(a) _mm256_sqrt_ps(a)
 #define vmax(a, b) _mm256_max_ps(a, b)
 #define vmin(a, b) _mm256_min_ps(a, b)
 #define vfma(a, b, c) _mm256_fmadd_ps(a, b, c)
@@ -86,6 +93,11 @@ static inline vf vpow2i(vf n) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
 }
 #define vround(x) _mm256_round_ps((x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+static inline vf vselect_u8(const uint8_t* mask, vf yes, vf no) {
+  const __m256i m = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)mask));
+  const __m256 zero = _mm256_castsi256_ps(_mm256_cmpeq_epi32(m, _mm256_setzero_si256()));
+  return _mm256_blendv_ps(yes, no, zero);
+}
 #endif
 
 /*
