@@ -82,10 +82,13 @@ function measurePeak(threads: number[]): { peak: FmaPeak | null; reason: string 
   const gflops: Record<string, number> = {};
   let isa = "";
   for (const t of threads) {
-    const p = nativeFmaPeak(t, 300);
-    if (!p) return { peak: null, reason: `needs the native kernels: ${describeKernels().native.reason}` };
-    gflops[String(t)] = p.gflops;
-    isa = p.isa;
+    // Best of three: the peak is a property of the machine, other processes only lower a run.
+    for (let r = 0; r < 3; r++) {
+      const p = nativeFmaPeak(t, 200);
+      if (!p) return { peak: null, reason: `needs the native kernels: ${describeKernels().native.reason}` };
+      gflops[String(t)] = Math.max(gflops[String(t)] ?? 0, p.gflops);
+      isa = p.isa;
+    }
   }
   const lanes = isa === "avx512" ? 16 : 8;
   return {
@@ -93,8 +96,9 @@ function measurePeak(threads: number[]): { peak: FmaPeak | null; reason: string 
       isa,
       gflops,
       method:
-        `measured: 12 independent chains of ${isa} vfmadd (${lanes} floats each) per thread for 300 ms, ` +
-        `the threads started together; GFLOP/s = chains × iterations × ${lanes} × 2 / seconds, summed over threads`,
+        `measured: 12 independent chains of ${isa} vfmadd (${lanes} floats each) per thread for 200 ms, ` +
+        `the threads started together, best of 3 runs; GFLOP/s = chains × iterations × ${lanes} × 2 / seconds, ` +
+        `summed over threads`,
     },
     reason: null,
   };

@@ -31,6 +31,7 @@
 #endif
 #define NR (2 * VL)
 #define KC 256        /* K block: a B panel (KC × NR) fits L1 */
+#define NC 1024       /* N block: a packed B block (KC × NC, 1 MiB) stays in L2/L3 while every row group passes */
 #define SMALL_M 24    /* transB products with at most this many rows take the dot-product path */
 #define MIN_TASK_FMA 65536
 
@@ -99,8 +100,9 @@ typedef struct {
   const float* bias;
   int mode;           /* for this K block */
   int k0, kc;         /* K block */
-  float* packedB;     /* panels × kc × NR */
-  int panels;
+  int p0;             /* first panel of this N block */
+  float* packedB;     /* panels of this N block × kc × NR */
+  int panels;         /* panels in this N block */
   int strips;         /* ceil(M / MR) */
   int spt, ppt;       /* strips and panels per task */
   int colTasks;       /* ceil(panels / ppt) */
@@ -116,7 +118,7 @@ static void pack_b_task(void* ctx, int task, int thread) {
   const int kc = g->kc;
   for (int p = p0; p < p1; p++) {
     float* dst = g->packedB + (size_t)p * kc * NR;
-    const int j0 = p * NR;
+    const int j0 = (g->p0 + p) * NR;
     const int cols = g->N - j0 < NR ? g->N - j0 : NR;
     if (!g->transB) {
       /* op(B)[k, j0..j0+NR] is contiguous in B (K, N). */
@@ -168,7 +170,7 @@ static void compute_task(void* ctx, int task, int thread) {
   for (int s = s0; s < s1; s++) pack_a(g, s * MR, ablock + (size_t)(s - s0) * MR * KC);
   for (int p = p0; p < p1; p++) {
     const float* pb = g->packedB + (size_t)p * g->kc * NR;
-    const int j0 = p * NR;
+    const int j0 = (g->p0 + p) * NR;
     const int cols = g->N - j0 < NR ? g->N - j0 : NR;
     for (int s = s0; s < s1; s++) {
       const int i0 = s * MR;
@@ -190,9 +192,10 @@ static void gemm_blocked(int transA, int transB, int M, int N, int K, const floa
   gemm_job g = {transA, transB, M, N, K, A, B, C, bias};
   const int nk = (K + KC - 1) / KC;
   const int kcMax = (K + nk - 1) / nk; /* balanced K blocks */
-  g.panels = (N + NR - 1) / NR;
+  const int allPanels = (N + NR - 1) / NR;
+  const int blockPanels = NC / NR;
   g.strips = (M + MR - 1) / MR;
-  const size_t need = (size_t)g.panels * kcMax * NR;
+  const size_t need = (size_t)(allPanels < blockPanels ? allPanels : blockPanels) * kcMax * NR;
   if (packed_b_floats < need) {
     free(packed_b);
     packed_b = aligned_alloc(64, ((need * sizeof(float)) + 63) & ~(size_t)63);
@@ -200,27 +203,31 @@ static void gemm_blocked(int transA, int transB, int M, int N, int K, const floa
     packed_b_floats = need;
   }
   g.packedB = packed_b;
-  /* Task shape from the shape alone: at most 4 strips (A block in L2) × 16 panels, halved until
-   * there are ~32 tasks so a late thread still finds work. */
-  g.spt = g.strips < 4 ? g.strips : 4;
-  g.ppt = g.panels < 16 ? g.panels : 16;
-  for (;;) {
-    const long tasks = (long)((g.strips + g.spt - 1) / g.spt) * ((g.panels + g.ppt - 1) / g.ppt);
-    const long fma = (long)g.spt * MR * g.ppt * NR * kcMax;
-    if (tasks >= 32 || fma < 4 * MIN_TASK_FMA || (g.spt == 1 && g.ppt == 1)) break;
-    if (g.ppt >= g.spt * 2 || g.spt == 1) g.ppt = (g.ppt + 1) / 2;
-    else g.spt = (g.spt + 1) / 2;
-  }
-  g.colTasks = (g.panels + g.ppt - 1) / g.ppt;
-  const int tasks = ((g.strips + g.spt - 1) / g.spt) * g.colTasks;
-  g.packPanels = 8;
-  const int packTasks = (g.panels + g.packPanels - 1) / g.packPanels;
-  for (int b = 0; b < nk; b++) {
-    g.k0 = b * kcMax;
-    g.kc = K - g.k0 < kcMax ? K - g.k0 : kcMax;
-    g.mode = b > 0 || accumulate ? ADD : bias ? BIAS : STORE;
-    sat_parallel(packTasks, pack_b_task, &g);
-    sat_parallel(tasks, compute_task, &g);
+  for (int pb = 0; pb < allPanels; pb += blockPanels) {
+    g.p0 = pb;
+    g.panels = allPanels - pb < blockPanels ? allPanels - pb : blockPanels;
+    /* Task shape from the shape alone: at most 4 strips (A block in L2) × 16 panels, halved until
+     * there are ~32 tasks so a late thread still finds work. */
+    g.spt = g.strips < 4 ? g.strips : 4;
+    g.ppt = g.panels < 16 ? g.panels : 16;
+    for (;;) {
+      const long tasks = (long)((g.strips + g.spt - 1) / g.spt) * ((g.panels + g.ppt - 1) / g.ppt);
+      const long fma = (long)g.spt * MR * g.ppt * NR * kcMax;
+      if (tasks >= 32 || fma < 4 * MIN_TASK_FMA || (g.spt == 1 && g.ppt == 1)) break;
+      if (g.ppt >= g.spt * 2 || g.spt == 1) g.ppt = (g.ppt + 1) / 2;
+      else g.spt = (g.spt + 1) / 2;
+    }
+    g.colTasks = (g.panels + g.ppt - 1) / g.ppt;
+    const int tasks = ((g.strips + g.spt - 1) / g.spt) * g.colTasks;
+    g.packPanels = 8;
+    const int packTasks = (g.panels + g.packPanels - 1) / g.packPanels;
+    for (int b = 0; b < nk; b++) {
+      g.k0 = b * kcMax;
+      g.kc = K - g.k0 < kcMax ? K - g.k0 : kcMax;
+      g.mode = b > 0 || accumulate ? ADD : bias ? BIAS : STORE;
+      sat_parallel(packTasks, pack_b_task, &g);
+      sat_parallel(tasks, compute_task, &g);
+    }
   }
 }
 

@@ -445,38 +445,46 @@ static void op_rope(double* a, char* base) {
 /* ---------------- small products inside attention ---------------- */
 
 /*
- * C[r, 0:n] (=|+=) Σ_{k ∈ [k0, k1)} A[r, k] · B[k, 0:n] for r < rows ≤ 4: A rows at A + r·lda,
- * B rows at B + k·ldb, C rows at C + r·ldc. Two vectors of output columns at a time.
+ * C[r, 0:n] (=|+=) Σ_{k ∈ [k0, k1)} A(r, k) · B[k, 0:n] for r < rows ≤ 4, with A(r, k) at
+ * A[r·ars + k·aks] (so Aᵀ of a row-major matrix needs no copy), B rows at B + k·ldb, C rows at
+ * C + r·ldc. NV output vectors at a time: 4 rows × NV vectors of accumulators, one broadcast of A
+ * per row and k.
  */
-static void mm4(float* C, long ldc, const float* A, long lda, const float* B, long ldb, int rows, int n, int k0,
-                int k1, int accumulate) {
-  const float* ar[4];
-  for (int r = 0; r < 4; r++) ar[r] = A + (r < rows ? r : 0) * lda;
-  for (int j = 0; j < n; j += 2 * VL) {
-    const vmask m0 = vmask_n(n - j), m1 = vmask_n(n - j - VL);
-    vf acc[4][2];
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = vzero();
-    const float* b = B + (long)k0 * ldb + j;
-    for (int k = k0; k < k1; k++, b += ldb) {
-      const vf b0 = vload_m(b, m0), b1 = vload_m(b + VL, m1);
-#pragma GCC unroll 4
-      for (int r = 0; r < 4; r++) {
-        const vf x = vset1(ar[r][k]);
-        acc[r][0] = vfma(x, b0, acc[r][0]);
-        acc[r][1] = vfma(x, b1, acc[r][1]);
-      }
-    }
-    for (int r = 0; r < rows; r++) {
-      float* c = C + r * ldc + j;
-      if (accumulate) {
-        acc[r][0] = vadd(vload_m(c, m0), acc[r][0]);
-        acc[r][1] = vadd(vload_m(c + VL, m1), acc[r][1]);
-      }
-      vstore_m(c, acc[r][0], m0);
-      vstore_m(c + VL, acc[r][1], m1);
-    }
+#define DEFINE_MM4(name, NV)                                                                              \
+  static void name(float* C, long ldc, const float* A, long ars, long aks, const float* B, long ldb,       \
+                   int rows, int j, int n, int k0, int k1, int accumulate) {                              \
+    const float* ar[4];                                                                                   \
+    for (int r = 0; r < 4; r++) ar[r] = A + (r < rows ? r : 0) * ars;                                      \
+    vmask m[NV];                                                                                          \
+    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) m[v] = vmask_n(n - j - v * VL);                  \
+    vf acc[4][NV];                                                                                        \
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)                                                   \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] = vzero();                          \
+    const float* b = B + (long)k0 * ldb + j;                                                              \
+    for (int k = k0; k < k1; k++, b += ldb) {                                                             \
+      vf bv[NV];                                                                                          \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = vload_m(b + v * VL, m[v]);             \
+      _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {                                               \
+        const vf x = vset1(ar[r][k * aks]);                                                               \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] = vfma(x, bv[v], acc[r][v]);       \
+      }                                                                                                   \
+    }                                                                                                     \
+    for (int r = 0; r < rows; r++) {                                                                      \
+      float* c = C + r * ldc + j;                                                                         \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                              \
+        if (accumulate) acc[r][v] = vadd(vload_m(c + v * VL, m[v]), acc[r][v]);                           \
+        vstore_m(c + v * VL, acc[r][v], m[v]);                                                            \
+      }                                                                                                   \
+    }                                                                                                     \
   }
+DEFINE_MM4(mm4x4, 4)
+DEFINE_MM4(mm4x2, 2)
+
+static void mm4(float* C, long ldc, const float* A, long ars, long aks, const float* B, long ldb, int rows, int n,
+                int k0, int k1, int accumulate) {
+  int j = 0;
+  for (; j + 2 * VL < n; j += 4 * VL) mm4x4(C, ldc, A, ars, aks, B, ldb, rows, j, n, k0, k1, accumulate);
+  for (; j < n; j += 2 * VL) mm4x2(C, ldc, A, ars, aks, B, ldb, rows, j, n, k0, k1, accumulate);
 }
 
 /* dst (cols, rows) = src (rows, cols)ᵀ; src rows at src + r·lds. */
@@ -535,9 +543,9 @@ static void attn_fwd_task(void* ctx, int task, int thread) {
     for (int i0 = 0; i0 < T; i0 += 4) {
       const int rows = MINI(4, T - i0);
       /* Scores of these rows for keys 0..i0+rows-1 (the causal part), then the softmax. */
-      mm4(P + (size_t)i0 * T, T, qb + i0 * qStride, qStride, kt, T, rows, i0 + rows, 0, hd, 0);
+      mm4(P + (size_t)i0 * T, T, qb + i0 * qStride, qStride, 1, kt, T, rows, i0 + rows, 0, hd, 0);
       for (int r = 0; r < rows; r++) causal_softmax_row(P + (size_t)(i0 + r) * T, i0 + r, T, scale);
-      mm4(ob + i0 * qStride, qStride, P + (size_t)i0 * T, T, vb, kvStride, rows, hd, 0, i0 + rows, 0);
+      mm4(ob + i0 * qStride, qStride, P + (size_t)i0 * T, T, 1, vb, kvStride, rows, hd, 0, i0 + rows, 0);
     }
   }
 }
@@ -558,25 +566,23 @@ static void attn_bwd_task(void* ctx, int task, int thread) {
   const float* vb = g->v + ((size_t)b * T * Hkv + kh) * hd;
   float* dkb = g->dk + ((size_t)b * T * Hkv + kh) * hd;
   float* dvb = g->dv + ((size_t)b * T * Hkv + kh) * hd;
-  float* buf = sat_scratch(thread, 0, (size_t)hd * T + 2 * (size_t)T * T);
+  float* buf = sat_scratch(thread, 0, (size_t)hd * T + (size_t)T * T);
   if (!buf) abort();
-  float* vt = buf;                         /* (hd, T) */
-  float* dS = vt + (size_t)hd * T;         /* (T, T) dP, then dScores */
-  float* tr = dS + (size_t)T * T;          /* (T, T) a transpose */
+  float* vt = buf;                 /* (hd, T) */
+  float* dS = vt + (size_t)hd * T; /* (T, T) dP, then dScores */
   transpose(vt, vb, kvStride, T, hd);
   for (int h = kh * group; h < (kh + 1) * group; h++) {
     const float* qb = g->q + ((size_t)b * T * Hq + h) * hd;
     const float* dob = g->dout + ((size_t)b * T * Hq + h) * hd;
     float* dqb = g->dq + ((size_t)b * T * Hq + h) * hd;
     const float* P = g->att + ((size_t)b * Hq + h) * T * T;
-    /* dV += Pᵀ·dO: row j of Pᵀ is nonzero for i ≥ j only. */
-    transpose(tr, P, T, T, T);
+    /* dV += Pᵀ·dO: row j of Pᵀ (column j of P) is nonzero for i ≥ j only. */
     for (int j0 = 0; j0 < T; j0 += 4)
-      mm4(dvb + j0 * kvStride, kvStride, tr + (size_t)j0 * T, T, dob, qStride, MINI(4, T - j0), hd, j0, T, 1);
+      mm4(dvb + j0 * kvStride, kvStride, P + j0, 1, T, dob, qStride, MINI(4, T - j0), hd, j0, T, 1);
     /* dP = dO·Vᵀ (causal part), then dS = scale·P ⊙ (dP − rowsum(P ⊙ dP)). */
     for (int i0 = 0; i0 < T; i0 += 4) {
       const int rows = MINI(4, T - i0);
-      mm4(dS + (size_t)i0 * T, T, dob + i0 * qStride, qStride, vt, T, rows, i0 + rows, 0, hd, 0);
+      mm4(dS + (size_t)i0 * T, T, dob + i0 * qStride, qStride, 1, vt, T, rows, i0 + rows, 0, hd, 0);
       for (int r = 0; r < rows; r++) {
         const int i = i0 + r, L = i + 1;
         float* d = dS + (size_t)i * T;
@@ -594,12 +600,11 @@ static void attn_bwd_task(void* ctx, int task, int thread) {
         if (L < T) memset(d + L, 0, (size_t)(T - L) * sizeof(float));
       }
       /* dQ += dS·K for these rows. */
-      mm4(dqb + i0 * qStride, qStride, dS + (size_t)i0 * T, T, kb, kvStride, rows, hd, 0, i0 + rows, 1);
+      mm4(dqb + i0 * qStride, qStride, dS + (size_t)i0 * T, T, 1, kb, kvStride, rows, hd, 0, i0 + rows, 1);
     }
     /* dK += dSᵀ·Q. */
-    transpose(tr, dS, T, T, T);
     for (int j0 = 0; j0 < T; j0 += 4)
-      mm4(dkb + j0 * kvStride, kvStride, tr + (size_t)j0 * T, T, qb, qStride, MINI(4, T - j0), hd, j0, T, 1);
+      mm4(dkb + j0 * kvStride, kvStride, dS + j0, 1, T, qb, qStride, MINI(4, T - j0), hd, j0, T, 1);
   }
 }
 

@@ -121,7 +121,8 @@ for (const isa of isas.length > 0 ? isas : ["avx512" as const]) {
     async () => {
       const k = await createKernels({ impl: "native", threads: 2, isa });
       const rng = new Rng(1);
-      // Dot-product path (M ≤ 24, NT), blocked path, several K blocks (K > 256), odd edges.
+      // Dot-product path (M ≤ 24, NT), blocked path, several K blocks (K > 256) and N blocks
+      // (N > 1,024), odd edges.
       const shapes = [
         [1, 1, 1],
         [3, 5, 7],

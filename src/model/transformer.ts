@@ -44,6 +44,32 @@ interface LayerActs {
   res3: Buf; // (N,C)
 }
 
+interface ModuleParams {
+  w: Buf;
+  b: Buf | null;
+  gw: Buf;
+  gb: Buf | null;
+}
+
+/** Views of the activation buffers sized for N rows (the buffers themselves have capacity rows). */
+interface Views {
+  N: number;
+  encoded: Buf;
+  logits: Buf;
+  dres: Buf;
+  dln: Buf;
+  dact: Buf;
+  dfc: Buf;
+  dup: Buf | null;
+  datty: Buf;
+  dq: Buf;
+  dk: Buf;
+  dv: Buf;
+  dqkv: Buf | null;
+  dqPre: Buf | null;
+  dkPre: Buf | null;
+}
+
 interface Acts {
   capacity: number; // rows (B·T) allocated
   attCapacity: number; // B·T·T allocated per layer
@@ -84,6 +110,10 @@ export class Transformer {
   readonly grads: Buf;
   private readonly pv = new Map<string, Buf>();
   private readonly gv = new Map<string, Buf>();
+  /** Weight, bias and their gradients per module name: no string building in the step loop. */
+  private readonly mods = new Map<string, ModuleParams>();
+  /** Activation views for the last row count, rebuilt when it changes: no views made per step. */
+  private views: Views | null = null;
   private readonly rope: { cos: Float64Array; sin: Float64Array } | null;
   private acts: Acts | null = null;
   private last: { B: number; T: number } | null = null;
@@ -99,6 +129,16 @@ export class Transformer {
     for (const t of this.layout.tensors) {
       this.pv.set(t.name, this.params.subarray(t.offset, t.offset + t.size));
       this.gv.set(t.name, this.grads.subarray(t.offset, t.offset + t.size));
+    }
+    for (const t of this.layout.tensors) {
+      if (!t.name.endsWith(".weight")) continue;
+      const m = t.name.slice(0, -".weight".length);
+      this.mods.set(m, {
+        w: this.pv.get(t.name)!,
+        b: this.pv.get(m + ".bias") ?? null,
+        gw: this.gv.get(t.name)!,
+        gb: this.gv.get(m + ".bias") ?? null,
+      });
     }
     this.rope = cfg.arch === "gpt2" ? null : ropeTables(cfg.headDim, cfg.maxSeqLen, cfg.ropeTheta);
     if (rng) this.initialize(rng);
@@ -156,7 +196,36 @@ export class Transformer {
     }
     const a = this.acts;
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) a.pos[b * T + t] = t;
+    if (this.views?.N !== N || this.views.encoded.buffer !== a.encoded.buffer)
+      this.views = this.makeViews(a, N);
     return a;
+  }
+
+  private makeViews(a: Acts, N: number): Views {
+    const c = this.cfg;
+    const C = c.dModel;
+    const F = c.dFF;
+    const qDim = c.nHeads * c.headDim;
+    const kvDim = c.nKvHeads * c.headDim;
+    const rows = (x: Buf, width: number): Buf => x.subarray(0, N * width);
+    const opt = (x: Buf | null, width: number): Buf | null => (x === null ? null : rows(x, width));
+    return {
+      N,
+      encoded: rows(a.encoded, C),
+      logits: rows(a.logits, c.vocabSize),
+      dres: rows(a.dres, C),
+      dln: rows(a.dln, C),
+      dact: rows(a.dact, F),
+      dfc: rows(a.dfc, F),
+      dup: opt(a.dup, F),
+      datty: rows(a.datty, qDim),
+      dq: rows(a.dq, qDim),
+      dk: rows(a.dk, kvDim),
+      dv: rows(a.dv, kvDim),
+      dqkv: opt(a.dqkv, 3 * C),
+      dqPre: opt(a.dqPre, qDim),
+      dkPre: opt(a.dkPre, kvDim),
+    };
   }
 
   private allocActs(N: number, attN: number): Acts {
@@ -245,7 +314,8 @@ export class Transformer {
       a.ids[i] = id;
     }
     const ops = this.ops;
-    const encoded = a.encoded.subarray(0, N * C);
+    const v = this.views!;
+    const encoded = v.encoded;
     ops.embeddingForward(encoded, a.ids, this.w(this.names.embed), N, C);
     if (gpt2) ops.addPositionForward(encoded, this.w("transformer.wpe.weight"), a.pos, N, C);
     let x: Buf = encoded;
@@ -285,7 +355,7 @@ export class Transformer {
       x = L.res3;
     }
     this.norm(this.names.lnf, a.lnf, a.lnfMean, a.lnfRstd, x, N, C);
-    const logits = a.logits.subarray(0, N * V);
+    const logits = v.logits;
     this.linear(this.names.lmHead, logits, a.lnf, N, C, V);
     if (a.values) this.linear("v_head.summary", a.values, a.lnf, N, C, 1);
     this.last = { B, T };
@@ -316,8 +386,9 @@ export class Transformer {
     const F = c.dFF;
     const gpt2 = c.arch === "gpt2";
     const ops = this.ops;
-    const dres = a.dres.subarray(0, N * C);
-    const dln = a.dln.subarray(0, N * C);
+    const vw = this.views!;
+    const dres = vw.dres;
+    const dln = vw.dln;
     ops.zero(dln, N * C);
     this.linearBack(this.names.lmHead, dln, dlogits, a.lnf, N, C, V);
     if (dvalues) {
@@ -332,8 +403,8 @@ export class Transformer {
       const m = this.names.layers[l];
       const x = l > 0 ? a.layers[l - 1].res3 : a.encoded;
       // MLP branch: res3 = res2 + down(act(fc(ln2(res2)))).
-      const dact = a.dact.subarray(0, N * F);
-      const dfc = a.dfc.subarray(0, N * F);
+      const dact = vw.dact;
+      const dfc = vw.dfc;
       ops.zero(dact, N * F);
       ops.zero(dfc, N * F);
       ops.zero(dln, N * C);
@@ -341,7 +412,7 @@ export class Transformer {
       if (gpt2) {
         ops.geluBackwardFromOutput(dfc, L.fc, L.act, dact, N * F);
       } else {
-        const dup = a.dup!.subarray(0, N * F);
+        const dup = vw.dup!;
         ops.zero(dup, N * F);
         ops.swigluBackward(dfc, dup, dact, L.fc, L.up!, N * F);
         this.linearBack(m.up, dln, dup, L.ln2, N, C, F);
@@ -349,10 +420,10 @@ export class Transformer {
       this.linearBack(m.fc, dln, dfc, L.ln2, N, C, F);
       this.normBack(m.ln2, dres, dln, L.res2, L.ln2Mean, L.ln2Rstd, N, C);
       // Attention branch: res2 = x + proj(attention(q, k, v)).
-      const datty = a.datty.subarray(0, N * qDim);
-      const dq = a.dq.subarray(0, N * qDim);
-      const dk = a.dk.subarray(0, N * kvDim);
-      const dv = a.dv.subarray(0, N * kvDim);
+      const datty = vw.datty;
+      const dq = vw.dq;
+      const dk = vw.dk;
+      const dv = vw.dv;
       ops.zero(datty, N * qDim);
       ops.zero(dq, N * qDim);
       ops.zero(dk, N * kvDim);
@@ -376,7 +447,7 @@ export class Transformer {
         c.headDim,
       );
       if (gpt2) {
-        const dqkv = a.dqkv!.subarray(0, N * 3 * C);
+        const dqkv = vw.dqkv!;
         ops.copyRows(dqkv, 0, 3 * C, dq, 0, C, N, C);
         ops.copyRows(dqkv, C, 3 * C, dk, 0, C, N, C);
         ops.copyRows(dqkv, 2 * C, 3 * C, dv, 0, C, N, C);
@@ -387,8 +458,8 @@ export class Transformer {
         let dqIn: Buf = dq;
         let dkIn: Buf = dk;
         if (L.qPre) {
-          dqIn = a.dqPre!.subarray(0, N * qDim);
-          dkIn = a.dkPre!.subarray(0, N * kvDim);
+          dqIn = vw.dqPre!;
+          dkIn = vw.dkPre!;
           ops.zero(dqIn, N * qDim);
           ops.zero(dkIn, N * kvDim);
           this.normBack(m.qNorm, dqIn, dq, L.qPre, null, L.qNormRstd!, N * c.nHeads, c.headDim);
@@ -406,8 +477,8 @@ export class Transformer {
 
   /** out (N,OC) = inp (N,IC) @ Wᵀ (+ b) for the linear module `name` (`name.weight`, `name.bias` if any). */
   linear(name: string, out: Buf, inp: Buf, N: number, IC: number, OC: number): void {
-    const bias = this.pv.get(name + ".bias") ?? null;
-    this.ops.linearForward(out, inp, this.w(name + ".weight"), bias, N, IC, OC);
+    const p = this.mod(name);
+    this.ops.linearForward(out, inp, p.w, p.b, N, IC, OC);
   }
 
   private linearBack(
@@ -419,36 +490,23 @@ export class Transformer {
     IC: number,
     OC: number,
   ): void {
-    const dbias = this.gv.get(name + ".bias") ?? null;
-    this.ops.linearBackward(
-      dinp,
-      this.g(name + ".weight"),
-      dbias,
-      dout,
-      inp,
-      this.w(name + ".weight"),
-      N,
-      IC,
-      OC,
-    );
+    const p = this.mod(name);
+    this.ops.linearBackward(dinp, p.gw, p.gb, dout, inp, p.w, N, IC, OC);
+  }
+
+  /** Weight, bias and gradients of module `name` (a Hugging Face tensor-name prefix). */
+  private mod(name: string): ModuleParams {
+    const p = this.mods.get(name);
+    if (!p) throw new Error(`no module named "${name}"`);
+    return p;
   }
 
   /** LayerNorm (GPT-2) or RMSNorm (Llama/Qwen3; `mean` unused) of the module `name` over N rows of C. */
   norm(name: string, out: Buf, mean: Buf | null, rstd: Buf, inp: Buf, N: number, C: number): void {
     const eps = this.cfg.normEps;
-    if (this.cfg.arch === "gpt2")
-      this.ops.layerNormForward(
-        out,
-        mean!,
-        rstd,
-        inp,
-        this.w(name + ".weight"),
-        this.w(name + ".bias"),
-        N,
-        C,
-        eps,
-      );
-    else this.ops.rmsNormForward(out, rstd, inp, this.w(name + ".weight"), N, C, eps);
+    const p = this.mod(name);
+    if (this.cfg.arch === "gpt2") this.ops.layerNormForward(out, mean!, rstd, inp, p.w, p.b, N, C, eps);
+    else this.ops.rmsNormForward(out, rstd, inp, p.w, N, C, eps);
   }
 
   private normBack(
@@ -461,20 +519,9 @@ export class Transformer {
     N: number,
     C: number,
   ): void {
-    const w = this.w(name + ".weight");
+    const p = this.mod(name);
     if (this.cfg.arch === "gpt2")
-      this.ops.layerNormBackward(
-        dinp,
-        this.g(name + ".weight"),
-        this.g(name + ".bias"),
-        dout,
-        inp,
-        w,
-        mean!,
-        rstd,
-        N,
-        C,
-      );
-    else this.ops.rmsNormBackward(dinp, this.g(name + ".weight"), dout, inp, w, rstd, N, C);
+      this.ops.layerNormBackward(dinp, p.gw, p.gb, dout, inp, p.w, mean!, rstd, N, C);
+    else this.ops.rmsNormBackward(dinp, p.gw, dout, inp, p.w, rstd, N, C);
   }
 }

@@ -143,19 +143,20 @@ export function chunkRows(M: number, threads: number): number {
 const CHUNKS_PER_THREAD = 4;
 
 function checkSizes(M: number, N: number, K: number, A: Buf, B: Buf, C: Buf): void {
-  for (const [name, x] of [
-    ["M", M],
-    ["N", N],
-    ["K", K],
-  ] as const) {
-    if (!Number.isInteger(x) || x < 0) throw new Error(`gemm: ${name}=${x} is not a non-negative integer`);
-  }
+  // Written out (no array of pairs): gemm runs in the step loop, which allocates nothing.
+  if (!isCount(M) || !isCount(N) || !isCount(K))
+    throw new Error(`gemm: M=${M} N=${N} K=${K} must be non-negative integers`);
   // The wasm code reads the heap directly, so a short array would silently read its neighbours.
-  const need = (what: string, x: Buf, n: number): void => {
-    if (x.length < n)
-      throw new Error(`gemm: ${what} has ${x.length} elements, needs ${n} (M=${M} N=${N} K=${K})`);
-  };
-  need("A", A, M * K);
-  need("B", B, K * N);
-  need("C", C, M * N);
+  need("A", A, M * K, M, N, K);
+  need("B", B, K * N, M, N, K);
+  need("C", C, M * N, M, N, K);
+}
+
+function isCount(x: number): boolean {
+  return Number.isInteger(x) && x >= 0;
+}
+
+function need(what: string, x: Buf, n: number, M: number, N: number, K: number): void {
+  if (x.length < n)
+    throw new Error(`gemm: ${what} has ${x.length} elements, needs ${n} (M=${M} N=${N} K=${K})`);
 }
