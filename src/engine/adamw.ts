@@ -158,9 +158,8 @@ export class AdamW {
 
   /** m ← factor·m (0 clears the momentum); v and the step count are left as they are. */
   scaleFirstMoment(factor: number): void {
-    const m = this.m;
-    if (factor === 0) m.fill(0);
-    else for (let i = 0; i < m.length; i++) m[i] *= factor;
+    if (factor === 0) this.m.fill(0);
+    else this.kernels.scaleInPlace(this.m, factor);
   }
 
   zeroGrad(): void {
