@@ -56,8 +56,14 @@ function opProfiles(stats: OpStats[], per: number, total: number): OpProfile[] {
 }
 
 /** Profiles `profileSteps` training steps (after `warmupSteps`) and one sampling round (after one warm-up). */
-export function profileModel(be: BenchEngine, name: string, cfg: ModelConfig, s: BenchSettings): Profile {
-  const timed = new TimedOps(be.engine.ops);
+export function profileModel(
+  be: BenchEngine,
+  name: string,
+  cfg: ModelConfig,
+  s: BenchSettings,
+  clock: () => number = now,
+): Profile {
+  const timed = new TimedOps(be.engine.ops, clock);
   const engine = be.withOps(timed.ops);
   const rng = new Rng(s.seed);
   const model = new Transformer(cfg, engine, rng.fork("init"));
@@ -74,9 +80,9 @@ export function profileModel(be: BenchEngine, name: string, cfg: ModelConfig, s:
     optimizer: [],
   };
   for (let i = 0; i < s.profileSteps; i++) {
-    let t = now();
+    let t = clock();
     step.run((phase) => {
-      const t1 = now();
+      const t1 = clock();
       phaseRuns[phase].push(t1 - t);
       t = t1;
     });
@@ -91,10 +97,10 @@ export function profileModel(be: BenchEngine, name: string, cfg: ModelConfig, s:
   const dec = new Decoder(model, s.sampleSequences, s.sampleSteps);
   const sampler = rng.fork("sample");
   timed.enabled = false;
-  sampleRound(dec, s.sampleSteps, sampler);
+  sampleRound(dec, s.sampleSteps, sampler, clock);
   timed.enabled = true;
   timed.take();
-  const r = sampleRound(dec, s.sampleSteps, sampler);
+  const r = sampleRound(dec, s.sampleSteps, sampler, clock);
   const decodeOps = opProfiles(timed.take(), 1, r.ms);
   return {
     model: name,

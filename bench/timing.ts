@@ -8,6 +8,12 @@ import type { Ops } from "../src/engine/ops/table.js";
 
 export const now = (): number => performance.now();
 
+/** CPU time of this process (all its threads) in ms. */
+export const cpuNow = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) throw new Error("median of an empty list");
   const s = [...xs].sort((a, b) => a - b);
@@ -55,16 +61,17 @@ export class TimedOps {
   private readonly stats = new Map<string, OpStats>();
   enabled = true;
 
-  constructor(inner: Ops) {
+  /** `clock` (ms): wall time by default; process CPU time gives a load-robust profile of 1-thread runs. */
+  constructor(inner: Ops, clock: () => number = now) {
     const wrapped: Record<string, unknown> = { ...inner };
     for (const [name, fn] of Object.entries(inner)) {
       if (typeof fn !== "function") continue;
       const shaped = SHAPED[name];
       wrapped[name] = (...args: unknown[]) => {
         if (!this.enabled) return (fn as (...a: unknown[]) => unknown)(...args);
-        const t0 = now();
+        const t0 = clock();
         const r = (fn as (...a: unknown[]) => unknown)(...args);
-        const dt = now() - t0;
+        const dt = clock() - t0;
         let key = name;
         let flops = 0;
         if (shaped) {

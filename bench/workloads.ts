@@ -300,7 +300,7 @@ export interface SampleRun {
 }
 
 /** One sampling round: all sequences from BOS, `steps` decode steps, multinomial at temperature 1. */
-export function sampleRound(dec: Decoder, steps: number, rng: Rng): SampleRun {
+export function sampleRound(dec: Decoder, steps: number, rng: Rng, clock: () => number = now): SampleRun {
   const S = dec.B;
   const V = dec.model.cfg.vocabSize;
   const tokens = new Int32Array(S).fill(BOS);
@@ -308,14 +308,14 @@ export function sampleRound(dec: Decoder, steps: number, rng: Rng): SampleRun {
   const probs = new Float64Array(V);
   let samplingMs = 0;
   dec.reset();
-  const t0 = now();
+  const t0 = clock();
   for (let i = 0; i < steps; i++) {
     const logits = dec.step(tokens, active);
-    const ts = now();
+    const ts = clock();
     for (let b = 0; b < S; b++) tokens[b] = sampleToken(logits, b * V, V, 1, 1, rng, probs).token;
-    samplingMs += now() - ts;
+    samplingMs += clock() - ts;
   }
-  const ms = now() - t0;
+  const ms = clock() - t0;
   return { ms, samplingMs };
 }
 

@@ -9,6 +9,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Rng } from "../src/engine/rng.js";
 import { expectAllClose } from "../src/engine/check.js";
@@ -54,6 +57,36 @@ test("native: an unknown SAT_NATIVE_ISA makes the tier absent with a reason, and
   assert.match(reason, /SAT_NATIVE_ISA="sse9" is not one of avx512, avx2/);
   assert.equal(auto, "wasm");
   assert.equal(name, "wasm");
+});
+
+test("native: the install step never fails: without make or a compiler it prints one line, exits 0 and records why", () => {
+  // A copy of the package's build inputs, run with a PATH that has node and nothing else.
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), "native-build-"));
+  try {
+    mkdirSync(join(dir, "scripts"));
+    cpSync(join(root, "scripts", "build-native.mjs"), join(dir, "scripts", "build-native.mjs"));
+    cpSync(join(root, "native"), join(dir, "native"), {
+      recursive: true,
+      filter: (src) => !src.includes(join("native", "build")),
+    });
+    mkdirSync(join(dir, "bin"));
+    symlinkSync(process.execPath, join(dir, "bin", "node"));
+    const r = spawnSync(join(dir, "bin", "node"), [join(dir, "scripts", "build-native.mjs")], {
+      encoding: "utf8",
+      env: { PATH: join(dir, "bin"), npm_config_node_gyp: process.env.npm_config_node_gyp ?? "" },
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.equal(lines.length, 1, r.stdout);
+    assert.match(lines[0], /^sat-llm: native kernels not built \(.+\); using WebAssembly$/);
+    const status = JSON.parse(readFileSync(join(dir, "native", "build", "status.json"), "utf8"));
+    assert.equal(status.ok, false);
+    assert.ok(status.reason.length > 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("native: the process exits with the native thread pool started", { skip }, () => {
