@@ -178,12 +178,20 @@ for (const isa of isas.length > 0 ? isas : ["avx512" as const]) {
     },
   );
 
-  test(`native: every op (${isa}) agrees with the TypeScript op in float64`, { skip }, async () => {
+  test(`native: every op (${isa}) agrees with the TypeScript op in float64`, { skip }, async (t) => {
     const k = await createKernels({ impl: "native", threads: 2, isa });
     for (const c of opCases) {
       const nat = runCase(c, k.ops, (n) => k.heap!.f32(n));
       const ref = runCase(c, jsOps(tsKernels), (n) => new Float64Array(n));
-      nat.forEach((x, i) => expectAllClose(x, ref[i], c.rtol, c.atol, `${isa} ${c.name} output ${i}`));
+      // Reported: the worst output's max |native − reference| / max |reference|.
+      let worst = 0;
+      nat.forEach((x, i) => {
+        const r = expectAllClose(x, ref[i], c.rtol, c.atol, `${isa} ${c.name} output ${i}`);
+        let scale = 0;
+        for (const v of ref[i]) scale = Math.max(scale, Math.abs(v));
+        if (scale > 0) worst = Math.max(worst, r.maxAbs / scale);
+      });
+      t.diagnostic(`${isa} ${c.name}: max |Δ| / max |ref| ${worst.toExponential(2)}`);
     }
   });
 
@@ -243,7 +251,7 @@ for (const isa of isas.length > 0 ? isas : ["avx512" as const]) {
   test(
     `native: sampling a row (${isa}) draws the same token as the float64 walk and gives its log-prob`,
     { skip },
-    async () => {
+    async (t) => {
       const k = await createKernels({ impl: "native", threads: 1, isa });
       const rng = new Rng(4);
       const V = 1003;
@@ -261,6 +269,7 @@ for (const isa of isas.length > 0 ? isas : ["avx512" as const]) {
         assert.notEqual(tn, 5, "a −∞ logit is never drawn");
         assert.ok(Math.abs(lpN[0] - logpOf(logits, V, V, invT, tn)) < 1e-5, `log-prob ${lpN[0]}`);
       }
+      t.diagnostic(`${isa}: the same token for ${same} of 400 draws`);
       assert.ok(
         same >= 396,
         `same token for ${same} of 400 draws (differences only at float32 cumulative-sum boundaries)`,
