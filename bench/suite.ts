@@ -97,8 +97,8 @@ function measurePeak(threads: number[]): { peak: FmaPeak | null; reason: string 
       gflops,
       method:
         `measured: 12 independent chains of ${isa} vfmadd (${lanes} floats each) per thread for 200 ms, ` +
-        `the threads started together, best of 3 runs; GFLOP/s = chains × iterations × ${lanes} × 2 / seconds, ` +
-        `summed over threads`,
+        `the threads started together, best of 3 runs at the start and 3 at the end of the bench; ` +
+        `GFLOP/s = chains × iterations × ${lanes} × 2 / seconds, summed over threads`,
     },
     reason: null,
   };
@@ -206,7 +206,7 @@ export async function runSuite(o: SuiteOptions): Promise<BenchReport> {
   let stageReason: string | null = "disabled";
   if (o.stages) {
     mark("stage_scaling");
-    stageScaling = await measureStageScaling({ ...o.stages, threads: threadCounts[threadCounts.length - 1] });
+    stageScaling = await measureStageScaling(o.stages);
     stageReason = null;
     o.log(
       `stage scaling (${stageScaling.engine}): R² ${stageScaling.fit.r2.toFixed(3)}, max |residual| ${(stageScaling.max_abs_residual_rel * 100).toFixed(1)}% over ${stageScaling.points.length} stages`,
@@ -240,6 +240,14 @@ export async function runSuite(o: SuiteOptions): Promise<BenchReport> {
     }
     if (torchReason) o.log(`torch: not measured (${torchReason})`);
   }
+
+  // The peak again at the end: the best of both (a busy moment can only lower a measurement).
+  mark("fma_peak_end");
+  const again = measurePeak(threadCounts).peak;
+  if (peak && again)
+    for (const [t, g] of Object.entries(again.gflops)) peak.gflops[t] = Math.max(peak.gflops[t], g);
+  for (const [label, r] of Object.entries(matmul))
+    if (r.fraction_of_peak !== null) r.fraction_of_peak = fraction(r.gflops, peakFor(peak, label));
 
   const finishedAt = new Date();
   const { M, K, N } = o.settings.matmul;
