@@ -6,6 +6,7 @@
 import type { KernelsDescription } from "../src/engine/kernels/select.js";
 import type { ModelConfig } from "../src/model/config.js";
 import type { EngineSpec } from "./engine.js";
+import type { LlamaCppResult } from "./llama-cpp.js";
 import type { Profile } from "./profile.js";
 import type { StageScaling } from "./stages.js";
 import type { TorchReport } from "./torch.js";
@@ -115,7 +116,9 @@ export interface BenchReport {
   stage_scaling_reason: string | null;
   torch: TorchReport | null;
   torch_reason: string | null;
-  llama_cpp: null;
+  /** node-llama-cpp sampling on llama-135m (GGUF) and ours / its tok/s on our best engine. */
+  llama_cpp: (LlamaCppResult & { ratio: number | null }) | null;
+  /** Why it was not measured ("" when it was). */
   llama_cpp_reason: string;
   ratios: Ratios | null;
   /** As `ratios`, from the fastest run of each side instead of the medians. */
@@ -362,7 +365,11 @@ export function validateReport(rep: unknown): string[] {
       if (!Array.isArray(st.residuals_ms)) errs.push("$.stage_scaling.residuals_ms: expected an array");
     }
   }
-  str(r.llama_cpp_reason, "$.llama_cpp_reason");
+  if (r.llama_cpp === null) str(r.llama_cpp_reason, "$.llama_cpp_reason");
+  else {
+    const lc = obj(r.llama_cpp, "$.llama_cpp");
+    if (lc) sample(lc.sample, "$.llama_cpp.sample");
+  }
   if (r.torch === null) {
     str(r.torch_reason, "$.torch_reason");
     if (r.ratios !== null) errs.push("$.ratios: expected null when torch is null");
@@ -503,7 +510,11 @@ export function formatTable(rep: BenchReport): string {
       `torch ${t.torch_version} (${t.executable}), ${t.threads} threads, OMP_WAIT_POLICY ${t.omp_wait_policy}`,
     );
   } else lines.push(`torch: not measured (${rep.torch_reason})`);
-  lines.push(`node-llama-cpp: ${rep.llama_cpp_reason}`);
+  lines.push(
+    rep.llama_cpp
+      ? `node-llama-cpp llama-135m sampling: ${fmt(rep.llama_cpp.sample.tok_s)} tok/s; ours ×${fmt(rep.llama_cpp.ratio, 2)}`
+      : `node-llama-cpp: ${rep.llama_cpp_reason}`,
+  );
   for (const c of rep.summary.models) {
     lines.push(
       `target ${c.model} (${c.engine}): train ×${fmt(c.train_ratio, 2)} (≥ ${fmt(c.train_target, 1)}: ${c.train_met === null ? "-" : c.train_met ? "met" : "not met"}), sampling ×${fmt(c.sample_ratio, 2)} (≥ ${fmt(c.sample_target, 1)}: ${c.sample_met === null ? "-" : c.sample_met ? "met" : "not met"})`,

@@ -30,6 +30,7 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --torch-threads N   torch.set_num_threads (default: 2)
   --no-profile        skip the step profiles
   --no-stages         skip the SAT stage-scaling measurement
+  --gguf FILE         llama-135m's weights as GGUF: sample them with node-llama-cpp too (needs it installed)
 `;
 
 function positiveInts(flag: string, v: string): number[] {
@@ -53,6 +54,7 @@ async function main(argv: string[]): Promise<number> {
         threads: { type: "string", default: "1,2" },
         tiers: { type: "string", default: "wasm,native" },
         "no-stages": { type: "boolean", default: false },
+        gguf: { type: "string" },
         "no-torch": { type: "boolean", default: false },
         python: { type: "string" },
         "torch-threads": { type: "string", default: "2" },
@@ -96,6 +98,7 @@ async function main(argv: string[]): Promise<number> {
       pythons,
       torchOffReason: "disabled with --no-torch",
       torchThreads,
+      gguf: values.gguf,
       command: ["node", "dist/bench/run.js", ...argv].join(" "),
       log: (line) => process.stderr.write(line + "\n"),
     });

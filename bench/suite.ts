@@ -16,6 +16,7 @@ import { createBenchEngine, engineLabel, type EngineSpec } from "./engine.js";
 import type { Profile } from "./profile.js";
 import {
   SCHEMA,
+  bestEngine,
   computeRatios,
   peakFor,
   summarize,
@@ -24,9 +25,11 @@ import {
   type ModelReport,
 } from "./report.js";
 import { measureStageScaling, type StageScaling } from "./stages.js";
+import { llamaCppSample } from "./llama-cpp.js";
 import { findTorchPython, runTorchBench, type TorchReport } from "./torch.js";
 import { roundNumbers } from "./timing.js";
 import {
+  BOS,
   benchModels,
   checkSettings,
   matmulBench,
@@ -56,6 +59,8 @@ export interface SuiteOptions {
   /** Why torch is skipped when `pythons` is empty (e.g. "--no-torch"). */
   torchOffReason?: string;
   torchThreads: number;
+  /** llama-135m as GGUF for the node-llama-cpp sampling comparison (needs node-llama-cpp). */
+  gguf?: string;
   command: string;
   /** Progress lines (stderr in the CLI). */
   log: (line: string) => void;
@@ -249,6 +254,27 @@ export async function runSuite(o: SuiteOptions): Promise<BenchReport> {
   for (const [label, r] of Object.entries(matmul))
     if (r.fraction_of_peak !== null) r.fraction_of_peak = fraction(r.gflops, peakFor(peak, label));
 
+  let llamaCpp: BenchReport["llama_cpp"] = null;
+  let llamaCppReason =
+    "not measured: needs llama-135m's weights as GGUF (--gguf FILE, from `sat export --format gguf`, which this branch does not have yet) and node-llama-cpp";
+  const llamaIdx = models.findIndex((m) => m.name === "llama-135m");
+  if (o.gguf && llamaIdx < 0) llamaCppReason = "not measured: --gguf needs the llama-135m model in --models";
+  else if (o.gguf) {
+    mark("llama_cpp");
+    const r = await llamaCppSample(
+      o.gguf,
+      reports[llamaIdx].settings,
+      threadCounts[threadCounts.length - 1],
+      BOS,
+    );
+    if (r.result) {
+      const ours = reports[llamaIdx].sample[bestEngine(Object.keys(reports[llamaIdx].sample)) ?? ""];
+      llamaCpp = { ...r.result, ratio: ours ? ours.tok_s / r.result.sample.tok_s : null };
+      llamaCppReason = "";
+      o.log(`node-llama-cpp llama-135m: ${r.result.sample.tok_s.toFixed(0)} tok/s`);
+    } else llamaCppReason = `not measured: ${r.reason}`;
+  }
+
   const finishedAt = new Date();
   const { M, K, N } = o.settings.matmul;
   const matmulReport = { shape: { M, K, N }, flops: 2 * M * N * K, results: matmul };
@@ -284,9 +310,8 @@ export async function runSuite(o: SuiteOptions): Promise<BenchReport> {
     stage_scaling_reason: stageReason,
     torch,
     torch_reason: torchReason,
-    llama_cpp: null,
-    llama_cpp_reason:
-      "not measured: node-llama-cpp needs the llama-135m weights as GGUF, and `sat export --format gguf` is not on this branch yet",
+    llama_cpp: llamaCpp,
+    llama_cpp_reason: llamaCppReason,
     ratios,
     ratios_min: torch ? computeRatios(reports, matmul, torch, "min") : null,
     load,
