@@ -1,27 +1,29 @@
 /**
- * Builds the Engine a benchmark runs on: the kernels from createKernels (`ts` or `wasm` with a
- * thread count) plus an allocator that puts float32 tensors on the kernels' heap, so the wasm
- * kernels work in place instead of falling back to the reference for off-heap arrays.
+ * Builds the Engine a benchmark runs on: the kernels of one tier (`ts`, `wasm`, `native`) with a
+ * thread count, and an allocator that puts float32 tensors on the kernels' heap so the fast tiers
+ * work in place instead of falling back to the reference for off-heap arrays.
  */
 import type { Engine } from "../src/engine/engine.js";
-import type { Kernels } from "../src/engine/kernels/types.js";
+import type { Ops } from "../src/engine/ops/table.js";
 import { createKernels, type EngineKernels } from "../src/engine/kernels/select.js";
 
-export type KernelImpl = "ts" | "wasm";
+export type KernelTier = "ts" | "wasm" | "native";
 
 export interface EngineSpec {
-  impl: KernelImpl;
+  impl: KernelTier;
   threads: number;
 }
 
 export interface BenchEngine {
   readonly spec: EngineSpec;
-  /** "wasm-2t" style label used in tables and JSON keys. */
+  /** "native-2t" style label used in tables and JSON keys. */
   readonly label: string;
+  /** The native tier's instruction set, else null. */
+  readonly isa: string | null;
   readonly kernels: EngineKernels;
   readonly engine: Engine;
-  /** The same allocator with other kernels (e.g. a timing wrapper of `kernels`). */
-  withKernels(k: Kernels): Engine;
+  /** The same allocator with another op table (e.g. a timing wrapper of `engine.ops`). */
+  withOps(ops: Ops): Engine;
   close(): Promise<void>;
 }
 
@@ -33,13 +35,14 @@ export async function createBenchEngine(spec: EngineSpec): Promise<BenchEngine> 
   const kernels = await createKernels({ impl: spec.impl, threads: spec.threads });
   const heap = kernels.heap;
   const alloc = heap ? (n: number) => heap.f32(n) : (n: number) => new Float32Array(n);
-  const withKernels = (k: Kernels): Engine => ({ kernels: k, float64: false, alloc });
+  const withOps = (ops: Ops): Engine => ({ kernels: ops.kernels, ops, float64: false, alloc });
   return {
     spec,
     label: engineLabel(spec),
+    isa: kernels.isa ?? null,
     kernels,
-    engine: withKernels(kernels),
-    withKernels,
+    engine: withOps(kernels.ops),
+    withOps,
     close: () => kernels.close(),
   };
 }

@@ -1,17 +1,28 @@
 /**
  * The benchmark report: its shape (documented field by field in bench/README.md), the ratios to
- * PyTorch, a validator used by the tests and by run.ts before printing, and the human table.
+ * PyTorch, the targets of the engine-speed work, a validator used by the tests and by run.ts
+ * before printing, and the human table.
  */
+import type { KernelsDescription } from "../src/engine/kernels/select.js";
 import type { ModelConfig } from "../src/model/config.js";
 import type { EngineSpec } from "./engine.js";
-import type { TrainProfile } from "./profile.js";
+import type { LlamaCppResult } from "./llama-cpp.js";
+import type { Profile } from "./profile.js";
+import type { StageScaling } from "./stages.js";
 import type { TorchReport } from "./torch.js";
 import type { BenchSettings, MatmulResult, MatmulShape, SampleResult, TrainResult } from "./workloads.js";
 
-export const SCHEMA = "sat-llm-bench/1";
+export const SCHEMA = "sat-llm-bench/2";
 
-/** Targets for the bakeoff model on the most threads measured (tokens/s). */
-export const TARGETS = { train_tok_s: 3000, sample_tok_s: 3000 } as const;
+/**
+ * Ours / PyTorch throughput to reach, per model (the best engine measured), and the matmul's share
+ * of the machine's FMA peak on the most threads measured.
+ */
+export const TARGETS = {
+  train_ratio: { bakeoff: 1.5, small: 1.2, "llama-135m": 1.0 } as Record<string, number>,
+  sample_ratio: 2.0,
+  matmul_fraction_of_peak: 0.6,
+} as const;
 
 export interface MachineInfo {
   platform: string;
@@ -24,14 +35,27 @@ export interface MachineInfo {
   load_avg_end: number[];
 }
 
+export interface FmaPeak {
+  isa: string;
+  /** GFLOP/s by thread count ("1", "2"). */
+  gflops: Record<string, number>;
+  method: string;
+}
+
 export interface ModelReport {
   name: string;
   description: string;
   config: ModelConfig;
   params: number;
-  /** Keyed by engine label ("wasm-2t"). */
+  /** The settings this model ran with (the common ones plus its own). */
+  settings: BenchSettings;
+  /** Keyed by engine label ("native-2t"). */
   train: Record<string, TrainResult>;
   sample: Record<string, SampleResult>;
+  /** Peak resident memory of the process that trained and sampled (MiB), by engine label. */
+  peak_rss_mib: Record<string, number>;
+  /** Engines that did not run this model, and why. */
+  skipped: Record<string, string>;
 }
 
 /** ours / PyTorch throughput per metric: > 1 means ours is faster. */
@@ -41,18 +65,28 @@ export interface Ratios {
   matmul_gflops: Record<string, number>; // engine -> ratio
 }
 
-export interface Summary {
+export interface TargetCheck {
   model: string;
   engine: string;
-  train_tok_s: number;
-  sample_tok_s: number;
-  matmul_gflops: number;
-  targets: typeof TARGETS;
-  meets_train_target: boolean;
-  meets_sample_target: boolean;
-  torch_train_tok_s: number | null;
-  torch_sample_tok_s: number | null;
-  torch_matmul_gflops: number | null;
+  train_ratio: number | null;
+  train_target: number | null;
+  train_met: boolean | null;
+  sample_ratio: number | null;
+  sample_target: number;
+  sample_met: boolean | null;
+}
+
+export interface Summary {
+  /** Per model, the best engine's ratios against the targets (null without torch). */
+  models: TargetCheck[];
+  matmul: {
+    engine: string;
+    gflops: number;
+    peak_gflops: number | null;
+    fraction_of_peak: number | null;
+    target: number;
+    met: boolean | null;
+  } | null;
 }
 
 export interface BenchReport {
@@ -65,17 +99,33 @@ export interface BenchReport {
   git: { commit: string; dirty: boolean } | null;
   machine: MachineInfo;
   node: { version: string; v8: string };
+  /** The kernel tiers this machine has, the instruction set of the native one, why one is absent. */
+  kernels: KernelsDescription;
+  fma_peak: FmaPeak | null;
+  fma_peak_reason: string | null;
   settings: BenchSettings;
-  engines: Array<EngineSpec & { label: string }>;
+  engines: Array<EngineSpec & { label: string; isa: string | null }>;
   models: ModelReport[];
-  matmul: { shape: MatmulShape; flops: number; results: Record<string, MatmulResult> };
-  profile: TrainProfile | null;
+  matmul: {
+    shape: MatmulShape;
+    flops: number;
+    results: Record<string, MatmulResult & { fraction_of_peak: number | null }>;
+  };
+  profiles: Profile[];
+  stage_scaling: StageScaling | null;
+  stage_scaling_reason: string | null;
   torch: TorchReport | null;
   torch_reason: string | null;
+  /** node-llama-cpp sampling on llama-135m (GGUF) and ours / its tok/s on our best engine. */
+  llama_cpp: (LlamaCppResult & { ratio: number | null }) | null;
+  /** Why it was not measured ("" when it was). */
+  llama_cpp_reason: string;
   ratios: Ratios | null;
   /** As `ratios`, from the fastest run of each side instead of the medians. */
   ratios_min: Ratios | null;
-  summary: Summary | null;
+  /** 1/5/15-minute load averages when each measurement started. */
+  load: Array<{ at: string; load_avg: number[] }>;
+  summary: Summary;
 }
 
 /**
@@ -100,31 +150,63 @@ export function computeRatios(
     r.train_tok_s[m.name] = mapValues(m.train, (x) => trainRate(x) / trainRate(t.train));
     r.sample_tok_s[m.name] = mapValues(m.sample, (x) => sampleRate(x) / sampleRate(t.sample));
   }
-  r.matmul_gflops = mapValues(matmul, (x) => matmulRate(x) / matmulRate(torch.matmul));
+  if (torch.matmul) r.matmul_gflops = mapValues(matmul, (x) => matmulRate(x) / matmulRate(torch.matmul));
   return r;
 }
 
-/** The headline: the first model (bakeoff in a full run) on the engine measured last (most threads). */
-export function summarize(rep: Pick<BenchReport, "models" | "engines" | "matmul" | "torch">): Summary | null {
-  const m = rep.models[0];
-  const e = [...rep.engines].reverse().find((x) => m?.train[x.label]);
-  if (!m || !e) return null;
-  const t = rep.torch?.models[m.name];
-  const train = m.train[e.label].tok_s;
-  const sample = m.sample[e.label].tok_s;
-  return {
-    model: m.name,
-    engine: e.label,
-    train_tok_s: train,
-    sample_tok_s: sample,
-    matmul_gflops: rep.matmul.results[e.label]?.gflops ?? NaN,
-    targets: TARGETS,
-    meets_train_target: train >= TARGETS.train_tok_s,
-    meets_sample_target: sample >= TARGETS.sample_tok_s,
-    torch_train_tok_s: t?.train.tok_s ?? null,
-    torch_sample_tok_s: t?.sample.tok_s ?? null,
-    torch_matmul_gflops: rep.torch?.matmul.gflops ?? null,
-  };
+/** The engine a model is judged on: native with the most threads, else wasm with the most threads. */
+export function bestEngine(labels: string[]): string | null {
+  const threads = (l: string): number => Number(/-(\d+)t$/.exec(l)?.[1] ?? 0);
+  for (const tier of ["native", "wasm", "ts"]) {
+    const xs = labels.filter((l) => l.startsWith(tier + "-")).sort((a, b) => threads(b) - threads(a));
+    if (xs.length > 0) return xs[0];
+  }
+  return null;
+}
+
+export function summarize(
+  rep: Pick<BenchReport, "models" | "matmul" | "fma_peak">,
+  ratios: Ratios | null,
+): Summary {
+  const models: TargetCheck[] = [];
+  for (const m of rep.models) {
+    const e = bestEngine(Object.keys(m.train));
+    if (!e) continue;
+    const tr = ratios?.train_tok_s[m.name]?.[e] ?? null;
+    const sr = ratios?.sample_tok_s[m.name]?.[e] ?? null;
+    const tt = TARGETS.train_ratio[m.name] ?? null;
+    models.push({
+      model: m.name,
+      engine: e,
+      train_ratio: tr,
+      train_target: tt,
+      train_met: tr === null || tt === null ? null : tr >= tt,
+      sample_ratio: sr,
+      sample_target: TARGETS.sample_ratio,
+      sample_met: sr === null ? null : sr >= TARGETS.sample_ratio,
+    });
+  }
+  const me = bestEngine(Object.keys(rep.matmul.results).filter((l) => !l.startsWith("ts-")));
+  let matmul: Summary["matmul"] = null;
+  if (me) {
+    const r = rep.matmul.results[me];
+    const f = r.fraction_of_peak;
+    matmul = {
+      engine: me,
+      gflops: r.gflops,
+      peak_gflops: peakFor(rep.fma_peak, me),
+      fraction_of_peak: f,
+      target: TARGETS.matmul_fraction_of_peak,
+      met: f === null ? null : f >= TARGETS.matmul_fraction_of_peak,
+    };
+  }
+  return { models, matmul };
+}
+
+/** The FMA peak for an engine label's thread count, or null when not measured. */
+export function peakFor(peak: FmaPeak | null, label: string): number | null {
+  const t = /-(\d+)t$/.exec(label)?.[1];
+  return peak && t ? (peak.gflops[t] ?? null) : null;
 }
 
 function mapValues<T>(o: Record<string, T>, f: (x: T) => number): Record<string, number> {
@@ -195,7 +277,24 @@ export function validateReport(rep: unknown): string[] {
   }
   const node = obj(r.node, "$.node");
   if (node) for (const k of ["version", "v8"]) str(node[k], `$.node.${k}`);
+  const kern = obj(r.kernels, "$.kernels");
+  if (kern) {
+    if (kern.auto !== "native" && kern.auto !== "wasm") errs.push(`$.kernels.auto: expected native or wasm`);
+    const nat = obj(kern.native, "$.kernels.native");
+    if (nat && nat.available !== true) str(nat.reason, "$.kernels.native.reason");
+  }
+  if (r.fma_peak === null) str(r.fma_peak_reason, "$.fma_peak_reason");
+  else {
+    const p = obj(r.fma_peak, "$.fma_peak");
+    if (p) {
+      str(p.isa, "$.fma_peak.isa");
+      str(p.method, "$.fma_peak.method");
+      const g = obj(p.gflops, "$.fma_peak.gflops");
+      if (g) for (const [t, v] of Object.entries(g)) pos(v, `$.fma_peak.gflops.${t}`);
+    }
+  }
   obj(r.settings, "$.settings");
+  if (!Array.isArray(r.load) || r.load.length === 0) errs.push("$.load: expected a non-empty array");
 
   const labels: string[] = [];
   if (!Array.isArray(r.engines) || r.engines.length === 0) errs.push("$.engines: expected a non-empty array");
@@ -206,6 +305,7 @@ export function validateReport(rep: unknown): string[] {
       str(o.label, `$.engines[${i}].label`);
       str(o.impl, `$.engines[${i}].impl`);
       pos(o.threads, `$.engines[${i}].threads`);
+      if (o.impl === "native") str(o.isa, `$.engines[${i}].isa`);
       labels.push(String(o.label));
     });
   }
@@ -217,13 +317,21 @@ export function validateReport(rep: unknown): string[] {
       const p = `$.models[${i}]`;
       str(o.name, `${p}.name`);
       obj(o.config, `${p}.config`);
+      obj(o.settings, `${p}.settings`);
       pos(o.params, `${p}.params`);
       const tr = obj(o.train, `${p}.train`);
       const sa = obj(o.sample, `${p}.sample`);
-      // Every wasm engine trains and samples every model (ts only runs the matmul).
+      const rss = obj(o.peak_rss_mib, `${p}.peak_rss_mib`);
+      const sk = obj(o.skipped, `${p}.skipped`) ?? {};
+      // Every engine but ts trains and samples every model, unless it says why it skipped it.
       for (const label of labels.filter((l) => !l.startsWith("ts-"))) {
+        if (label in sk) {
+          str(sk[label], `${p}.skipped.${label}`);
+          continue;
+        }
         if (tr) train(tr[label], `${p}.train.${label}`);
         if (sa) sample(sa[label], `${p}.sample.${label}`);
+        if (rss) pos(rss[label], `${p}.peak_rss_mib.${label}`);
       }
     });
   }
@@ -235,33 +343,32 @@ export function validateReport(rep: unknown): string[] {
     const res = obj(mm.results, "$.matmul.results");
     if (res) for (const label of labels) matmul(res[label], `$.matmul.results.${label}`);
   }
-  if (r.profile !== null) {
-    const pr = obj(r.profile, "$.profile");
-    if (pr) {
-      pos(pr.step_ms, "$.profile.step_ms");
-      const ph = obj(pr.phases, "$.profile.phases");
-      if (ph) {
-        for (const k of ["forward", "backward", "optimizer", "loss"]) {
-          const x = obj(ph[k], `$.profile.phases.${k}`);
-          if (x) pos(x.ms, `$.profile.phases.${k}.ms`);
-        }
-        for (const k of ["forward", "backward"]) {
-          const x = obj(ph[k], `$.profile.phases.${k}`);
-          if (x) pos(x.gemm_ms, `$.profile.phases.${k}.gemm_ms`);
-        }
-      }
-      const share = pr.gemm_share;
-      if (typeof share !== "number" || !(share > 0 && share <= 1))
-        errs.push(`$.profile.gemm_share: expected a number in (0, 1], got ${String(share)}`);
-      if (!Array.isArray(pr.gemm_shapes) || pr.gemm_shapes.length === 0)
-        errs.push("$.profile.gemm_shapes: expected a non-empty array");
-      const sa = obj(pr.sample, "$.profile.sample");
-      if (sa) {
-        for (const k of ["round_ms", "decode_gemm_ms", "sampling_ms"]) pos(sa[k], `$.profile.sample.${k}`);
-        if (!Array.isArray(sa.gemm_shapes) || sa.gemm_shapes.length === 0)
-          errs.push("$.profile.sample.gemm_shapes: expected a non-empty array");
-      }
+  if (!Array.isArray(r.profiles)) errs.push("$.profiles: expected an array");
+  else
+    r.profiles.forEach((pr, i) => {
+      const o = obj(pr, `$.profiles[${i}]`);
+      if (!o) return;
+      pos(o.step_ms, `$.profiles[${i}].step_ms`);
+      if (!Array.isArray(o.ops) || o.ops.length === 0)
+        errs.push(`$.profiles[${i}].ops: expected a non-empty array`);
+      const sa = obj(o.sample, `$.profiles[${i}].sample`);
+      if (sa) pos(sa.round_ms, `$.profiles[${i}].sample.round_ms`);
+    });
+  if (r.stage_scaling === null) str(r.stage_scaling_reason, "$.stage_scaling_reason");
+  else {
+    const st = obj(r.stage_scaling, "$.stage_scaling");
+    if (st) {
+      if (!Array.isArray(st.points) || st.points.length < 5)
+        errs.push("$.stage_scaling.points: expected ≥ 5 points");
+      const fit = obj(st.fit, "$.stage_scaling.fit");
+      if (fit && typeof fit.r2 !== "number") errs.push("$.stage_scaling.fit.r2: expected a number");
+      if (!Array.isArray(st.residuals_ms)) errs.push("$.stage_scaling.residuals_ms: expected an array");
     }
+  }
+  if (r.llama_cpp === null) str(r.llama_cpp_reason, "$.llama_cpp_reason");
+  else {
+    const lc = obj(r.llama_cpp, "$.llama_cpp");
+    if (lc) sample(lc.sample, "$.llama_cpp.sample");
   }
   if (r.torch === null) {
     str(r.torch_reason, "$.torch_reason");
@@ -279,6 +386,7 @@ export function validateReport(rep: unknown): string[] {
           const x = obj(tm[m.name], `$.torch.models.${m.name}`);
           if (!x) continue;
           pos(x.params, `$.torch.models.${m.name}.params`);
+          pos(x.peak_rss_mib, `$.torch.models.${m.name}.peak_rss_mib`);
           train(x.train, `$.torch.models.${m.name}.train`);
           sample(x.sample, `$.torch.models.${m.name}.sample`);
         }
@@ -297,6 +405,7 @@ export function validateReport(rep: unknown): string[] {
       if (mg) for (const [en, v] of Object.entries(mg)) pos(v, `$.${which}.matmul_gflops.${en}`);
     }
   }
+  obj(r.summary, "$.summary");
   return errs;
 }
 
@@ -309,17 +418,35 @@ const fmt = (x: number | undefined | null, digits = 0): string =>
 export function formatTable(rep: BenchReport): string {
   const lines: string[] = [];
   const pad = (cols: string[]): string =>
-    cols.map((c, i) => (i === 0 ? c.padEnd(18) : c.padStart(i === 1 || i === 3 ? 12 : 9))).join(" ");
+    cols.map((c, i) => (i === 0 ? c.padEnd(22) : c.padStart(i === 1 || i === 3 ? 12 : 9))).join(" ");
   lines.push(
     `sat-llm bench (${rep.mode}) ${rep.started_at}  node ${rep.node.version}  ${rep.machine.cpu_model}`,
   );
   lines.push(
     `load avg at start ${rep.machine.load_avg_start.map((x) => x.toFixed(2)).join(" ")}, at end ${rep.machine.load_avg_end.map((x) => x.toFixed(2)).join(" ")}`,
   );
-  const torchLabel = rep.torch ? `torch-${rep.torch.threads}t` : null;
-  // Ratios: ours / torch throughput from the medians, then from the fastest runs ("min").
+  const k = rep.kernels;
   lines.push(
-    pad(["", "train tok/s", "ms/step", "sample tok/s", "×t train", "×t samp", "min:train", "min:samp"]),
+    `kernels: auto = ${k.auto}; native ${k.native.available ? `${k.native.isa}` : `absent (${k.native.reason})`}` +
+      (rep.fma_peak
+        ? `; FMA peak ${rep.fma_peak.isa} ${Object.entries(rep.fma_peak.gflops)
+            .map(([t, g]) => `${t}t ${fmt(g, 0)}`)
+            .join(", ")} GFLOP/s`
+        : ""),
+  );
+  const torchLabel = rep.torch ? `torch-${rep.torch.threads}t` : null;
+  lines.push(
+    pad([
+      "",
+      "train tok/s",
+      "ms/step",
+      "sample tok/s",
+      "×t train",
+      "×t samp",
+      "min:train",
+      "min:samp",
+      "RSS MiB",
+    ]),
   );
   for (const m of rep.models) {
     for (const [label, t] of Object.entries(m.train)) {
@@ -334,6 +461,7 @@ export function formatTable(rep: BenchReport): string {
           fmt(rep.ratios?.sample_tok_s[m.name]?.[label], 2),
           fmt(rep.ratios_min?.train_tok_s[m.name]?.[label], 2),
           fmt(rep.ratios_min?.sample_tok_s[m.name]?.[label], 2),
+          fmt(m.peak_rss_mib[label]),
         ]),
       );
     }
@@ -349,6 +477,7 @@ export function formatTable(rep: BenchReport): string {
           "1.00",
           "1.00",
           "1.00",
+          fmt(t.peak_rss_mib),
         ]),
       );
   }
@@ -356,36 +485,45 @@ export function formatTable(rep: BenchReport): string {
   lines.push(
     `matmul ${M}x${K} @ ${K}x${N} GFLOP/s: ` +
       Object.entries(rep.matmul.results)
-        .map(([l, r]) => `${l} ${fmt(r.gflops, 1)}`)
+        .map(
+          ([l, r]) =>
+            `${l} ${fmt(r.gflops, 1)}${r.fraction_of_peak ? ` (${fmt(r.fraction_of_peak * 100)}% of peak)` : ""}`,
+        )
         .join(", ") +
-      (rep.torch ? `, ${torchLabel} ${fmt(rep.torch.matmul.gflops, 1)}` : ""),
+      (rep.torch?.matmul ? `, ${torchLabel} ${fmt(rep.torch.matmul.gflops, 1)}` : ""),
   );
-  if (rep.profile) {
-    const p = rep.profile;
-    const ph = p.phases;
-    lines.push(
-      `profile ${p.model} ${p.engine}: step ${fmt(p.step_ms, 1)} ms = forward ${fmt(ph.forward.ms, 1)} (gemm ${fmt(ph.forward.gemm_ms, 1)}) + loss ${fmt(ph.loss.ms, 1)} + backward ${fmt(ph.backward.ms, 1)} (gemm ${fmt(ph.backward.gemm_ms, 1)}) + optimizer ${fmt(ph.optimizer.ms, 1)} + zero_grad ${fmt(ph.zero_grad.ms, 1)}; gemm share ${fmt(p.gemm_share * 100)}%`,
-    );
-    const top = [...p.ops].sort((a, b) => b.ms_per_step - a.ms_per_step).slice(0, 4);
-    if (top.length > 0)
-      lines.push(
-        `  largest non-gemm ops (ms/step): ${top.map((o) => `${o.op} ${fmt(o.ms_per_step, 1)}`).join(", ")}`,
-      );
-    const dops = p.sample.ops.map((o) => `${o.op} ${fmt(o.ms_per_round, 1)}`).join(", ");
-    lines.push(
-      `  sampling round ${fmt(p.sample.round_ms, 1)} ms: decode gemm ${fmt(p.sample.decode_gemm_ms, 1)}, decode rest ${fmt(p.sample.decode_rest_ms, 1)}${dops ? ` (${dops})` : ""}, sampling ${fmt(p.sample.sampling_ms, 1)}`,
-    );
+  for (const p of rep.profiles) {
+    const top = p.ops
+      .slice(0, 4)
+      .map((o) => `${o.op} ${fmt(o.share * 100)}%`)
+      .join(", ");
+    lines.push(`profile ${p.model} ${p.engine}: step ${fmt(p.step_ms, 1)} ms; ${top}`);
   }
+  const st = rep.stage_scaling;
+  if (st)
+    lines.push(
+      `stage scaling (${st.engine}): ms ≈ ${fmt(st.fit.b0, 1)} + ${fmt(st.fit.b_agents, 1)}·agents + ${fmt(st.fit.b_tokens, 3)}·tokens + ${fmt(st.fit.b_agents_tokens, 3)}·agents·tokens, R² ${fmt(st.fit.r2, 3)}, max |residual| ${fmt(st.max_abs_residual_rel * 100, 1)}%`,
+    );
+  if (rep.torch) {
+    const t = rep.torch;
+    lines.push(
+      `torch ${t.torch_version} (${t.executable}), ${t.threads} threads, OMP_WAIT_POLICY ${t.omp_wait_policy}`,
+    );
+  } else lines.push(`torch: not measured (${rep.torch_reason})`);
   lines.push(
-    rep.torch
-      ? `torch ${rep.torch.torch_version} (${rep.torch.executable}), ${rep.torch.threads} threads, OMP_WAIT_POLICY ${rep.torch.omp_wait_policy}`
-      : `torch: not measured (${rep.torch_reason})`,
+    rep.llama_cpp
+      ? `node-llama-cpp llama-135m sampling: ${fmt(rep.llama_cpp.sample.tok_s)} tok/s; ours ×${fmt(rep.llama_cpp.ratio, 2)}`
+      : `node-llama-cpp: ${rep.llama_cpp_reason}`,
   );
-  if (rep.summary) {
-    const s = rep.summary;
+  for (const c of rep.summary.models) {
     lines.push(
-      `targets (${s.model} ${s.engine}): train ${fmt(s.train_tok_s)} tok/s ${s.meets_train_target ? "≥" : "<"} ${s.targets.train_tok_s}, sampling ${fmt(s.sample_tok_s)} tok/s ${s.meets_sample_target ? "≥" : "<"} ${s.targets.sample_tok_s}`,
+      `target ${c.model} (${c.engine}): train ×${fmt(c.train_ratio, 2)} (≥ ${fmt(c.train_target, 1)}: ${c.train_met === null ? "-" : c.train_met ? "met" : "not met"}), sampling ×${fmt(c.sample_ratio, 2)} (≥ ${fmt(c.sample_target, 1)}: ${c.sample_met === null ? "-" : c.sample_met ? "met" : "not met"})`,
     );
   }
+  const mm = rep.summary.matmul;
+  if (mm)
+    lines.push(
+      `target matmul (${mm.engine}): ${fmt(mm.gflops, 1)} GFLOP/s = ${fmt((mm.fraction_of_peak ?? NaN) * 100, 0)}% of the ${fmt(mm.peak_gflops, 0)} GFLOP/s FMA peak (≥ ${fmt(mm.target * 100)}%: ${mm.met === null ? "-" : mm.met ? "met" : "not met"})`,
+    );
   return lines.join("\n") + "\n";
 }

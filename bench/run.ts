@@ -1,10 +1,12 @@
 /**
- * `npm run bench`: measures the engine (training and sampling tokens/s, big-matmul GFLOP/s, a
- * step profile) and the PyTorch reference in the same run. Prints one JSON object on stdout (see
- * bench/README.md) and a short table on stderr.
+ * `npm run bench`: measures the engine on every kernel tier present (training and sampling
+ * tokens/s, peak memory, big-matmul GFLOP/s against the machine's FMA peak, step profiles, the
+ * cost of a SAT stage) and the PyTorch reference in the same run. Prints one JSON object on stdout
+ * (see bench/README.md) and a short table on stderr.
  *
- *   node dist/bench/run.js [--quick] [--out file.json] [--models bakeoff,small] [--threads 1,2]
- *                          [--no-torch] [--python PATH] [--torch-threads 2] [--no-profile]
+ *   node dist/bench/run.js [--quick] [--out file.json] [--models bakeoff,small,llama-135m]
+ *                          [--tiers native,wasm] [--threads 1,2] [--no-torch] [--python PATH]
+ *                          [--torch-threads 2] [--no-profile] [--no-stages]
  */
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -18,12 +20,17 @@ import { FULL_SETTINGS, QUICK_SETTINGS } from "./workloads.js";
 const USAGE = `usage: node dist/bench/run.js [options]
   --quick             short smoke run (few steps, small matmul, bakeoff model only)
   --out FILE          also write the JSON report to FILE
-  --models LIST       comma-separated: bakeoff, small, tiny (default: bakeoff,small; quick: bakeoff)
-  --threads LIST      wasm thread counts (default: 1,2)
+  --models LIST       comma-separated: bakeoff, small, llama-135m, tiny, tiny-llama
+                      (default: bakeoff,small,llama-135m; quick: bakeoff)
+  --tiers LIST        kernel tiers that train and sample: native, wasm (default: both; an absent
+                      tier is left out and the report says why)
+  --threads LIST      thread counts per tier (default: 1,2)
   --no-torch          skip the PyTorch reference
   --python PATH       Python with torch (default: $SAT_BENCH_PYTHON, else $SAT_PYTHON, else .venv/bin/python, python3)
   --torch-threads N   torch.set_num_threads (default: 2)
-  --no-profile        skip the step profile
+  --no-profile        skip the step profiles
+  --no-stages         skip the SAT stage-scaling measurement
+  --gguf FILE         llama-135m's weights as GGUF: sample them with node-llama-cpp too (needs it installed)
 `;
 
 function positiveInts(flag: string, v: string): number[] {
@@ -45,6 +52,9 @@ async function main(argv: string[]): Promise<number> {
         out: { type: "string" },
         models: { type: "string" },
         threads: { type: "string", default: "1,2" },
+        tiers: { type: "string", default: "wasm,native" },
+        "no-stages": { type: "boolean", default: false },
+        gguf: { type: "string" },
         "no-torch": { type: "boolean", default: false },
         python: { type: "string" },
         "torch-threads": { type: "string", default: "2" },
@@ -67,16 +77,28 @@ async function main(argv: string[]): Promise<number> {
     const threads = positiveInts("--threads", values.threads);
     const [torchThreads] = positiveInts("--torch-threads", values["torch-threads"]);
     const pythons = values["no-torch"] ? [] : values.python ? [values.python] : benchPythonCandidates();
+    const tiers = values.tiers.split(",").map((t) => t.trim());
+    for (const t of tiers)
+      if (t !== "wasm" && t !== "native")
+        throw new UsageError(`--tiers: expected wasm or native, got "${t}"`);
     const report = await runSuite({
       mode: quick ? "quick" : "full",
-      models: (values.models ?? (quick ? "bakeoff" : "bakeoff,small")).split(",").map((m) => m.trim()),
-      engines: threads.map((t) => ({ impl: "wasm", threads: t })),
+      models: (values.models ?? (quick ? "bakeoff" : "bakeoff,small,llama-135m"))
+        .split(",")
+        .map((m) => m.trim()),
+      engines: tiers.flatMap((impl) => threads.map((t) => ({ impl: impl as "wasm" | "native", threads: t }))),
       matmulOnly: [{ impl: "ts", threads: 1 }],
       settings: quick ? QUICK_SETTINGS : FULL_SETTINGS,
       profile: !values["no-profile"],
+      stages: values["no-stages"]
+        ? null
+        : quick
+          ? { agents: [1, 2, 3], lengths: [8, 16], stages: 1 }
+          : { agents: [1, 2, 3, 6], lengths: [16, 32, 64], stages: 2 },
       pythons,
       torchOffReason: "disabled with --no-torch",
       torchThreads,
+      gguf: values.gguf,
       command: ["node", "dist/bench/run.js", ...argv].join(" "),
       log: (line) => process.stderr.write(line + "\n"),
     });

@@ -1,12 +1,18 @@
 /**
- * Timing helpers: a monotonic clock, robust statistics, and a Kernels wrapper that times every
- * gemm call (total and per shape) so a profile can split a phase into gemm and everything else.
- * The wrapper costs two clock reads per gemm (~0.1 µs), negligible next to the ~50 gemms of a step.
+ * Timing helpers: a monotonic clock, robust statistics, and an op-table wrapper that times every
+ * op a model runs (by op, and by shape for the linear layers), so a profile shows where a step or
+ * a sampling round goes on any kernel tier.
  */
 import { performance } from "node:perf_hooks";
-import type { Buf, Kernels } from "../src/engine/kernels/types.js";
+import type { Ops } from "../src/engine/ops/table.js";
 
 export const now = (): number => performance.now();
+
+/** CPU time of this process (all its threads) in ms. */
+export const cpuNow = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) throw new Error("median of an empty list");
@@ -25,66 +31,70 @@ export function roundNumbers<T>(x: T): T {
   return JSON.parse(JSON.stringify(x, (_k, v: unknown) => (typeof v === "number" ? round(v) : v))) as T;
 }
 
-export interface GemmShapeStats {
-  /** "NT 1024x384x128": op(A) N/T, op(B) N/T, then M x N x K. */
-  shape: string;
+export interface OpStats {
+  /** Op name, with the product shape for the ops that run gemms ("linearForward 1024x384x128"). */
+  op: string;
   calls: number;
   ms: number;
+  /** Multiply-add flops of the call (gemm-bearing ops), else 0. */
   flops: number;
 }
 
-/** A Kernels object that forwards to `inner` and accumulates gemm time while enabled. */
-export class TimedKernels implements Kernels {
-  readonly name: string;
+/** Ops whose key carries the product shape (M×N×K of the main gemm) and their flop counts. */
+const SHAPED: Record<string, (a: number[]) => { shape: string; flops: number }> = {
+  // (out, inp, weight, bias, N, IC, OC)
+  linearForward: (a) => ({ shape: `${a[4]}x${a[6]}x${a[5]}`, flops: 2 * a[4] * a[5] * a[6] }),
+  // (dinp, dweight, dbias, dout, inp, weight, N, IC, OC): two gemms, one without dinp
+  linearBackward: (a) => ({
+    shape: `${a[6]}x${a[7]}x${a[8]}`,
+    flops: 2 * a[6] * a[7] * a[8] * (a[0] ? 2 : 1),
+  }),
+};
+
+/**
+ * An op table that forwards to `inner` and times every call (two clock reads, ~0.1 µs) by op and,
+ * for the linear layers, by shape. Ops run synchronously on every tier (their threads join before
+ * returning), so each time is the op's wall time.
+ */
+export class TimedOps {
+  readonly ops: Ops;
+  private readonly stats = new Map<string, OpStats>();
   enabled = true;
-  ms = 0;
-  calls = 0;
-  private readonly shapes = new Map<string, GemmShapeStats>();
 
-  constructor(private readonly inner: Kernels) {
-    this.name = `timed(${inner.name})`;
-  }
-
-  gemm(
-    transA: boolean,
-    transB: boolean,
-    M: number,
-    N: number,
-    K: number,
-    A: Buf,
-    B: Buf,
-    C: Buf,
-    acc: boolean,
-  ): void {
-    if (!this.enabled) {
-      this.inner.gemm(transA, transB, M, N, K, A, B, C, acc);
-      return;
+  /** `clock` (ms): wall time by default; process CPU time gives a load-robust profile of 1-thread runs. */
+  constructor(inner: Ops, clock: () => number = now) {
+    const wrapped: Record<string, unknown> = { ...inner };
+    for (const [name, fn] of Object.entries(inner)) {
+      if (typeof fn !== "function") continue;
+      const shaped = SHAPED[name];
+      wrapped[name] = (...args: unknown[]) => {
+        if (!this.enabled) return (fn as (...a: unknown[]) => unknown)(...args);
+        const t0 = clock();
+        const r = (fn as (...a: unknown[]) => unknown)(...args);
+        const dt = clock() - t0;
+        let key = name;
+        let flops = 0;
+        if (shaped) {
+          const nums: number[] = [];
+          args.forEach((x, i) => (nums[i] = typeof x === "number" ? x : x ? 1 : 0));
+          const s = shaped(nums);
+          key = `${name} ${s.shape}`;
+          flops = s.flops;
+        }
+        let st = this.stats.get(key);
+        if (st === undefined) this.stats.set(key, (st = { op: key, calls: 0, ms: 0, flops }));
+        st.calls++;
+        st.ms += dt;
+        return r;
+      };
     }
-    const t0 = now();
-    this.inner.gemm(transA, transB, M, N, K, A, B, C, acc);
-    const dt = now() - t0;
-    this.ms += dt;
-    this.calls++;
-    const key = `${transA ? "T" : "N"}${transB ? "T" : "N"} ${M}x${N}x${K}`;
-    let s = this.shapes.get(key);
-    if (s === undefined) this.shapes.set(key, (s = { shape: key, calls: 0, ms: 0, flops: 2 * M * N * K }));
-    s.calls++;
-    s.ms += dt;
+    this.ops = wrapped as unknown as Ops;
   }
 
-  /** Gemm time since the last reset, then resets the counters (shape statistics are kept). */
-  take(): { ms: number; calls: number } {
-    const r = { ms: this.ms, calls: this.calls };
-    this.ms = 0;
-    this.calls = 0;
+  /** Statistics since the last reset, slowest first. */
+  take(): OpStats[] {
+    const r = [...this.stats.values()].sort((a, b) => b.ms - a.ms);
+    this.stats.clear();
     return r;
-  }
-
-  shapeStats(): GemmShapeStats[] {
-    return [...this.shapes.values()].sort((a, b) => b.ms - a.ms);
-  }
-
-  resetShapes(): void {
-    this.shapes.clear();
   }
 }

@@ -1,7 +1,8 @@
 /**
- * Runs the PyTorch reference (scripts/bench/torch_bench.py) in a child process: finds a Python
- * that can import torch, pipes it the same models and settings, and parses the JSON it prints.
- * Absence of torch is a normal outcome (the report then says why), not an error.
+ * Runs the PyTorch reference (scripts/bench/torch_bench.py): finds a Python that can import torch,
+ * pipes it the same models and settings, one model per process (so each reports its own peak
+ * memory; the first also runs the matmul), and merges the JSON they print. Absence of torch is a
+ * normal outcome (the report then says why), not an error.
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -27,7 +28,13 @@ export interface TorchReport {
   omp_wait_policy: string;
   models: Record<
     string,
-    { params: number; train: TrainResult & { phases_ms: Record<string, number> }; sample: SampleResult }
+    {
+      params: number;
+      train: TrainResult & { phases_ms: Record<string, number> };
+      sample: SampleResult;
+      /** Peak resident memory of the process that ran this model (MiB). */
+      peak_rss_mib: number;
+    }
   >;
   matmul: MatmulResult;
 }
@@ -49,11 +56,27 @@ export function benchPythonCandidates(env: NodeJS.ProcessEnv = process.env): str
 export interface TorchSpec {
   threads: number;
   settings: BenchSettings;
-  models: Array<{ name: string; config: ModelConfig }>;
+  /** `settings`: the model's own settings (batch and step counts), merged over the common ones. */
+  models: Array<{ name: string; config: ModelConfig; settings?: Partial<BenchSettings> }>;
 }
 
-/** Runs the reference; throws with the script's last stderr line when it fails. */
+/** Runs the reference, one process per model; throws with the script's last stderr line when one fails. */
 export function runTorchBench(python: string, spec: TorchSpec, timeoutMs = 30 * 60_000): TorchReport {
+  let merged: TorchReport | null = null;
+  spec.models.forEach((m, i) => {
+    const r = runTorchProcess(python, { ...spec, models: [m], matmul: i === 0 }, timeoutMs);
+    if (merged === null) merged = r;
+    else merged.models[m.name] = r.models[m.name];
+  });
+  if (merged === null) throw new Error("torch reference: no models to run");
+  return merged;
+}
+
+function runTorchProcess(
+  python: string,
+  spec: TorchSpec & { matmul: boolean },
+  timeoutMs: number,
+): TorchReport {
   const threads = String(spec.threads);
   const r = spawnSync(python, [TORCH_SCRIPT, "--spec", "-"], {
     input: JSON.stringify(spec),

@@ -6,21 +6,41 @@
 import type { Buf } from "../src/engine/kernels/types.js";
 import { Rng } from "../src/engine/rng.js";
 import { AdamW } from "../src/engine/adamw.js";
-import { crossEntropyForward, crossEntropyBackward } from "../src/engine/ops/softmax.js";
 import { presetConfig, validateModelConfig, type ModelConfig } from "../src/model/config.js";
 import { Transformer } from "../src/model/transformer.js";
 import { Decoder, sampleToken } from "../src/model/generate.js";
 import { buildLayout, countParams } from "../src/model/layout.js";
 import type { BenchEngine } from "./engine.js";
-import { median, now, type TimedKernels } from "./timing.js";
+import { median, now } from "./timing.js";
 
 export interface BenchModel {
   name: string;
   description: string;
   config: ModelConfig;
+  /** Settings that differ for this model (batch and step counts of the large model). */
+  settings?: Partial<BenchSettings>;
+  /** Large model: skipped on 1-thread WebAssembly (minutes per step, and says nothing new). */
+  heavy?: boolean;
 }
 
-/** The models `--models` can name. `tiny` exists for smoke tests of the harness itself. */
+/** SmolLM2-135M's shape (d 576, 30 layers, 9/3 heads, MLP 1536, vocab 49,152), context 256. */
+export const LLAMA_135M: ModelConfig = validateModelConfig({
+  arch: "llama",
+  vocabSize: 49152,
+  dModel: 576,
+  nLayers: 30,
+  nHeads: 9,
+  nKvHeads: 3,
+  headDim: 64,
+  dFF: 1536,
+  maxSeqLen: 256,
+  normEps: 1e-5,
+  ropeTheta: 100000,
+  tiedEmbeddings: true,
+  valueHead: false,
+});
+
+/** The models `--models` can name. `tiny` and `tiny-llama` exist for smoke tests of the harness itself. */
 export function benchModels(): Record<string, BenchModel> {
   return {
     bakeoff: {
@@ -49,7 +69,47 @@ export function benchModels(): Record<string, BenchModel> {
         maxSeqLen: 64,
       }),
     },
+    "llama-135m": {
+      name: "llama-135m",
+      description:
+        "SmolLM2-135M shape, random weights: llama, d 576, 30 layers, 9 heads / 3 kv heads, MLP 1536, vocab 49,152, ctx 256, tied embeddings",
+      config: LLAMA_135M,
+      // 4 × 256 = 1,024 tokens a step (the other models' token count); ~2.5 GB of our heap.
+      settings: {
+        batch: 4,
+        seq: 256,
+        warmupSteps: 1,
+        trainSteps: 3,
+        sampleWarmup: 1,
+        sampleRepeats: 3,
+        profileSteps: 2,
+      },
+      heavy: true,
+    },
+    "tiny-llama": {
+      name: "tiny-llama",
+      description: "harness smoke test, llama: d 32, 1 layer, 2 heads / 1 kv head, MLP 64, vocab 16, ctx 64",
+      config: presetConfig("nano", 16, "llama", {
+        dModel: 32,
+        nLayers: 1,
+        nHeads: 2,
+        nKvHeads: 1,
+        headDim: 16,
+        dFF: 64,
+        maxSeqLen: 64,
+      }),
+    },
   };
+}
+
+/**
+ * The settings a model runs with: the common ones with the model's own overrides (a quick run keeps
+ * its short step counts and takes only the model's batch shape).
+ */
+export function settingsFor(m: BenchModel, s: BenchSettings, quick: boolean): BenchSettings {
+  if (!m.settings) return s;
+  if (!quick) return { ...s, ...m.settings };
+  return { ...s, batch: m.settings.batch ?? s.batch, seq: m.settings.seq ?? s.seq };
 }
 
 export interface MatmulShape {
@@ -133,24 +193,15 @@ export const paramCount = (cfg: ModelConfig): number => countParams(buildLayout(
 export type Phase = "zero_grad" | "forward" | "loss" | "backward" | "optimizer";
 export const PHASES: readonly Phase[] = ["zero_grad", "forward", "loss", "backward", "optimizer"];
 
-export interface StepTiming {
-  loss: number;
-  ms: Record<Phase, number>;
-  /** Gemm time inside each phase; zeros unless a TimedKernels is given. */
-  gemmMs: Record<Phase, number>;
-}
-
 /**
  * One training step on a fixed random batch: zero grads, forward, mean cross-entropy over all
- * B·T tokens, backward, AdamW. Buffers the kernels touch (dlogits) live on the engine's heap.
+ * B·T tokens (fused softmax–cross-entropy), backward, AdamW, every op on the engine's tier.
  */
 export class TrainStep {
   private readonly ids: Int32Array; // (B,T)
   private readonly targets: Int32Array; // (B·T)
-  private readonly logp: Buf; // (B·T, V)
   private readonly dlogits: Buf; // (B·T, V)
-  private readonly losses: Float32Array; // (B·T)
-  private readonly dlosses: Float32Array; // (B·T)
+  private readonly losses: Buf; // (B·T)
   readonly optimizer: AdamW;
 
   constructor(
@@ -174,49 +225,34 @@ export class TrainStep {
         prev = next;
       }
     }
-    this.logp = model.engine.alloc(N * V);
     this.dlogits = model.engine.alloc(N * V);
-    this.losses = new Float32Array(N);
-    this.dlosses = new Float32Array(N).fill(1 / N);
-    this.optimizer = new AdamW(model.params, model.grads, {
-      lr,
-      beta1: 0.9,
-      beta2: 0.999,
-      eps: 1e-8,
-      weightDecay: 0.01,
-    });
+    this.losses = model.engine.alloc(N);
+    this.optimizer = new AdamW(
+      model.params,
+      model.grads,
+      { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 },
+      model.ops,
+    );
   }
 
-  run(timer?: TimedKernels): StepTiming {
+  /** One step; with `mark`, calls it after each phase (the profile times phases this way). */
+  run(mark?: (phase: Phase) => void): number {
     const { model, B, T } = this;
     const N = B * T;
     const V = model.cfg.vocabSize;
-    const ms = {} as Record<Phase, number>;
-    const gemmMs = {} as Record<Phase, number>;
-    let t = now();
-    timer?.take();
-    const mark = (phase: Phase): void => {
-      const t1 = now();
-      ms[phase] = t1 - t;
-      gemmMs[phase] = timer ? timer.take().ms : 0;
-      t = t1;
-    };
     model.zeroGrad();
-    mark("zero_grad");
+    mark?.("zero_grad");
     const logits = model.forward(this.ids, B, T);
-    mark("forward");
-    crossEntropyForward(this.losses, this.logp, logits, this.targets, N, V);
+    mark?.("forward");
+    model.ops.softmaxCrossEntropy(this.losses, this.dlogits, logits, this.targets, N, V, 1 / N);
     let loss = 0;
     for (let i = 0; i < N; i++) loss += this.losses[i];
-    loss /= N;
-    this.dlogits.fill(0);
-    crossEntropyBackward(this.dlogits, this.dlosses, this.logp, this.targets, N, V);
-    mark("loss");
+    mark?.("loss");
     model.backward(this.dlogits);
-    mark("backward");
+    mark?.("backward");
     this.optimizer.step();
-    mark("optimizer");
-    return { loss, ms, gemmMs };
+    mark?.("optimizer");
+    return loss / N;
   }
 }
 
@@ -239,7 +275,7 @@ export function trainBench(be: BenchEngine, cfg: ModelConfig, s: BenchSettings):
   const stepMs: number[] = [];
   for (let i = 0; i < s.warmupSteps + s.trainSteps; i++) {
     const t0 = now();
-    const { loss } = step.run();
+    const loss = step.run();
     const dt = now() - t0;
     losses.push(loss);
     if (i >= s.warmupSteps) stepMs.push(dt);
@@ -259,14 +295,12 @@ export function trainBench(be: BenchEngine, cfg: ModelConfig, s: BenchSettings):
 
 export interface SampleRun {
   ms: number;
-  /** Gemm time inside the decode steps (0 without a timer). */
-  gemmMs: number;
-  /** Time spent turning logits into tokens (softmax + multinomial). */
+  /** Time spent turning logits into tokens (softmax + multinomial, `sampleToken`). */
   samplingMs: number;
 }
 
 /** One sampling round: all sequences from BOS, `steps` decode steps, multinomial at temperature 1. */
-export function sampleRound(dec: Decoder, steps: number, rng: Rng, timer?: TimedKernels): SampleRun {
+export function sampleRound(dec: Decoder, steps: number, rng: Rng, clock: () => number = now): SampleRun {
   const S = dec.B;
   const V = dec.model.cfg.vocabSize;
   const tokens = new Int32Array(S).fill(BOS);
@@ -274,16 +308,15 @@ export function sampleRound(dec: Decoder, steps: number, rng: Rng, timer?: Timed
   const probs = new Float64Array(V);
   let samplingMs = 0;
   dec.reset();
-  timer?.take();
-  const t0 = now();
+  const t0 = clock();
   for (let i = 0; i < steps; i++) {
     const logits = dec.step(tokens, active);
-    const ts = now();
+    const ts = clock();
     for (let b = 0; b < S; b++) tokens[b] = sampleToken(logits, b * V, V, 1, 1, rng, probs).token;
-    samplingMs += now() - ts;
+    samplingMs += clock() - ts;
   }
-  const ms = now() - t0;
-  return { ms, gemmMs: timer ? timer.take().ms : 0, samplingMs };
+  const ms = clock() - t0;
+  return { ms, samplingMs };
 }
 
 export interface SampleResult {

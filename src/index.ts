@@ -8,8 +8,11 @@ export {
   createEngine,
   referenceEngine,
   float64Engine,
+  describeKernels,
   type Engine,
   type FastEngine,
+  type KernelImpl,
+  type KernelsDescription,
 } from "./engine/engine.js";
 export type { Buf, Kernels } from "./engine/kernels/types.js";
 export { AdamW, type AdamWOptions, type AdamWState } from "./engine/adamw.js";

@@ -49,6 +49,7 @@ test("a quick run with torch reports its results and the ratios", { skip }, asyn
       matmul: { M: 64, K: 32, N: 128, warmup: 1, repeats: 2 },
     },
     profile: false,
+    stages: null,
     pythons: [probe.python],
     torchThreads: 1,
     command: "test",
@@ -58,6 +59,7 @@ test("a quick run with torch reports its results and the ratios", { skip }, asyn
   assert.ok(rep.torch, rep.torch_reason ?? "");
   assert.equal(rep.torch.threads, 1);
   assert.equal(rep.torch.models.tiny.params, rep.models[0].params);
+  assert.ok(rep.torch.models.tiny.peak_rss_mib > 10);
   // Both start from GPT-2 init on random tokens over 16 ids: first losses near ln 16.
   assert.ok(Math.abs(rep.torch.models.tiny.train.loss_first - Math.log(16)) < 0.1);
   const ratio = rep.ratios!.train_tok_s.tiny["wasm-1t"];

@@ -1,8 +1,9 @@
 /**
- * The benchmark harness (bench/): a quick run on the tiny model produces a report that passes the
- * schema check (fields present, numbers finite and positive), with the known parameter count of
- * the bakeoff model; the validator itself rejects broken reports; the CLI prints the same JSON it
- * writes with --out and rejects bad arguments with one line. No timing assertions.
+ * The benchmark harness (bench/): a quick run on the tiny models produces a report that passes the
+ * schema check (fields present, numbers finite and positive), on every tier present, with the
+ * known parameter counts of the bench models; profiles account for the step; the stage-scaling
+ * fit recovers known coefficients; the validator itself rejects broken reports; the CLI prints the
+ * same JSON it writes with --out and rejects bad arguments with one line. No timing assertions.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,26 +13,38 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runSuite } from "../bench/suite.js";
-import { computeRatios, validateReport, type BenchReport, type ModelReport } from "../bench/report.js";
+import {
+  bestEngine,
+  computeRatios,
+  validateReport,
+  type BenchReport,
+  type ModelReport,
+} from "../bench/report.js";
+import { leastSquares } from "../bench/stages.js";
 import { benchModels, paramCount, QUICK_SETTINGS } from "../bench/workloads.js";
+import { describeKernels } from "../src/engine/kernels/select.js";
 import type { TorchReport } from "../bench/torch.js";
 
 const RUN_JS = fileURLToPath(new URL("../bench/run.js", import.meta.url));
 const MISSING_PYTHON = "/nonexistent/python-for-bench-test";
 
 let cached: Promise<BenchReport> | null = null;
-/** One quick suite run on the tiny model without torch, shared by the tests below. */
+const native = describeKernels().native.available;
+const tiers = native ? (["wasm", "native"] as const) : (["wasm"] as const);
+
+/** One quick suite run on the tiny models without torch, every tier present, shared by the tests below. */
 function quickReport(): Promise<BenchReport> {
   cached ??= runSuite({
     mode: "quick",
-    models: ["tiny"],
-    engines: [
-      { impl: "wasm", threads: 1 },
-      { impl: "wasm", threads: 2 },
-    ],
+    models: ["tiny", "tiny-llama"],
+    engines: tiers.flatMap((impl) => [
+      { impl, threads: 1 },
+      { impl, threads: 2 },
+    ]),
     matmulOnly: [{ impl: "ts", threads: 1 }],
     settings: { ...QUICK_SETTINGS, matmul: { M: 64, K: 32, N: 128, warmup: 1, repeats: 2 } },
     profile: true,
+    stages: null,
     pythons: [MISSING_PYTHON],
     torchThreads: 2,
     command: "test",
@@ -40,12 +53,15 @@ function quickReport(): Promise<BenchReport> {
   return cached;
 }
 
-test("the bakeoff model has the 809,728 parameters of the engine bakeoff", () => {
+test("the bakeoff model has the 809,728 parameters of the engine bakeoff; llama-135m has SmolLM2-135M's", () => {
   const m = benchModels();
   assert.equal(paramCount(m.bakeoff.config), 809_728);
   assert.equal(m.bakeoff.config.tiedEmbeddings, false);
   assert.equal(m.small.config.vocabSize, 64);
   assert.equal(m.small.config.maxSeqLen, 64);
+  // SmolLM2-135M: 134,515,008 parameters with tied embeddings.
+  assert.equal(paramCount(m["llama-135m"].config), 134_515_008);
+  assert.equal(m["llama-135m"].config.maxSeqLen, 256);
 });
 
 test("a quick run on the tiny model gives a valid report without torch", async () => {
@@ -56,35 +72,75 @@ test("a quick run on the tiny model gives a valid report without torch", async (
   assert.equal(rep.ratios_min, null);
   assert.match(rep.torch_reason ?? "", /nonexistent\/python-for-bench-test: not found/);
   const tiny = rep.models[0];
-  assert.deepEqual(Object.keys(tiny.train).sort(), ["wasm-1t", "wasm-2t"]);
-  assert.deepEqual(Object.keys(rep.matmul.results).sort(), ["ts-1t", "wasm-1t", "wasm-2t"]);
-  // Same seed, same data and bit-identical kernels for any thread count: the same losses.
-  assert.equal(tiny.train["wasm-1t"].loss_first, tiny.train["wasm-2t"].loss_first);
-  assert.equal(tiny.train["wasm-1t"].loss_last, tiny.train["wasm-2t"].loss_last);
+  const labels = tiers.flatMap((t) => [`${t}-1t`, `${t}-2t`]);
+  assert.deepEqual(Object.keys(tiny.train).sort(), [...labels].sort());
+  assert.deepEqual(Object.keys(rep.matmul.results).sort(), ["ts-1t", ...labels].sort());
+  for (const e of rep.engines) assert.equal(e.isa !== null, e.impl === "native", `${e.label} says its ISA`);
+  // Same seed, same data and bit-identical kernels for any thread count: the same losses per tier.
+  for (const m of rep.models)
+    for (const t of tiers) {
+      assert.equal(m.train[`${t}-1t`].loss_first, m.train[`${t}-2t`].loss_first, `${m.name} ${t}`);
+      assert.equal(m.train[`${t}-1t`].loss_last, m.train[`${t}-2t`].loss_last, `${m.name} ${t}`);
+    }
   // Random tokens over 16 ids: the first loss is near ln 16 (small init gives near-uniform logits).
-  assert.ok(Math.abs(tiny.train["wasm-1t"].loss_first - Math.log(16)) < 0.1);
+  for (const t of Object.values(tiny.train)) assert.ok(Math.abs(t.loss_first - Math.log(16)) < 0.1);
   for (const t of Object.values(tiny.train)) {
     assert.equal(t.step_ms.length, QUICK_SETTINGS.trainSteps);
     assert.equal(t.tokens_per_step, QUICK_SETTINGS.batch * QUICK_SETTINGS.seq);
   }
-  assert.equal(rep.summary?.engine, "wasm-2t");
+  for (const r of Object.values(tiny.peak_rss_mib)) assert.ok(r > 10, `peak RSS ${r} MiB`);
+  assert.equal(rep.summary.models[0].engine, native ? "native-2t" : "wasm-2t");
+  assert.equal(rep.kernels.auto, native ? "native" : "wasm");
+  assert.equal(rep.fma_peak !== null, native);
 });
 
-test("the profile splits the step into phases that add up, with gemm inside forward and backward", async () => {
-  const p = (await quickReport()).profile!;
-  const sum = Object.values(p.phases).reduce((a, x) => a + x.ms, 0);
-  assert.ok(Math.abs(sum - p.step_ms) <= 1e-3 * p.step_ms, `phases ${sum} vs step ${p.step_ms}`);
-  for (const ph of Object.values(p.phases)) assert.ok(ph.gemm_ms <= ph.ms && ph.rest_ms >= 0);
-  assert.equal(p.phases.optimizer.gemm_ms, 0);
-  // A GPT-2 step: 4 linears per layer + lm_head forward, two gemms (dinp, dweight) each backward;
-  // linear gemms are the ones with a B·T dimension (attention products are per sequence and head).
-  const L = benchModels().tiny.config.nLayers;
-  const BT = QUICK_SETTINGS.batch * QUICK_SETTINGS.seq;
-  const linear = p.gemm_shapes.filter((g) => g.shape.split(" ")[1].split("x").map(Number).includes(BT));
-  assert.equal(
-    linear.reduce((a, g) => a + g.calls_per_step, 0),
-    3 * (4 * L + 1),
+test("the profiles time every op in place: phases add up, ops add up to the step minus what no op covers", async () => {
+  const rep = await quickReport();
+  assert.equal(rep.profiles.length, native ? 3 : 2); // wasm on the first model (if native runs), best tier on each
+  for (const p of rep.profiles) {
+    const sum = Object.values(p.phases).reduce((a, x) => a + x, 0);
+    assert.ok(Math.abs(sum - p.step_ms) <= 1e-3 * p.step_ms, `phases ${sum} vs step ${p.step_ms}`);
+    const ops = p.ops.reduce((a, o) => a + o.ms, 0);
+    assert.ok(Math.abs(ops + p.unattributed_ms - p.step_ms) <= 1e-3 * p.step_ms);
+    // Every linear layer, forward and backward, once per step: 4 per GPT-2 block + lm_head
+    // (7 per Llama block: q, k, v, o, gate, up, down).
+    const cfg = benchModels()[p.model].config;
+    const perLayer = cfg.arch === "gpt2" ? 4 : 7;
+    const calls = (kind: string) =>
+      p.ops.filter((o) => o.op.startsWith(kind + " ")).reduce((a, o) => a + o.calls, 0);
+    assert.equal(calls("linearForward"), perLayer * cfg.nLayers + 1, `${p.model} ${p.engine}`);
+    assert.equal(calls("linearBackward"), perLayer * cfg.nLayers + 1);
+    assert.ok(p.ops.some((o) => o.op === "attentionBackward"));
+    assert.ok(p.sample.ops.some((o) => o.op === "attentionDecode"));
+  }
+});
+
+test("the stage-scaling fit recovers known coefficients", () => {
+  const pts = [
+    [1, 100],
+    [2, 100],
+    [3, 250],
+    [6, 80],
+    [2, 400],
+    [6, 300],
+  ];
+  const X = pts.map(([a, t]) => [1, a, t, a * t]);
+  const y = pts.map(([a, t]) => 5 + 2 * a + 0.5 * t + 0.25 * a * t);
+  const b = leastSquares(X, y);
+  [5, 2, 0.5, 0.25].forEach((v, i) => assert.ok(Math.abs(b[i] - v) < 1e-9, `b${i} = ${b[i]}`));
+  assert.throws(
+    () =>
+      leastSquares(
+        [
+          [1, 1],
+          [1, 1],
+        ],
+        [1, 2],
+      ),
+    /singular/,
   );
+  assert.equal(bestEngine(["wasm-1t", "wasm-2t", "native-1t", "native-2t"]), "native-2t");
+  assert.equal(bestEngine(["wasm-1t", "wasm-2t"]), "wasm-2t");
 });
 
 test("the validator names the broken field", async () => {
@@ -107,7 +163,7 @@ test("the validator names the broken field", async () => {
     errs.join("\n"),
   );
   assert.deepEqual(validateReport({ schema: "other" }).slice(0, 1), [
-    '$.schema: expected "sat-llm-bench/1", got "other"',
+    '$.schema: expected "sat-llm-bench/2", got "other"',
   ]);
 });
 
@@ -154,7 +210,19 @@ test("the CLI prints the report it writes with --out, and rejects bad arguments"
     const out = join(dir, "sub", "report.json");
     const r = spawnSync(
       process.execPath,
-      [RUN_JS, "--quick", "--models", "tiny", "--threads", "1", "--no-torch", "--no-profile", "--out", out],
+      [
+        RUN_JS,
+        "--quick",
+        "--models",
+        "tiny",
+        "--threads",
+        "1",
+        "--no-torch",
+        "--no-profile",
+        "--no-stages",
+        "--out",
+        out,
+      ],
       {
         encoding: "utf8",
       },
@@ -164,13 +232,20 @@ test("the CLI prints the report it writes with --out, and rejects bad arguments"
     assert.deepEqual(JSON.parse(readFileSync(out, "utf8")), printed);
     assert.deepEqual(validateReport(printed), []);
     assert.equal(printed.torch_reason, "disabled with --no-torch");
-    assert.equal(printed.profile, null);
+    assert.deepEqual(printed.profiles, []);
+    assert.equal(printed.stage_scaling, null);
     assert.match(r.stderr, /train tok\/s/);
 
     const bad = spawnSync(process.execPath, [RUN_JS, "--models", "nope", "--no-torch"], { encoding: "utf8" });
     assert.equal(bad.status, 2);
     assert.equal(bad.stdout, "");
-    assert.match(bad.stderr, /^bench: unknown model "nope" \(choose from bakeoff, small, tiny\)\n$/);
+    assert.match(
+      bad.stderr,
+      /^bench: unknown model "nope" \(choose from bakeoff, small, tiny, llama-135m, tiny-llama\)\n$/,
+    );
+    const badTier = spawnSync(process.execPath, [RUN_JS, "--tiers", "gpu"], { encoding: "utf8" });
+    assert.equal(badTier.status, 2);
+    assert.match(badTier.stderr, /--tiers: expected wasm or native, got "gpu"/);
     const badThreads = spawnSync(process.execPath, [RUN_JS, "--threads", "0"], { encoding: "utf8" });
     assert.equal(badThreads.status, 2);
     assert.match(badThreads.stderr, /--threads: expected positive integers, got "0"/);

@@ -312,7 +312,7 @@ test("selection: defaults, ts implementation, argument errors, close", async () 
   await assert.rejects(createKernels({ threads: 0 }), /threads must be a positive integer, got 0/);
   await assert.rejects(createKernels({ impl: "gpu" as "ts" }), /unknown impl "gpu"/);
 
-  const k = await createKernels({ threads: 2 });
+  const k = await createKernels({ impl: "wasm", threads: 2 });
   assert.equal(k.name, "wasm");
   await k.close();
   await k.close(); // idempotent
@@ -326,7 +326,7 @@ test("selection: defaults, ts implementation, argument errors, close", async () 
 
 test("an open pool does not keep the process alive", () => {
   const select = fileURLToPath(new URL("../src/engine/kernels/select.js", import.meta.url));
-  const script = `const m = await import(${JSON.stringify(select)}); const k = await m.createKernels({ threads: 3 });
+  const script = `const m = await import(${JSON.stringify(select)}); const k = await m.createKernels({ impl: "wasm", threads: 3 });
     const h = k.heap; k.gemm(false, false, 256, 256, 64, h.f32(256 * 64), h.f32(64 * 256), h.f32(256 * 256), false);
     console.log("done", k.threads);`;
   const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {

@@ -2,7 +2,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { expectAllClose } from "../src/engine/check.js";
 import { Rng } from "../src/engine/rng.js";
-import { attentionBackward, attentionDecode, attentionForward } from "../src/engine/ops/attention.js";
+import {
+  attentionBackward,
+  attentionDecode,
+  attentionForward,
+  kvCacheWrite,
+} from "../src/engine/ops/attention.js";
 import { accumulated, dot, gradCheck, randn, toF32 } from "./ops-gradcheck.js";
 
 type Dims = { B: number; T: number; Hq: number; Hkv: number; hd: number };
@@ -157,27 +162,40 @@ for (const [B, T, Hq, Hkv, hd] of [
   });
 }
 
-test("attentionDecode over a kv cache equals the matching row of attentionForward; inactive rows are untouched", () => {
+test("attentionDecode over a head-major kv cache equals the matching row of attentionForward; inactive rows are untouched", () => {
   const rng = new Rng(19);
   const [B, T, Hq, Hkv, hd, Tmax] = [3, 5, 4, 2, 4, 7];
   const q = randn(rng, B * T * Hq * hd);
   const k = randn(rng, B * T * Hkv * hd);
   const v = randn(rng, B * T * Hkv * hd);
   const full = forward({ B, T, Hq, Hkv, hd }, q, k, v);
-  // Cache rows beyond a sequence's length hold junk that must be ignored.
+  // Cache rows beyond a sequence's length hold junk that must be ignored. The cache is written
+  // one position at a time through kvCacheWrite, as the Decoder does.
   const kCache = randn(rng, B * Tmax * Hkv * hd, 100);
   const vCache = randn(rng, B * Tmax * Hkv * hd, 100);
-  for (let b = 0; b < B; b++) {
-    kCache.set(k.subarray(b * T * Hkv * hd, (b + 1) * T * Hkv * hd), b * Tmax * Hkv * hd);
-    vCache.set(v.subarray(b * T * Hkv * hd, (b + 1) * T * Hkv * hd), b * Tmax * Hkv * hd);
+  const all = new Uint8Array(B).fill(1);
+  for (let t = 0; t < T; t++) {
+    const kt = new Float64Array(B * Hkv * hd);
+    const vt = new Float64Array(B * Hkv * hd);
+    for (let b = 0; b < B; b++) {
+      const src = (b * T + t) * Hkv * hd;
+      kt.set(k.subarray(src, src + Hkv * hd), b * Hkv * hd);
+      vt.set(v.subarray(src, src + Hkv * hd), b * Hkv * hd);
+    }
+    kvCacheWrite(kCache, vCache, kt, vt, new Int32Array(B).fill(t), all, B, Tmax, Hkv, hd);
   }
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < Hkv; h++)
+      for (let t = 0; t < T; t++)
+        for (let d = 0; d < hd; d++)
+          assert.equal(kCache[((b * Hkv + h) * Tmax + t) * hd + d], k[((b * T + t) * Hkv + h) * hd + d]);
   const lengths = new Int32Array([5, 2, 4]);
   const active = new Uint8Array([1, 0, 1]);
   const qStep = new Float64Array(B * Hq * hd);
   for (let b = 0; b < B; b++)
     qStep.set(q.subarray((b * T + lengths[b] - 1) * Hq * hd, (b * T + lengths[b]) * Hq * hd), b * Hq * hd);
   const out = new Float64Array(B * Hq * hd).fill(42);
-  attentionDecode(out, new Float64Array(Tmax), qStep, kCache, vCache, lengths, active, B, Tmax, Hq, Hkv, hd);
+  attentionDecode(out, qStep, kCache, vCache, lengths, active, B, Tmax, Hq, Hkv, hd);
   for (const b of [0, 2]) {
     const t = lengths[b] - 1;
     const want = full.out.subarray((b * T + t) * Hq * hd, (b * T + t + 1) * Hq * hd);
@@ -189,20 +207,7 @@ test("attentionDecode over a kv cache equals the matching row of attentionForwar
   );
   // float32 decode agrees with the float64 forward
   const out32 = new Float32Array(B * Hq * hd);
-  attentionDecode(
-    out32,
-    new Float32Array(Tmax),
-    toF32(qStep),
-    toF32(kCache),
-    toF32(vCache),
-    lengths,
-    active,
-    B,
-    Tmax,
-    Hq,
-    Hkv,
-    hd,
-  );
+  attentionDecode(out32, toF32(qStep), toF32(kCache), toF32(vCache), lengths, active, B, Tmax, Hq, Hkv, hd);
   const t0 = lengths[0] - 1;
   expectAllClose(
     out32.subarray(0, Hq * hd),
@@ -213,21 +218,7 @@ test("attentionDecode over a kv cache equals the matching row of attentionForwar
   );
   lengths[2] = 0;
   assert.throws(
-    () =>
-      attentionDecode(
-        out,
-        new Float64Array(Tmax),
-        qStep,
-        kCache,
-        vCache,
-        lengths,
-        active,
-        B,
-        Tmax,
-        Hq,
-        Hkv,
-        hd,
-      ),
+    () => attentionDecode(out, qStep, kCache, vCache, lengths, active, B, Tmax, Hq, Hkv, hd),
     /lengths\[2\]=0/,
   );
 });

@@ -1,13 +1,15 @@
 /**
  * SAT on transformer agents, end to end through the library: from a pretrained tiny agent
  * (test/fixtures/agents/add2-tiny), a short SAT run must raise the team's held-out accuracy
- * beyond noise, and both intermediate-policy modes must run.
+ * beyond noise, and both intermediate-policy modes must run; stage records and weights are
+ * bit-identical across runs and thread counts on every fast kernel tier present.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createEngine } from "../src/engine/engine.js";
+import { nativeStatus } from "../src/engine/kernels/native.js";
 import { loadModel } from "../src/model/checkpoint.js";
 import { CharTokenizer } from "../src/model/tokenizer.js";
 import { getTask, makeProblems } from "../src/tasks/index.js";
@@ -107,33 +109,42 @@ for (const intermediate of ["reweight", "resample"] as const) {
   });
 }
 
-test("same seed → bit-identical stage records (timings aside), and the same for 1 and 2 kernel threads", async () => {
-  const run = async (threads: number) => {
-    const engine = await createEngine({ threads });
-    try {
-      const models = [0, 1].map(() => loadModel(AGENT, engine, tok));
-      const trainer = new TeamTrainer(models, tok, {
-        ...options(2, { promptsPerStage: 4, miniBatchGroups: 2, order: "greedy" }),
-        groupSize: 4,
-        heldOutPrompts: 2,
-      });
-      const records = [];
-      for (let s = 0; s < 2; s++) records.push((await trainer.stage()).record);
-      return {
-        records: recordJson(records),
-        params: models.map((m) =>
-          Buffer.from(m.params.buffer, m.params.byteOffset, m.params.byteLength).toString("base64"),
-        ),
+const nativeStatusNow = nativeStatus();
+for (const impl of ["wasm", "native"] as const) {
+  const skip =
+    impl === "native" && !nativeStatusNow.ok ? `native kernels absent: ${nativeStatusNow.reason}` : false;
+  test(
+    `same seed → bit-identical stage records (timings aside), and the same for 1 and 2 kernel threads, on ${impl}`,
+    { skip },
+    async () => {
+      const run = async (threads: number) => {
+        const engine = await createEngine({ impl, threads });
+        try {
+          const models = [0, 1].map(() => loadModel(AGENT, engine, tok));
+          const trainer = new TeamTrainer(models, tok, {
+            ...options(2, { promptsPerStage: 4, miniBatchGroups: 2, order: "greedy" }),
+            groupSize: 4,
+            heldOutPrompts: 2,
+          });
+          const records = [];
+          for (let s = 0; s < 2; s++) records.push((await trainer.stage()).record);
+          return {
+            records: recordJson(records),
+            params: models.map((m) =>
+              Buffer.from(m.params.buffer, m.params.byteOffset, m.params.byteLength).toString("base64"),
+            ),
+          };
+        } finally {
+          await engine.close();
+        }
       };
-    } finally {
-      await engine.close();
-    }
-  };
-  const a = await run(1);
-  const b = await run(1);
-  const c = await run(2);
-  assert.equal(a.records, b.records, "same seed, same records");
-  assert.deepEqual(a.params, b.params);
-  assert.equal(a.records, c.records, "2 threads give the same records as 1");
-  assert.deepEqual(a.params, c.params, "2 threads give the same weights as 1");
-});
+      const a = await run(1);
+      const b = await run(1);
+      const c = await run(2);
+      assert.equal(a.records, b.records, "same seed, same records");
+      assert.deepEqual(a.params, b.params);
+      assert.equal(a.records, c.records, "2 threads give the same records as 1");
+      assert.deepEqual(a.params, c.params, "2 threads give the same weights as 1");
+    },
+  );
+}

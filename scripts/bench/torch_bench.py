@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""PyTorch reference for `npm run bench`: the same GPT-2 style models, training step, KV-cache
-sampling and big matmul as bench/workloads.ts, timed the same way, printed as one JSON object.
+"""PyTorch reference for `npm run bench`: the same models (GPT-2 and Llama shaped), training step,
+KV-cache sampling and big matmul as bench/workloads.ts, timed the same way, printed as one JSON
+object. Each model also reports the process's peak resident memory (run one model per process to
+get that model's peak).
 
 bench/run.ts pipes a spec on stdin ({"threads", "settings", "models": [{"name", "config"}]}, with
 the TypeScript ModelConfig and BenchSettings field names). Run by hand without --spec it measures
@@ -8,14 +10,16 @@ the engine-bakeoff model with the full settings:
 
     /tmp/bench-venv/bin/python scripts/bench/torch_bench.py [--threads 2] [--spec spec.json|-]
 
-Attention uses F.scaled_dot_product_attention (what nanoGPT uses); the optimizer is
-torch.optim.AdamW with its default implementation for CPU tensors.
+Attention uses F.scaled_dot_product_attention (what nanoGPT and Hugging Face's sdpa path use, with
+enable_gqa for grouped-query heads); the optimizer is torch.optim.AdamW with its default
+implementation for CPU tensors.
 """
 import argparse
 import json
 import math
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -41,11 +45,110 @@ DEFAULT_SPEC = {
 }
 
 
+def init_weights(model, L, residual_names, norm_names):
+    """GPT-2 initialisation, as src/model/transformer.ts: N(0, 0.02), residual projections scaled by
+    1/sqrt(2L), norm weights 1, biases 0."""
+    import torch.nn as nn
+    for name, p in model.named_parameters():
+        if p.dim() == 1:
+            nn.init.ones_(p) if any(name.endswith(n) for n in norm_names) else nn.init.zeros_(p)
+        else:
+            residual = any(name.endswith(n) for n in residual_names)
+            nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * L) if residual else 0.02)
+
+
+def build_llama(torch, cfg):
+    nn = torch.nn
+    F = torch.nn.functional
+    C, Hq, Hkv, hd, Fd, L = cfg["dModel"], cfg["nHeads"], cfg["nKvHeads"], cfg["headDim"], cfg["dFF"], cfg["nLayers"]
+    eps = cfg["normEps"]
+    # Hugging Face Llama RoPE: rotate_half pairs i and i + hd/2, inv_freq_i = theta^(-2i/hd).
+    inv_freq = 1.0 / (cfg["ropeTheta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    angles = torch.outer(torch.arange(cfg["maxSeqLen"], dtype=torch.float64), inv_freq)
+    cos = torch.cat([angles.cos(), angles.cos()], dim=-1).float()  # (P, hd)
+    sin = torch.cat([angles.sin(), angles.sin()], dim=-1).float()
+
+    def rope(x, c, s):  # x (B,H,T,hd); c, s (T,hd)
+        half = x.shape[-1] // 2
+        rot = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+        return x * c + rot * s
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.input_layernorm = nn.RMSNorm(C, eps=eps)
+            self.q_proj = nn.Linear(C, Hq * hd, bias=False)
+            self.k_proj = nn.Linear(C, Hkv * hd, bias=False)
+            self.v_proj = nn.Linear(C, Hkv * hd, bias=False)
+            self.o_proj = nn.Linear(Hq * hd, C, bias=False)
+            self.post_attention_layernorm = nn.RMSNorm(C, eps=eps)
+            self.gate_proj = nn.Linear(C, Fd, bias=False)
+            self.up_proj = nn.Linear(C, Fd, bias=False)
+            self.down_proj = nn.Linear(Fd, C, bias=False)
+
+        def mlp(self, x):
+            h = self.post_attention_layernorm(x)
+            return self.down_proj(F.silu(self.gate_proj(h)) * self.up_proj(h))
+
+        def qkv(self, x, T, c, s):
+            B = x.shape[0]
+            h = self.input_layernorm(x)
+            q = self.q_proj(h).view(B, T, Hq, hd).transpose(1, 2)
+            k = self.k_proj(h).view(B, T, Hkv, hd).transpose(1, 2)
+            v = self.v_proj(h).view(B, T, Hkv, hd).transpose(1, 2)
+            return rope(q, c, s), rope(k, c, s), v
+
+        def forward(self, x):  # (B,T,C)
+            B, T, _ = x.shape
+            q, k, v = self.qkv(x, T, cos[:T], sin[:T])
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=Hq != Hkv)
+            x = x + self.o_proj(y.transpose(1, 2).reshape(B, T, Hq * hd))
+            return x + self.mlp(x)
+
+        def decode(self, x, kc, vc, pos):  # x (B,1,C); kc, vc (B,Hkv,Tmax,hd)
+            B = x.shape[0]
+            q, k, v = self.qkv(x, 1, cos[pos : pos + 1], sin[pos : pos + 1])
+            kc[:, :, pos] = k[:, :, 0]
+            vc[:, :, pos] = v[:, :, 0]
+            y = F.scaled_dot_product_attention(q, kc[:, :, : pos + 1], vc[:, :, : pos + 1], enable_gqa=Hq != Hkv)
+            x = x + self.o_proj(y.transpose(1, 2).reshape(B, 1, Hq * hd))
+            return x + self.mlp(x)
+
+    class Llama(nn.Module):
+        kv_heads = Hkv
+
+        def __init__(self):
+            super().__init__()
+            self.embed_tokens = nn.Embedding(cfg["vocabSize"], C)
+            self.layers = nn.ModuleList(Block() for _ in range(L))
+            self.norm = nn.RMSNorm(C, eps=eps)
+            self.lm_head = nn.Linear(C, cfg["vocabSize"], bias=False)
+            if cfg["tiedEmbeddings"]:
+                self.lm_head.weight = self.embed_tokens.weight
+            init_weights(self, L, ("o_proj.weight", "down_proj.weight"), ("layernorm.weight", "norm.weight"))
+
+        def forward(self, idx):
+            x = self.embed_tokens(idx)
+            for block in self.layers:
+                x = block(x)
+            return self.lm_head(self.norm(x))
+
+        def decode(self, tokens, caches, pos):
+            x = self.embed_tokens(tokens).unsqueeze(1)
+            for block, (kc, vc) in zip(self.layers, caches):
+                x = block.decode(x, kc, vc, pos)
+            return self.lm_head(self.norm(x))[:, 0]
+
+    return Llama()
+
+
 def build_model(torch, cfg):
     nn = torch.nn
     F = torch.nn.functional
+    if cfg["arch"] == "llama":
+        return build_llama(torch, cfg)
     if cfg["arch"] != "gpt2":
-        raise SystemExit(f"torch_bench: model arch {cfg['arch']!r} is not supported (only gpt2)")
+        raise SystemExit(f"torch_bench: model arch {cfg['arch']!r} is not supported (gpt2, llama)")
     C, H, hd, Fd, L = cfg["dModel"], cfg["nHeads"], cfg["headDim"], cfg["dFF"], cfg["nLayers"]
     eps = cfg["normEps"]
 
@@ -81,6 +184,8 @@ def build_model(torch, cfg):
             return x + self.mlp(x)
 
     class GPT(nn.Module):
+        kv_heads = H
+
         def __init__(self):
             super().__init__()
             self.wte = nn.Embedding(cfg["vocabSize"], C)
@@ -90,13 +195,7 @@ def build_model(torch, cfg):
             self.lm_head = nn.Linear(C, cfg["vocabSize"], bias=False)
             if cfg["tiedEmbeddings"]:
                 self.lm_head.weight = self.wte.weight
-            # GPT-2 initialisation, as src/model/transformer.ts.
-            for name, p in self.named_parameters():
-                if p.dim() == 1:
-                    nn.init.ones_(p) if name.endswith("ln_1.weight") or name.endswith("ln_2.weight") or name == "ln_f.weight" else nn.init.zeros_(p)
-                else:
-                    residual = name.endswith("c_proj.weight") or name.endswith("mlp_proj.weight")
-                    nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * L) if residual else 0.02)
+            init_weights(self, L, ("c_proj.weight", "mlp_proj.weight"), ("ln_1.weight", "ln_2.weight", "ln_f.weight"))
 
         def forward(self, idx):  # idx (B,T) -> logits (B,T,V)
             T = idx.shape[1]
@@ -155,7 +254,7 @@ def train_bench(torch, model, cfg, s):
 
 def sample_bench(torch, model, cfg, s):
     S, steps = s["sampleSequences"], s["sampleSteps"]
-    H, hd = cfg["nHeads"], cfg["headDim"]
+    H, hd = model.kv_heads, cfg["headDim"]
     g = torch.Generator().manual_seed(s["seed"])
     round_ms = []
     with torch.inference_mode():
@@ -225,13 +324,18 @@ def main():
     s = spec["settings"]
     for m in spec["models"]:
         cfg = m["config"]
+        ms = {**s, **m.get("settings", {})}
         model = build_model(torch, cfg)
         entry = {"params": sum(p.numel() for p in model.parameters())}
         if not args.params_only:
-            entry["train"] = train_bench(torch, model, cfg, s)
-            entry["sample"] = sample_bench(torch, model, cfg, s)
+            entry["train"] = train_bench(torch, model, cfg, ms)
+            entry["sample"] = sample_bench(torch, model, cfg, ms)
+            # ru_maxrss is in KiB on Linux (bytes on macOS): the process's peak so far.
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            entry["peak_rss_mib"] = rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
         out["models"][m["name"]] = entry
-    if not args.params_only:
+        del model
+    if not args.params_only and spec.get("matmul", True):
         out["matmul"] = matmul_bench(torch, s["matmul"])
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")

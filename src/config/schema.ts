@@ -496,9 +496,9 @@ const run = z.strictObject({
   ),
   threads: intOrNull(null, { min: 1, max: 64 }, "worker threads for the dense kernels; null = every core"),
   kernels: choice(
-    ["ts", "wasm"],
-    "wasm",
-    "dense-kernel backend: wasm (WebAssembly SIMD on a worker pool) or ts (reference TypeScript, slow)",
+    ["auto", "native", "wasm", "ts"],
+    "auto",
+    "kernel tier: auto (native when its addon loads on this CPU, else wasm), native (C, AVX-512/AVX2), wasm (WebAssembly SIMD), ts (reference, slow)",
   ),
 });
 

@@ -7,6 +7,7 @@
  * Moments live in arrays of the same type as the parameters; arithmetic is done in float64.
  */
 import type { Buf } from "./kernels/types.js";
+import type { Ops } from "./ops/table.js";
 
 export interface AdamWOptions {
   lr: number;
@@ -25,6 +26,50 @@ export interface AdamWState {
   v: Buf;
 }
 
+/**
+ * One AdamW update of every element (the loop of AdamW.step): decay = 1 − lr·wd (applied where the
+ * mask allows, or everywhere without one), stepSize = lr / (1 − β1^t), bc2Sqrt = √(1 − β2^t).
+ */
+export function adamwUpdate(
+  p: Buf,
+  g: Buf,
+  m: Buf,
+  v: Buf,
+  mask: Uint8Array | undefined,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  decay: number,
+  stepSize: number,
+  bc2Sqrt: number,
+): void {
+  for (let i = 0; i < p.length; i++) {
+    let pi = p[i];
+    if (decay !== 1 && (mask === undefined || mask[i] !== 0)) pi *= decay;
+    const gi = g[i];
+    m[i] = beta1 * m[i] + (1 - beta1) * gi;
+    v[i] = beta2 * v[i] + (1 - beta2) * gi * gi;
+    // Read back the stored (possibly float32-rounded) moments, as torch does.
+    p[i] = pi - (stepSize * m[i]) / (Math.sqrt(v[i]) / bc2Sqrt + eps);
+  }
+}
+
+/** Σ x² in float64. */
+export function sumOfSquares(x: Buf): number {
+  let ss = 0;
+  for (let i = 0; i < x.length; i++) ss += x[i] * x[i];
+  return ss;
+}
+
+/** x ← x·s. */
+export function scaleInPlace(x: Buf, s: number): void {
+  for (let i = 0; i < x.length; i++) x[i] *= s;
+}
+
+/** The kernels AdamW runs on: the TypeScript loops above, or an engine's (Engine.ops). */
+export type AdamWKernels = Pick<Ops, "adamwUpdate" | "sumOfSquares" | "scaleInPlace">;
+const tsAdamW: AdamWKernels = { adamwUpdate, sumOfSquares, scaleInPlace };
+
 function like(a: Buf): Buf {
   return a instanceof Float32Array ? new Float32Array(a.length) : new Float64Array(a.length);
 }
@@ -38,8 +83,10 @@ export class AdamW {
   /** Second moment (same length and type as params). */
   readonly v: Buf;
   private t = 0;
+  private readonly kernels: AdamWKernels;
 
-  constructor(params: Buf, grads: Buf, opts: AdamWOptions) {
+  /** `kernels`: an engine's ops (Engine.ops) to run the update there; default the TypeScript loops. */
+  constructor(params: Buf, grads: Buf, opts: AdamWOptions, kernels: AdamWKernels = tsAdamW) {
     if (grads.length !== params.length) {
       throw new Error(`AdamW: grads length ${grads.length} != params length ${params.length}`);
     }
@@ -58,6 +105,7 @@ export class AdamW {
     this.opts = { ...opts };
     this.m = like(params);
     this.v = like(params);
+    this.kernels = kernels;
   }
 
   /** Number of steps taken so far (torch's state["step"]). */
@@ -73,26 +121,24 @@ export class AdamW {
   /** One update from the current grads; `lr` overrides opts.lr for this step (schedules). */
   step(lr: number = this.opts.lr): void {
     const { beta1, beta2, eps, weightDecay, decayMask } = this.opts;
-    const p = this.params;
-    const g = this.grads;
-    const m = this.m;
-    const v = this.v;
     this.t += 1;
     const bc1 = 1 - Math.pow(beta1, this.t);
     const bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, this.t));
-    const stepSize = lr / bc1;
-    const decay = 1 - lr * weightDecay;
-    for (let i = 0; i < p.length; i++) {
-      let pi = p[i];
-      if (weightDecay !== 0 && (decayMask === undefined || decayMask[i] !== 0)) pi *= decay;
-      const gi = g[i];
-      const mi = beta1 * m[i] + (1 - beta1) * gi;
-      const vi = beta2 * v[i] + (1 - beta2) * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      // Read back the stored (possibly float32-rounded) moments, as torch does.
-      p[i] = pi - (stepSize * m[i]) / (Math.sqrt(v[i]) / bc2Sqrt + eps);
-    }
+    const decay = weightDecay === 0 ? 1 : 1 - lr * weightDecay;
+    const p = this.params;
+    this.kernels.adamwUpdate(
+      p,
+      this.grads,
+      this.m,
+      this.v,
+      decayMask,
+      beta1,
+      beta2,
+      eps,
+      decay,
+      lr / bc1,
+      bc2Sqrt,
+    );
   }
 
   /**
@@ -102,21 +148,18 @@ export class AdamW {
    */
   clipGradNorm(maxNorm: number): number {
     const g = this.grads;
-    let ss = 0;
-    for (let i = 0; i < g.length; i++) ss += g[i] * g[i];
-    const norm = Math.sqrt(ss);
+    const norm = Math.sqrt(this.kernels.sumOfSquares(g));
     if (maxNorm > 0 && Number.isFinite(norm)) {
       const coef = maxNorm / (norm + 1e-6);
-      if (coef < 1) for (let i = 0; i < g.length; i++) g[i] *= coef;
+      if (coef < 1) this.kernels.scaleInPlace(g, coef);
     }
     return norm;
   }
 
   /** m ← factor·m (0 clears the momentum); v and the step count are left as they are. */
   scaleFirstMoment(factor: number): void {
-    const m = this.m;
-    if (factor === 0) m.fill(0);
-    else for (let i = 0; i < m.length; i++) m[i] *= factor;
+    if (factor === 0) this.m.fill(0);
+    else this.kernels.scaleInPlace(this.m, factor);
   }
 
   zeroGrad(): void {

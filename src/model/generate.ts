@@ -1,6 +1,7 @@
 /**
  * Incremental decoding with a KV cache. A Decoder holds, for B sequences, each layer's keys and
- * values and each sequence's length; `step` feeds one token to every active sequence at its own next
+ * values (head-major, (B, Hkv, Tmax, hd): a head's rows are contiguous for the attention pass)
+ * and each sequence's length; `step` feeds one token to every active sequence at its own next
  * position and returns the next-token logits. Sequences advance independently, which is what a team
  * relay needs: an agent catches up on the tokens other agents wrote, then continues the transcript.
  * Sampling returns the log-prob of the token under the exact distribution sampled from
@@ -9,10 +10,15 @@
 import type { Buf } from "../engine/kernels/types.js";
 import { inverseCdf, type Rng } from "../engine/rng.js";
 import type { Transformer } from "./transformer.js";
-import { ropeTables, ropeApply } from "../engine/ops/rope.js";
-import { attentionDecode } from "../engine/ops/attention.js";
-import { geluForward, swigluForward } from "../engine/ops/activations.js";
-import { addInto } from "../engine/ops/residual.js";
+import { ropeTables } from "../engine/ops/rope.js";
+import type { Ops } from "../engine/ops/table.js";
+
+/**
+ * Decoder logits buffers whose tier samples natively (Ops.sampleRow): sampleToken looks its logits
+ * up here, so callers that only see the logits (rollouts) still sample on the decoder's tier.
+ */
+const logitsOps = new WeakMap<Buf, Ops>();
+const sampledLogp = new Float64Array(1);
 
 export class Decoder {
   readonly model: Transformer;
@@ -66,9 +72,9 @@ export class Decoder {
       fc: al(B * c.dFF),
       up: al(B * c.dFF),
       act: al(B * c.dFF),
-      scores: al(Tmax),
       logits: al(B * c.vocabSize),
     };
+    if (model.ops.sampleRow) logitsOps.set(this.s.logits, model.ops);
   }
 
   reset(): void {
@@ -104,27 +110,18 @@ export class Decoder {
         this.attLen[b] = 0;
       }
     }
+    const ops = m.ops;
     const x = s.x;
-    const wte = m.w(m.names.embed);
-    for (let b = 0; b < B; b++) {
-      const row = wte.subarray(this.ids[b] * C, (this.ids[b] + 1) * C);
-      x.set(row, b * C);
-      if (gpt2) {
-        const wpe = m.w("transformer.wpe.weight");
-        const off = this.pos[b] * C;
-        for (let i = 0; i < C; i++) x[b * C + i] += wpe[off + i];
-      }
-    }
+    ops.embeddingForward(x, this.ids, m.w(m.names.embed), B, C);
+    if (gpt2) ops.addPositionForward(x, m.w("transformer.wpe.weight"), this.pos, B, C);
     for (let l = 0; l < c.nLayers; l++) {
       const n = m.names.layers[l];
       m.norm(n.ln1, s.ln, s.mean, s.rstd, x, B, C);
       if (gpt2) {
         m.linear(n.qkv, s.qkv, s.ln, B, C, 3 * C);
-        for (let b = 0; b < B; b++) {
-          s.q.set(s.qkv.subarray(b * 3 * C, b * 3 * C + C), b * C);
-          s.k.set(s.qkv.subarray(b * 3 * C + C, b * 3 * C + 2 * C), b * C);
-          s.v.set(s.qkv.subarray(b * 3 * C + 2 * C, b * 3 * C + 3 * C), b * C);
-        }
+        ops.copyRows(s.q, 0, C, s.qkv, 0, 3 * C, B, C);
+        ops.copyRows(s.k, 0, C, s.qkv, C, 3 * C, B, C);
+        ops.copyRows(s.v, 0, C, s.qkv, 2 * C, 3 * C, B, C);
       } else {
         m.linear(n.q, s.q, s.ln, B, C, qDim);
         m.linear(n.k, s.k, s.ln, B, C, kvDim);
@@ -133,20 +130,14 @@ export class Decoder {
           m.norm(n.qNorm, s.q, null, s.qn, s.q, B * c.nHeads, c.headDim);
           m.norm(n.kNorm, s.k, null, s.kn, s.k, B * c.nKvHeads, c.headDim);
         }
-        ropeApply(s.q, this.pos, this.rope!.cos, this.rope!.sin, B, c.nHeads, c.headDim, false);
-        ropeApply(s.k, this.pos, this.rope!.cos, this.rope!.sin, B, c.nKvHeads, c.headDim, false);
+        ops.ropeApply(s.q, this.pos, this.rope!.cos, this.rope!.sin, B, c.nHeads, c.headDim, false);
+        ops.ropeApply(s.k, this.pos, this.rope!.cos, this.rope!.sin, B, c.nKvHeads, c.headDim, false);
       }
       const kc = this.kCache[l];
       const vc = this.vCache[l];
-      for (let b = 0; b < B; b++) {
-        if (!active[b]) continue;
-        const dst = (b * this.Tmax + this.pos[b]) * kvDim;
-        kc.set(s.k.subarray(b * kvDim, (b + 1) * kvDim), dst);
-        vc.set(s.v.subarray(b * kvDim, (b + 1) * kvDim), dst);
-      }
-      attentionDecode(
+      ops.kvCacheWrite(kc, vc, s.k, s.v, this.pos, active, B, this.Tmax, c.nKvHeads, c.headDim);
+      ops.attentionDecode(
         s.atty,
-        s.scores,
         s.q,
         kc,
         vc,
@@ -159,17 +150,17 @@ export class Decoder {
         c.headDim,
       );
       m.linear(n.attnOut, s.proj, s.atty, B, qDim, C);
-      addInto(x, x, s.proj, B * C);
+      ops.addInto(x, x, s.proj, B * C);
       m.norm(n.ln2, s.ln, s.mean, s.rstd, x, B, C);
       m.linear(n.fc, s.fc, s.ln, B, C, F);
       if (gpt2) {
-        geluForward(s.act, s.fc, B * F);
+        ops.geluForward(s.act, s.fc, B * F);
       } else {
         m.linear(n.up, s.up, s.ln, B, C, F);
-        swigluForward(s.act, s.fc, s.up, B * F);
+        ops.swigluForward(s.act, s.fc, s.up, B * F);
       }
       m.linear(n.down, s.proj, s.act, B, F, C);
-      addInto(x, x, s.proj, B * C);
+      ops.addInto(x, x, s.proj, B * C);
     }
     m.norm(m.names.lnf, s.ln, s.mean, s.rstd, x, B, C);
     m.linear(m.names.lmHead, s.logits, s.ln, B, C, c.vocabSize);
@@ -235,7 +226,11 @@ export function sampleToken(
   return sampleWithUniform(logits, off, V, temperature, topP, temperature === 0 ? 0 : rng.uniform(), probs);
 }
 
-/** sampleToken with the draw's uniform given (inverse CDF in id order; ignored at temperature 0). */
+/**
+ * sampleToken with the draw's uniform given (inverse CDF in id order; ignored at temperature 0).
+ * On the logits of a decoder whose tier samples natively (temperature > 0, top-p 1) the same walk
+ * runs in the addon over float32 weights; elsewhere in float64 here.
+ */
 export function sampleWithUniform(
   logits: Buf,
   off: number,
@@ -245,6 +240,11 @@ export function sampleWithUniform(
   u: number,
   probs: Float64Array,
 ): { token: number; logp: number } {
+  const ops = logitsOps.get(logits);
+  if (ops?.sampleRow && temperature > 0 && topP >= 1) {
+    const token = ops.sampleRow(logits, off, V, 1 / temperature, u, sampledLogp);
+    return { token, logp: sampledLogp[0] };
+  }
   samplingDistribution(probs, logits, off, V, temperature, topP);
   const token = temperature === 0 ? argmax(probs, V) : inverseCdf(probs, u, V);
   return { token, logp: Math.log(probs[token]) };

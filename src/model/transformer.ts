@@ -5,7 +5,8 @@
  *
  * Batches are right-padded: with causal attention a real token never attends to the padding after
  * it, so no attention mask is needed; the caller masks the loss at padded positions.
- * Activations are allocated for the largest B·T seen and reused (no allocation per step).
+ * Activations are allocated for the largest B·T seen and reused (no allocation per step). Every op
+ * runs through the engine's op table, so the whole step stays on one kernel tier.
  * Generation with a KV cache lives in generate.ts and reuses the same weights.
  */
 import type { Buf } from "../engine/kernels/types.js";
@@ -13,28 +14,9 @@ import type { Engine } from "../engine/engine.js";
 import type { Rng } from "../engine/rng.js";
 import type { ModelConfig } from "./config.js";
 import { buildLayout, moduleNames, type Layout, type ModuleNames } from "./layout.js";
-import {
-  embeddingForward,
-  embeddingBackward,
-  addPositionForward,
-  addPositionBackward,
-} from "../engine/ops/embedding.js";
-import { layerNormForward, layerNormBackward } from "../engine/ops/layernorm.js";
-import { rmsNormForward, rmsNormBackward } from "../engine/ops/rmsnorm.js";
-import { linearForward, linearBackward } from "../engine/ops/linear.js";
-import { ropeTables, ropeApply } from "../engine/ops/rope.js";
-import {
-  attentionGemmForward,
-  attentionGemmBackward,
-  attentionScratchSize,
-} from "../engine/ops/attention-gemm.js";
-import {
-  geluForward,
-  geluBackwardFromOutput,
-  swigluForward,
-  swigluBackward,
-} from "../engine/ops/activations.js";
-import { addInto } from "../engine/ops/residual.js";
+import type { Ops } from "../engine/ops/table.js";
+import { ropeTables } from "../engine/ops/rope.js";
+import { attentionScratchSize } from "../engine/ops/attention-gemm.js";
 
 interface LayerActs {
   ln1: Buf; // (N,C)
@@ -60,6 +42,32 @@ interface LayerActs {
   act: Buf; // (N,F) GELU(fc) or silu(gate)·up
   fcProj: Buf; // (N,C)
   res3: Buf; // (N,C)
+}
+
+interface ModuleParams {
+  w: Buf;
+  b: Buf | null;
+  gw: Buf;
+  gb: Buf | null;
+}
+
+/** Views of the activation buffers sized for N rows (the buffers themselves have capacity rows). */
+interface Views {
+  N: number;
+  encoded: Buf;
+  logits: Buf;
+  dres: Buf;
+  dln: Buf;
+  dact: Buf;
+  dfc: Buf;
+  dup: Buf | null;
+  datty: Buf;
+  dq: Buf;
+  dk: Buf;
+  dv: Buf;
+  dqkv: Buf | null;
+  dqPre: Buf | null;
+  dkPre: Buf | null;
 }
 
 interface Acts {
@@ -93,6 +101,8 @@ interface Acts {
 export class Transformer {
   readonly cfg: ModelConfig;
   readonly engine: Engine;
+  /** The engine's op table (every op of forward, backward and decoding). */
+  readonly ops: Ops;
   readonly layout: Layout;
   /** Tensor-name prefixes of the modules (see layout.ts). */
   readonly names: ModuleNames;
@@ -100,6 +110,10 @@ export class Transformer {
   readonly grads: Buf;
   private readonly pv = new Map<string, Buf>();
   private readonly gv = new Map<string, Buf>();
+  /** Weight, bias and their gradients per module name: no string building in the step loop. */
+  private readonly mods = new Map<string, ModuleParams>();
+  /** Activation views for the last row count, rebuilt when it changes: no views made per step. */
+  private views: Views | null = null;
   private readonly rope: { cos: Float64Array; sin: Float64Array } | null;
   private acts: Acts | null = null;
   private last: { B: number; T: number } | null = null;
@@ -107,6 +121,7 @@ export class Transformer {
   constructor(cfg: ModelConfig, engine: Engine, rng?: Rng) {
     this.cfg = cfg;
     this.engine = engine;
+    this.ops = engine.ops;
     this.layout = buildLayout(cfg);
     this.names = moduleNames(cfg);
     this.params = engine.alloc(this.layout.total);
@@ -114,6 +129,16 @@ export class Transformer {
     for (const t of this.layout.tensors) {
       this.pv.set(t.name, this.params.subarray(t.offset, t.offset + t.size));
       this.gv.set(t.name, this.grads.subarray(t.offset, t.offset + t.size));
+    }
+    for (const t of this.layout.tensors) {
+      if (!t.name.endsWith(".weight")) continue;
+      const m = t.name.slice(0, -".weight".length);
+      this.mods.set(m, {
+        w: this.pv.get(t.name)!,
+        b: this.pv.get(m + ".bias") ?? null,
+        gw: this.gv.get(t.name)!,
+        gb: this.gv.get(m + ".bias") ?? null,
+      });
     }
     this.rope = cfg.arch === "gpt2" ? null : ropeTables(cfg.headDim, cfg.maxSeqLen, cfg.ropeTheta);
     if (rng) this.initialize(rng);
@@ -153,7 +178,7 @@ export class Transformer {
   }
 
   zeroGrad(): void {
-    this.grads.fill(0);
+    this.ops.zero(this.grads, this.grads.length);
   }
 
   /** Positions per row for right-padded sequences (pos = t). */
@@ -171,7 +196,36 @@ export class Transformer {
     }
     const a = this.acts;
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) a.pos[b * T + t] = t;
+    if (this.views?.N !== N || this.views.encoded.buffer !== a.encoded.buffer)
+      this.views = this.makeViews(a, N);
     return a;
+  }
+
+  private makeViews(a: Acts, N: number): Views {
+    const c = this.cfg;
+    const C = c.dModel;
+    const F = c.dFF;
+    const qDim = c.nHeads * c.headDim;
+    const kvDim = c.nKvHeads * c.headDim;
+    const rows = (x: Buf, width: number): Buf => x.subarray(0, N * width);
+    const opt = (x: Buf | null, width: number): Buf | null => (x === null ? null : rows(x, width));
+    return {
+      N,
+      encoded: rows(a.encoded, C),
+      logits: rows(a.logits, c.vocabSize),
+      dres: rows(a.dres, C),
+      dln: rows(a.dln, C),
+      dact: rows(a.dact, F),
+      dfc: rows(a.dfc, F),
+      dup: opt(a.dup, F),
+      datty: rows(a.datty, qDim),
+      dq: rows(a.dq, qDim),
+      dk: rows(a.dk, kvDim),
+      dv: rows(a.dv, kvDim),
+      dqkv: opt(a.dqkv, 3 * C),
+      dqPre: opt(a.dqPre, qDim),
+      dkPre: opt(a.dkPre, kvDim),
+    };
   }
 
   private allocActs(N: number, attN: number): Acts {
@@ -259,9 +313,11 @@ export class Transformer {
         throw new Error(`token id ${id} at position ${i} is outside the vocabulary (0..${V - 1})`);
       a.ids[i] = id;
     }
-    const encoded = a.encoded.subarray(0, N * C);
-    embeddingForward(encoded, a.ids, this.w(this.names.embed), N, C);
-    if (gpt2) addPositionForward(encoded, this.w("transformer.wpe.weight"), a.pos, N, C);
+    const ops = this.ops;
+    const v = this.views!;
+    const encoded = v.encoded;
+    ops.embeddingForward(encoded, a.ids, this.w(this.names.embed), N, C);
+    if (gpt2) ops.addPositionForward(encoded, this.w("transformer.wpe.weight"), a.pos, N, C);
     let x: Buf = encoded;
     for (let l = 0; l < c.nLayers; l++) {
       const L = a.layers[l];
@@ -269,7 +325,9 @@ export class Transformer {
       this.norm(m.ln1, L.ln1, L.ln1Mean, L.ln1Rstd, x, N, C);
       if (gpt2) {
         this.linear(m.qkv, L.qkv!, L.ln1, N, C, 3 * C);
-        splitQkv(L.qkv!, L.q, L.k, L.v, N, C);
+        ops.copyRows(L.q, 0, C, L.qkv!, 0, 3 * C, N, C);
+        ops.copyRows(L.k, 0, C, L.qkv!, C, 3 * C, N, C);
+        ops.copyRows(L.v, 0, C, L.qkv!, 2 * C, 3 * C, N, C);
       } else {
         this.linear(m.q, L.qPre ?? L.q, L.ln1, N, C, qDim);
         this.linear(m.k, L.kPre ?? L.k, L.ln1, N, C, kvDim);
@@ -278,40 +336,26 @@ export class Transformer {
           this.norm(m.qNorm, L.q, null, L.qNormRstd!, L.qPre, N * c.nHeads, c.headDim);
           this.norm(m.kNorm, L.k, null, L.kNormRstd!, L.kPre!, N * c.nKvHeads, c.headDim);
         }
-        ropeApply(L.q, a.pos, this.rope!.cos, this.rope!.sin, N, c.nHeads, c.headDim, false);
-        ropeApply(L.k, a.pos, this.rope!.cos, this.rope!.sin, N, c.nKvHeads, c.headDim, false);
+        ops.ropeApply(L.q, a.pos, this.rope!.cos, this.rope!.sin, N, c.nHeads, c.headDim, false);
+        ops.ropeApply(L.k, a.pos, this.rope!.cos, this.rope!.sin, N, c.nKvHeads, c.headDim, false);
       }
-      const k = this.engine.kernels;
-      attentionGemmForward(
-        k,
-        L.atty,
-        L.att,
-        L.q,
-        L.k,
-        L.v,
-        a.attScratch,
-        B,
-        T,
-        c.nHeads,
-        c.nKvHeads,
-        c.headDim,
-      );
+      ops.attentionForward(L.atty, L.att, L.q, L.k, L.v, a.attScratch, B, T, c.nHeads, c.nKvHeads, c.headDim);
       this.linear(m.attnOut, L.attProj, L.atty, N, qDim, C);
-      addInto(L.res2, x, L.attProj, N * C);
+      ops.addInto(L.res2, x, L.attProj, N * C);
       this.norm(m.ln2, L.ln2, L.ln2Mean, L.ln2Rstd, L.res2, N, C);
       this.linear(m.fc, L.fc, L.ln2, N, C, F);
       if (gpt2) {
-        geluForward(L.act, L.fc, N * F);
+        ops.geluForward(L.act, L.fc, N * F);
       } else {
         this.linear(m.up, L.up!, L.ln2, N, C, F);
-        swigluForward(L.act, L.fc, L.up!, N * F);
+        ops.swigluForward(L.act, L.fc, L.up!, N * F);
       }
       this.linear(m.down, L.fcProj, L.act, N, F, C);
-      addInto(L.res3, L.res2, L.fcProj, N * C);
+      ops.addInto(L.res3, L.res2, L.fcProj, N * C);
       x = L.res3;
     }
     this.norm(this.names.lnf, a.lnf, a.lnfMean, a.lnfRstd, x, N, C);
-    const logits = a.logits.subarray(0, N * V);
+    const logits = v.logits;
     this.linear(this.names.lmHead, logits, a.lnf, N, C, V);
     if (a.values) this.linear("v_head.summary", a.values, a.lnf, N, C, 1);
     this.last = { B, T };
@@ -341,15 +385,17 @@ export class Transformer {
     const kvDim = c.nKvHeads * c.headDim;
     const F = c.dFF;
     const gpt2 = c.arch === "gpt2";
-    const dres = a.dres.subarray(0, N * C);
-    const dln = a.dln.subarray(0, N * C);
-    dln.fill(0);
+    const ops = this.ops;
+    const vw = this.views!;
+    const dres = vw.dres;
+    const dln = vw.dln;
+    ops.zero(dln, N * C);
     this.linearBack(this.names.lmHead, dln, dlogits, a.lnf, N, C, V);
     if (dvalues) {
       if (!a.values) throw new Error("dvalues given but the model has no value head");
       this.linearBack("v_head.summary", dln, dvalues, a.lnf, N, C, 1);
     }
-    dres.fill(0);
+    ops.zero(dres, N * C);
     const lastX = c.nLayers > 0 ? a.layers[c.nLayers - 1].res3 : a.encoded;
     this.normBack(this.names.lnf, dres, dln, lastX, a.lnfMean, a.lnfRstd, N, C);
     for (let l = c.nLayers - 1; l >= 0; l--) {
@@ -357,36 +403,34 @@ export class Transformer {
       const m = this.names.layers[l];
       const x = l > 0 ? a.layers[l - 1].res3 : a.encoded;
       // MLP branch: res3 = res2 + down(act(fc(ln2(res2)))).
-      const dact = a.dact.subarray(0, N * F);
-      const dfc = a.dfc.subarray(0, N * F);
-      dact.fill(0);
-      dfc.fill(0);
-      dln.fill(0);
+      const dact = vw.dact;
+      const dfc = vw.dfc;
+      ops.zero(dact, N * F);
+      ops.zero(dfc, N * F);
+      ops.zero(dln, N * C);
       this.linearBack(m.down, dact, dres, L.act, N, F, C);
       if (gpt2) {
-        geluBackwardFromOutput(dfc, L.fc, L.act, dact, N * F);
+        ops.geluBackwardFromOutput(dfc, L.fc, L.act, dact, N * F);
       } else {
-        const dup = a.dup!.subarray(0, N * F);
-        dup.fill(0);
-        swigluBackward(dfc, dup, dact, L.fc, L.up!, N * F);
+        const dup = vw.dup!;
+        ops.zero(dup, N * F);
+        ops.swigluBackward(dfc, dup, dact, L.fc, L.up!, N * F);
         this.linearBack(m.up, dln, dup, L.ln2, N, C, F);
       }
       this.linearBack(m.fc, dln, dfc, L.ln2, N, C, F);
       this.normBack(m.ln2, dres, dln, L.res2, L.ln2Mean, L.ln2Rstd, N, C);
       // Attention branch: res2 = x + proj(attention(q, k, v)).
-      const datty = a.datty.subarray(0, N * qDim);
-      const dq = a.dq.subarray(0, N * qDim);
-      const dk = a.dk.subarray(0, N * kvDim);
-      const dv = a.dv.subarray(0, N * kvDim);
-      datty.fill(0);
-      dq.fill(0);
-      dk.fill(0);
-      dv.fill(0);
-      dln.fill(0);
+      const datty = vw.datty;
+      const dq = vw.dq;
+      const dk = vw.dk;
+      const dv = vw.dv;
+      ops.zero(datty, N * qDim);
+      ops.zero(dq, N * qDim);
+      ops.zero(dk, N * kvDim);
+      ops.zero(dv, N * kvDim);
+      ops.zero(dln, N * C);
       this.linearBack(m.attnOut, datty, dres, L.atty, N, qDim, C);
-      const k = this.engine.kernels;
-      attentionGemmBackward(
-        k,
+      ops.attentionBackward(
         dq,
         dk,
         dv,
@@ -403,19 +447,21 @@ export class Transformer {
         c.headDim,
       );
       if (gpt2) {
-        const dqkv = a.dqkv!.subarray(0, N * 3 * C);
-        mergeQkv(dqkv, dq, dk, dv, N, C);
+        const dqkv = vw.dqkv!;
+        ops.copyRows(dqkv, 0, 3 * C, dq, 0, C, N, C);
+        ops.copyRows(dqkv, C, 3 * C, dk, 0, C, N, C);
+        ops.copyRows(dqkv, 2 * C, 3 * C, dv, 0, C, N, C);
         this.linearBack(m.qkv, dln, dqkv, L.ln1, N, C, 3 * C);
       } else {
-        ropeApply(dq, a.pos, this.rope!.cos, this.rope!.sin, N, c.nHeads, c.headDim, true);
-        ropeApply(dk, a.pos, this.rope!.cos, this.rope!.sin, N, c.nKvHeads, c.headDim, true);
+        ops.ropeApply(dq, a.pos, this.rope!.cos, this.rope!.sin, N, c.nHeads, c.headDim, true);
+        ops.ropeApply(dk, a.pos, this.rope!.cos, this.rope!.sin, N, c.nKvHeads, c.headDim, true);
         let dqIn: Buf = dq;
         let dkIn: Buf = dk;
         if (L.qPre) {
-          dqIn = a.dqPre!.subarray(0, N * qDim);
-          dkIn = a.dkPre!.subarray(0, N * kvDim);
-          dqIn.fill(0);
-          dkIn.fill(0);
+          dqIn = vw.dqPre!;
+          dkIn = vw.dkPre!;
+          ops.zero(dqIn, N * qDim);
+          ops.zero(dkIn, N * kvDim);
           this.normBack(m.qNorm, dqIn, dq, L.qPre, null, L.qNormRstd!, N * c.nHeads, c.headDim);
           this.normBack(m.kNorm, dkIn, dk, L.kPre!, null, L.kNormRstd!, N * c.nKvHeads, c.headDim);
         }
@@ -425,14 +471,14 @@ export class Transformer {
       }
       this.normBack(m.ln1, dres, dln, x, L.ln1Mean, L.ln1Rstd, N, C);
     }
-    embeddingBackward(this.g(this.names.embed), dres, a.ids, N, C);
-    if (gpt2) addPositionBackward(this.g("transformer.wpe.weight"), dres, a.pos, N, C);
+    ops.embeddingBackward(this.g(this.names.embed), dres, a.ids, N, C);
+    if (gpt2) ops.addPositionBackward(this.g("transformer.wpe.weight"), dres, a.pos, N, C);
   }
 
   /** out (N,OC) = inp (N,IC) @ Wᵀ (+ b) for the linear module `name` (`name.weight`, `name.bias` if any). */
   linear(name: string, out: Buf, inp: Buf, N: number, IC: number, OC: number): void {
-    const bias = this.pv.get(name + ".bias") ?? null;
-    linearForward(this.engine.kernels, out, inp, this.w(name + ".weight"), bias, N, IC, OC);
+    const p = this.mod(name);
+    this.ops.linearForward(out, inp, p.w, p.b, N, IC, OC);
   }
 
   private linearBack(
@@ -444,27 +490,23 @@ export class Transformer {
     IC: number,
     OC: number,
   ): void {
-    const dbias = this.gv.get(name + ".bias") ?? null;
-    linearBackward(
-      this.engine.kernels,
-      dinp,
-      this.g(name + ".weight"),
-      dbias,
-      dout,
-      inp,
-      this.w(name + ".weight"),
-      N,
-      IC,
-      OC,
-    );
+    const p = this.mod(name);
+    this.ops.linearBackward(dinp, p.gw, p.gb, dout, inp, p.w, N, IC, OC);
+  }
+
+  /** Weight, bias and gradients of module `name` (a Hugging Face tensor-name prefix). */
+  private mod(name: string): ModuleParams {
+    const p = this.mods.get(name);
+    if (!p) throw new Error(`no module named "${name}"`);
+    return p;
   }
 
   /** LayerNorm (GPT-2) or RMSNorm (Llama/Qwen3; `mean` unused) of the module `name` over N rows of C. */
   norm(name: string, out: Buf, mean: Buf | null, rstd: Buf, inp: Buf, N: number, C: number): void {
     const eps = this.cfg.normEps;
-    if (this.cfg.arch === "gpt2")
-      layerNormForward(out, mean!, rstd, inp, this.w(name + ".weight"), this.w(name + ".bias"), N, C, eps);
-    else rmsNormForward(out, rstd, inp, this.w(name + ".weight"), N, C, eps);
+    const p = this.mod(name);
+    if (this.cfg.arch === "gpt2") this.ops.layerNormForward(out, mean!, rstd, inp, p.w, p.b, N, C, eps);
+    else this.ops.rmsNormForward(out, rstd, inp, p.w, N, C, eps);
   }
 
   private normBack(
@@ -477,40 +519,9 @@ export class Transformer {
     N: number,
     C: number,
   ): void {
-    const w = this.w(name + ".weight");
+    const p = this.mod(name);
     if (this.cfg.arch === "gpt2")
-      layerNormBackward(
-        dinp,
-        this.g(name + ".weight"),
-        this.g(name + ".bias"),
-        dout,
-        inp,
-        w,
-        mean!,
-        rstd,
-        N,
-        C,
-      );
-    else rmsNormBackward(dinp, this.g(name + ".weight"), dout, inp, w, rstd, N, C);
-  }
-}
-
-/** (N,3C) fused projection → q, k, v (N,C) each. */
-function splitQkv(qkv: Buf, q: Buf, k: Buf, v: Buf, N: number, C: number): void {
-  for (let n = 0; n < N; n++) {
-    const base = n * 3 * C;
-    q.set(qkv.subarray(base, base + C), n * C);
-    k.set(qkv.subarray(base + C, base + 2 * C), n * C);
-    v.set(qkv.subarray(base + 2 * C, base + 3 * C), n * C);
-  }
-}
-
-/** Inverse of splitQkv for gradients. */
-function mergeQkv(dqkv: Buf, dq: Buf, dk: Buf, dv: Buf, N: number, C: number): void {
-  for (let n = 0; n < N; n++) {
-    const base = n * 3 * C;
-    dqkv.set(dq.subarray(n * C, (n + 1) * C), base);
-    dqkv.set(dk.subarray(n * C, (n + 1) * C), base + C);
-    dqkv.set(dv.subarray(n * C, (n + 1) * C), base + 2 * C);
+      this.ops.layerNormBackward(dinp, p.gw, p.gb, dout, inp, p.w, mean!, rstd, N, C);
+    else this.ops.rmsNormBackward(dinp, p.gw, dout, inp, p.w, rstd, N, C);
   }
 }

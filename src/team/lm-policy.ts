@@ -31,14 +31,19 @@ interface Scored {
 
 /** AdamW over a model's flat parameters with these settings (shared by agents and the critic). */
 export function adamWFor(model: Transformer, optim: LmOptimOptions, decayMask?: Uint8Array): AdamW {
-  return new AdamW(model.params, model.grads, {
-    lr: optim.lr,
-    beta1: optim.beta1,
-    beta2: optim.beta2,
-    eps: optim.eps,
-    weightDecay: optim.weightDecay,
-    decayMask,
-  });
+  return new AdamW(
+    model.params,
+    model.grads,
+    {
+      lr: optim.lr,
+      beta1: optim.beta1,
+      beta2: optim.beta2,
+      eps: optim.eps,
+      weightDecay: optim.weightDecay,
+      decayMask,
+    },
+    model.ops,
+  );
 }
 
 export class LmPolicy implements TrainablePolicy {

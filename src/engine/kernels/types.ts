@@ -1,7 +1,8 @@
 /**
  * The kernel interface: the few dense primitives that dominate the cost of a step. The engine
  * selects one implementation at start-up (see select.ts): `ts` (readable reference, any float
- * type), `wasm` (WebAssembly SIMD, float32, the portable default), later `native`.
+ * type), `wasm` (WebAssembly SIMD, float32, portable), `native` (the C addon, float32, fastest).
+ * The other ops of a model reach the same tier through the op table (ops/table.ts).
  *
  * Conventions: row-major, contiguous; arrays are passed as views (subarray), so an implementation
  * may use byteOffset. Every implementation splits work by output rows only, so its results are

@@ -7,6 +7,7 @@
  * float32 is ~50× slower). As with the reference, C must not overlap A or B.
  */
 import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import type { Heap } from "./heap.js";
 import type { WorkerPool } from "./pool.js";
 import { gemmReference } from "./ts.js";
@@ -39,6 +40,7 @@ export const PARALLEL_MIN_MACS = 1 << 21;
 
 // Compiled files sit in dist/src/engine/kernels/, four levels below the package root.
 const WASM_URL = new URL("../../../../build/kernels.wasm", import.meta.url);
+export const WASM_PATH = fileURLToPath(WASM_URL);
 
 let modulePromise: Promise<WebAssembly.Module> | null = null;
 
@@ -141,19 +143,20 @@ export function chunkRows(M: number, threads: number): number {
 const CHUNKS_PER_THREAD = 4;
 
 function checkSizes(M: number, N: number, K: number, A: Buf, B: Buf, C: Buf): void {
-  for (const [name, x] of [
-    ["M", M],
-    ["N", N],
-    ["K", K],
-  ] as const) {
-    if (!Number.isInteger(x) || x < 0) throw new Error(`gemm: ${name}=${x} is not a non-negative integer`);
-  }
+  // Written out (no array of pairs): gemm runs in the step loop, which allocates nothing.
+  if (!isCount(M) || !isCount(N) || !isCount(K))
+    throw new Error(`gemm: M=${M} N=${N} K=${K} must be non-negative integers`);
   // The wasm code reads the heap directly, so a short array would silently read its neighbours.
-  const need = (what: string, x: Buf, n: number): void => {
-    if (x.length < n)
-      throw new Error(`gemm: ${what} has ${x.length} elements, needs ${n} (M=${M} N=${N} K=${K})`);
-  };
-  need("A", A, M * K);
-  need("B", B, K * N);
-  need("C", C, M * N);
+  need("A", A, M * K, M, N, K);
+  need("B", B, K * N, M, N, K);
+  need("C", C, M * N, M, N, K);
+}
+
+function isCount(x: number): boolean {
+  return Number.isInteger(x) && x >= 0;
+}
+
+function need(what: string, x: Buf, n: number, M: number, N: number, K: number): void {
+  if (x.length < n)
+    throw new Error(`gemm: ${what} has ${x.length} elements, needs ${n} (M=${M} N=${N} K=${K})`);
 }

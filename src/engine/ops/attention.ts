@@ -272,20 +272,46 @@ export function attentionBackward(
 }
 
 /**
- * One decoding step against a kv cache: sequence b's query attends to cache rows
- * [0, lengths[b]) (the current token's k/v must already be written). Rows with active[b] = 0 are
- * skipped and their `out` is left untouched.
+ * Writes the current token's keys and values into a head-major cache: for every sequence b with
+ * active[b] = 1, head h's row goes to cache[b, h, pos[b], :].
+ */
+export function kvCacheWrite(
+  kCache: Buf, // (B, Hkv, Tmax, hd)
+  vCache: Buf, // (B, Hkv, Tmax, hd)
+  k: Buf, // (B, Hkv, hd)
+  v: Buf, // (B, Hkv, hd)
+  pos: Int32Array, // (B)
+  active: Uint8Array, // (B)
+  B: number,
+  Tmax: number,
+  Hkv: number,
+  hd: number,
+): void {
+  for (let b = 0; b < B; b++) {
+    if (active[b] === 0) continue;
+    for (let h = 0; h < Hkv; h++) {
+      const src = (b * Hkv + h) * hd;
+      const dst = ((b * Hkv + h) * Tmax + pos[b]) * hd;
+      kCache.set(k.subarray(src, src + hd), dst);
+      vCache.set(v.subarray(src, src + hd), dst);
+    }
+  }
+}
+
+/**
+ * One decoding step against a head-major kv cache (B, Hkv, Tmax, hd): a head's keys are one
+ * contiguous block, so the scores and the weighted sum stream through it. Sequence b's query
+ * attends to cache rows [0, lengths[b]) (the current token's k/v must already be written). Rows
+ * with active[b] = 0 are skipped and their `out` is left untouched.
  *
- * Sampling spends most of its non-gemm time here, so both passes over the cache take four rows at a
- * time: each query element (scores) or accumulator element (weighted sum) is loaded once per four
- * multiply-adds. Sums are float64; `scores` holds the scores, then the unnormalised weights.
+ * Both passes over the cache take four rows at a time: each query element (scores) or accumulator
+ * element (weighted sum) is loaded once per four multiply-adds. Sums are float64.
  */
 export function attentionDecode(
   out: Buf, // (B, Hq, hd)
-  scores: Buf, // (Tmax) scratch
   q: Buf, // (B, Hq, hd)
-  kCache: Buf, // (B, Tmax, Hkv, hd)
-  vCache: Buf, // (B, Tmax, Hkv, hd)
+  kCache: Buf, // (B, Hkv, Tmax, hd)
+  vCache: Buf, // (B, Hkv, Tmax, hd)
   lengths: Int32Array, // (B) valid cache rows, including the current token
   active: Uint8Array, // (B) 1 = compute this row
   B: number,
@@ -296,25 +322,25 @@ export function attentionDecode(
 ): void {
   const group = groupSize(Hq, Hkv, "attentionDecode");
   const scale = 1 / Math.sqrt(hd);
-  const buf = getScratch(2 * hd);
+  const buf = getScratch(2 * hd + Tmax);
   const qs = buf.subarray(0, hd); // (hd) the query, pre-scaled
   const acc = buf.subarray(hd, 2 * hd); // (hd) weighted sum of values
-  const rs = Hkv * hd; // cache row stride
+  const scores = buf.subarray(2 * hd, 2 * hd + Tmax); // scores, then unnormalised weights
   for (let b = 0; b < B; b++) {
     if (active[b] === 0) continue;
     const L = lengths[b];
     if (L < 1 || L > Tmax) throw new Error(`attentionDecode: lengths[${b}]=${L} outside [1, ${Tmax}]`);
     for (let h = 0; h < Hq; h++) {
       const qo = (b * Hq + h) * hd;
-      const row0 = (b * Tmax * Hkv + ((h / group) | 0)) * hd; // cache row t at row0 + t·rs
+      const row0 = (b * Hkv + ((h / group) | 0)) * Tmax * hd; // cache row t at row0 + t·hd
       for (let d = 0; d < hd; d++) qs[d] = q[qo + d] * scale;
       let max = -Infinity;
       let t = 0;
       for (; t + 4 <= L; t += 4) {
-        const k0 = row0 + t * rs;
-        const k1 = k0 + rs;
-        const k2 = k1 + rs;
-        const k3 = k2 + rs;
+        const k0 = row0 + t * hd;
+        const k1 = k0 + hd;
+        const k2 = k1 + hd;
+        const k3 = k2 + hd;
         let s0 = 0;
         let s1 = 0;
         let s2 = 0;
@@ -333,7 +359,7 @@ export function attentionDecode(
         max = Math.max(max, s0, s1, s2, s3);
       }
       for (; t < L; t++) {
-        const k0 = row0 + t * rs;
+        const k0 = row0 + t * hd;
         let s0 = 0;
         for (let d = 0; d < hd; d++) s0 += qs[d] * kCache[k0 + d];
         scores[t] = s0;
@@ -343,10 +369,10 @@ export function attentionDecode(
       for (t = 0; t < L; t++) sum += scores[t] = exp(scores[t] - max);
       acc.fill(0);
       for (t = 0; t + 4 <= L; t += 4) {
-        const v0 = row0 + t * rs;
-        const v1 = v0 + rs;
-        const v2 = v1 + rs;
-        const v3 = v2 + rs;
+        const v0 = row0 + t * hd;
+        const v1 = v0 + hd;
+        const v2 = v1 + hd;
+        const v3 = v2 + hd;
         const p0 = scores[t];
         const p1 = scores[t + 1];
         const p2 = scores[t + 2];
@@ -355,7 +381,7 @@ export function attentionDecode(
           acc[d] += p0 * vCache[v0 + d] + p1 * vCache[v1 + d] + p2 * vCache[v2 + d] + p3 * vCache[v3 + d];
       }
       for (; t < L; t++) {
-        const v0 = row0 + t * rs;
+        const v0 = row0 + t * hd;
         const p0 = scores[t];
         for (let d = 0; d < hd; d++) acc[d] += p0 * vCache[v0 + d];
       }

@@ -112,3 +112,66 @@ export function tokenLogProbBackward(
     dlogits[o + t] += g;
   }
 }
+
+/**
+ * Cross-entropy forward and backward in one pass over the logits, without a log-prob buffer:
+ * losses[n] = −log softmax(z)[t] and dlogits[n,:] = dscale·(softmax(z) − onehot(t)) (overwritten,
+ * not accumulated), t = targets[n]; rows with t < 0 get loss 0 and a zero gradient. `dscale` is the
+ * gradient of the total loss w.r.t. each row's loss (1/N for a mean). Same maths as
+ * crossEntropyForward + crossEntropyBackward.
+ */
+export function softmaxCrossEntropy(
+  losses: Buf, // (N)
+  dlogits: Buf, // (N, V) overwritten
+  logits: Buf, // (N, V)
+  targets: Int32Array, // (N)
+  N: number,
+  V: number,
+  dscale: number,
+): void {
+  for (let n = 0; n < N; n++) {
+    const o = n * V;
+    const t = targets[n];
+    if (t < 0) {
+      losses[n] = 0;
+      dlogits.fill(0, o, o + V);
+      continue;
+    }
+    let max = -Infinity;
+    for (let i = 0; i < V; i++) if (logits[o + i] > max) max = logits[o + i];
+    let sum = 0;
+    for (let i = 0; i < V; i++) sum += Math.exp(logits[o + i] - max);
+    const logSum = Math.log(sum);
+    losses[n] = -(logits[o + t] - max - logSum);
+    for (let i = 0; i < V; i++) dlogits[o + i] = dscale * Math.exp(logits[o + i] - max - logSum);
+    dlogits[o + t] -= dscale;
+  }
+}
+
+/**
+ * One draw from softmax(logits[off..off+V) · invTemp) given a uniform u ∈ [0, 1), walking the
+ * unnormalised weights as Rng.categorical walks probabilities; returns the token and writes its
+ * log-prob to logp[0]. The fallback of the native sampler (Ops.sampleRow).
+ */
+export function sampleRowJs(
+  logits: Buf,
+  off: number,
+  V: number,
+  invTemp: number,
+  u: number,
+  logp: Float64Array,
+): number {
+  let max = -Infinity;
+  for (let i = 0; i < V; i++) if (logits[off + i] > max) max = logits[off + i];
+  let total = 0;
+  for (let i = 0; i < V; i++) total += Math.exp((logits[off + i] - max) * invTemp);
+  let r = u * total;
+  let t = -1;
+  for (let i = 0; i < V && t < 0; i++) {
+    r -= Math.exp((logits[off + i] - max) * invTemp);
+    if (r < 0) t = i;
+  }
+  if (t < 0) for (t = V - 1; t > 0 && logits[off + t] === -Infinity; t--);
+  logp[0] = (logits[off + t] - max) * invTemp - Math.log(total);
+  return t;
+}
