@@ -8,13 +8,23 @@
  * atomically, `latest` updated last.
  * Resuming loads that checkpoint; since every random stream of a stage derives from (seed, stage),
  * a resumed run ends with the same weights, bit for bit, as an uninterrupted one.
+ * Checkpoints are written every run.save_steps stages, once run.save_interval_s seconds have passed
+ * since the last one, at the end, and on Ctrl-C (after the stage in progress). A stage whose
+ * weights come out non-finite stops the run before anything of it is logged or saved.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Rng } from "../engine/rng.js";
 import type { Engine } from "../engine/engine.js";
 import { Transformer } from "../model/transformer.js";
-import { CheckpointError, loadModel, loadOptimizer, saveModel, saveOptimizer } from "../model/checkpoint.js";
+import {
+  CheckpointError,
+  loadModel,
+  loadOptimizer,
+  nonFiniteTensor,
+  saveModel,
+  saveOptimizer,
+} from "../model/checkpoint.js";
 import { SafetensorsError } from "../model/safetensors.js";
 import type { Tokenizer } from "../model/tokenizer.js";
 import { makeProblems, type Problem, type TaskFamily } from "../tasks/index.js";
@@ -40,6 +50,7 @@ import {
   teamTokenizer,
 } from "./setup.js";
 import { rolloutRecordOf, samplerOf } from "./rollout-server.js";
+import { SavePolicy } from "./save-policy.js";
 
 export const TRAINER_STATE_FILE = "trainer_state.json";
 export const CRITIC_DIR = "critic";
@@ -119,6 +130,30 @@ export function stageRow(record: StageRecord, extra: Record<string, unknown>): R
   }
   row.agents = [...agents.values()].sort((a, b) => (a.agent as number) - (b.agent as number));
   return row;
+}
+
+/**
+ * Stages that teach the team nothing, worth a console line and a `warnings` entry in the record:
+ * every update rejected by the trust region, or every prompt group with equal rewards.
+ */
+export function stageWarnings(record: StageRecord, step: number): string[] {
+  // Equal rewards everywhere also make every update fail (no gain), so that is the one reported.
+  if (record.fracZeroStd === 1)
+    return [
+      `stage ${step}: every prompt group had the same reward for all its samples, so every advantage is zero and nothing was learned; change tasks.difficulty or raise rollout.n`,
+    ];
+  const agents = record.agents;
+  if (record.algo === "sat" && agents.length > 0 && agents.every((a) => a.accepted === 0))
+    return [
+      `stage ${step}: every agent update was rejected by the trust region (null updates, the team is unchanged); lower optim.lr or raise algo.kl_radius`,
+    ];
+  return [];
+}
+
+/** A Ctrl-C that stopped the run; exit code 130, the message says where it stopped. */
+export class InterruptedError extends Error {
+  readonly exitCode = 130;
+  override name = "InterruptedError";
 }
 
 function saveTeam(dir: string, trainer: TeamTrainer, tok: Tokenizer): void {
@@ -278,11 +313,28 @@ export async function runTrain(
     if (trainer.state.step === 0 && cfg.eval.before_train) await evaluate("start");
     const maxSteps = cfg.run.max_steps;
     const maxTokens = cfg.run.max_tokens ?? Infinity;
+    const savePolicy = new SavePolicy(cfg.run.save_steps, cfg.run.save_interval_s);
+    let savedStep = run.resumeFrom?.step ?? -1;
+    const save = async (step: number): Promise<void> => {
+      await run.publishCheckpoint(step, (dir) => saveTeam(dir, trainer, tok), {
+        keep: cfg.run.save_total_limit,
+      });
+      savedStep = step;
+      savePolicy.saved();
+    };
     const bar = progress.phase(`train ${algo}`, maxSteps - trainer.state.step);
     while (trainer.state.step < maxSteps && trainer.state.tokens < maxTokens) {
       // A stage never returns to the event loop; yielding here lets a pending Ctrl-C handler run.
       await new Promise<void>((resolve) => setImmediate(resolve));
-      if (signal?.aborted) throw new Error("interrupted before stage " + (trainer.state.step + 1));
+      if (signal?.aborted) {
+        const step = trainer.state.step;
+        if (step > savedStep && step > 0) await save(step);
+        throw new InterruptedError(
+          step > 0
+            ? `interrupted after stage ${step}; checkpoint ${run.path(`checkpoints/stage-${step}`)} is complete; continue with sat train --resume --output-dir ${run.dir}`
+            : "interrupted before stage 1; nothing to save",
+        );
+      }
       // One bar per stage, counting agent updates; rollout tokens feed its tokens/s.
       const stageBar = progress.phase(
         `stage ${trainer.state.step + 1}: rollout and agent updates`,
@@ -298,23 +350,29 @@ export async function runTrain(
       stageBar.done();
       const seconds = (performance.now() - tStage) / 1000;
       const step = trainer.state.step;
+      trainer.models.forEach((m, i) => {
+        const bad = nonFiniteTensor(m);
+        if (bad)
+          throw new CheckpointError(
+            `stage ${step}: agent ${i}'s tensor "${bad.name}" became non-finite (${bad.count} NaN/Inf values); the run diverged and this stage is neither logged nor saved; resume from the last checkpoint with a lower optim.lr`,
+          );
+      });
+      const warnings = stageWarnings(record, step);
       const row = stageRow(record, {
         "timing_s/step": seconds,
         num_tokens: trainer.state.tokens,
         "perf/throughput": record.generatedTokens / seconds,
         ...rolloutRecord,
+        ...(warnings.length > 0 ? { warnings } : {}),
       });
       stagesLog.append(row);
+      for (const w of warnings) progress.warn?.(w);
       progress.metrics(row as { step: number });
       bar.tick(1, record.generatedTokens);
       const last = step === maxSteps || trainer.state.tokens >= maxTokens;
       // Evaluations come before the stage's checkpoint, so a resume from it never redoes or skips one.
       if (last || (cfg.eval.steps > 0 && step % cfg.eval.steps === 0)) await evaluate(algo);
-      if (last || (cfg.run.save_steps > 0 && step % cfg.run.save_steps === 0)) {
-        await run.publishCheckpoint(step, (dir) => saveTeam(dir, trainer, tok), {
-          keep: cfg.run.save_total_limit,
-        });
-      }
+      if (last || savePolicy.due(step)) await save(step);
     }
     bar.done();
     if (evals.length > 0) progress.log(formatEvalTable(evals));
