@@ -27,7 +27,7 @@ import {
 } from "../model/checkpoint.js";
 import { SafetensorsError } from "../model/safetensors.js";
 import type { Tokenizer } from "../model/tokenizer.js";
-import { makeProblems, type Problem, type TaskFamily } from "../tasks/index.js";
+import { makeProblems, ProblemStream, type Problem, type TaskFamily } from "../tasks/index.js";
 import { runStage, stageMetrics, type StageRecord } from "../algorithm/index.js";
 import { TeamTrainer, type TeamTrainState } from "../train/team.js";
 import { loadCriticInto, saveCritic } from "../team/critic.js";
@@ -51,6 +51,15 @@ import {
 } from "./setup.js";
 import { rolloutRecordOf, samplerOf } from "./rollout-server.js";
 import { SavePolicy } from "./save-policy.js";
+import {
+  checkEvalMemory,
+  checkStageMemory,
+  evalShapeOf,
+  modelDims,
+  stageShapeOf,
+  type MemoryBudget,
+} from "./memory.js";
+import { availableMemory, jsHeapLimit } from "../io/sysmem.js";
 
 export const TRAINER_STATE_FILE = "trainer_state.json";
 export const CRITIC_DIR = "critic";
@@ -235,13 +244,63 @@ export function checkpointVersions(dir: string, n: number): number[] {
 }
 
 export function heldOutProblems(cfg: ResolvedConfig, task: TaskFamily): Problem[] {
-  return makeProblems(task, {
-    split: "test",
-    n: cfg.eval.n_prompts,
-    seed: new Rng(cfg.run.seed).fork("eval-prompts").seed,
+  try {
+    return makeProblems(task, {
+      split: "test",
+      n: cfg.eval.n_prompts,
+      seed: new Rng(cfg.run.seed).fork("eval-prompts").seed,
+      difficulty: cfg.tasks.difficulty ?? undefined,
+      testPercent: cfg.tasks.test_percent,
+    });
+  } catch (err) {
+    // Too many prompts for the test split: a setting to change, not a crash.
+    throw Object.assign(new Error(`eval.n_prompts=${cfg.eval.n_prompts}: ${(err as Error).message}`), {
+      exitCode: 2,
+    });
+  }
+}
+
+/** The engine's float heap is one WebAssembly memory: at most 4 GiB (src/engine/kernels/heap.ts). */
+const WASM_HEAP_LIMIT = 4 * 2 ** 30;
+
+/** What this process may use now: free memory (cgroup-aware), the engine's heap and V8's heap limits. */
+export function memoryBudget(cfg: ResolvedConfig): MemoryBudget {
+  return {
+    available: availableMemory(),
+    engineLimit: cfg.run.kernels === "wasm" ? WASM_HEAP_LIMIT : null,
+    jsHeapLimit: jsHeapLimit(),
+  };
+}
+
+/**
+ * Refuses, before anything runs, a stage (and its evaluations) that would not fit in memory; the
+ * message gives the estimate and the largest setting that fits.
+ */
+export function checkTrainMemory(
+  cfg: ResolvedConfig,
+  models: Transformer[],
+  task: TaskFamily,
+  tok: Tokenizer,
+): void {
+  const dims = modelDims(models[0].cfg, models[0].params.length);
+  const budget = memoryBudget(cfg);
+  const prompt = longestPrompt(cfg, task, tok);
+  // Evaluation decoders stay on the engine's heap next to the stage's buffers.
+  const evalEst = checkEvalMemory(dims, evalShapeOf(cfg, models.length, prompt), budget);
+  checkStageMemory(dims, stageShapeOf(cfg, models.length, prompt), {
+    ...budget,
+    engineReserved: evalEst.engine,
+  });
+}
+
+/** Tokens (with <bos>) of the longest of a sample of the task's training prompts. */
+export function longestPrompt(cfg: ResolvedConfig, task: TaskFamily, tok: Tokenizer): number {
+  const sample = new ProblemStream(task, {
+    seed: new Rng(cfg.run.seed).fork("memory-estimate").seed,
     difficulty: cfg.tasks.difficulty ?? undefined,
     testPercent: cfg.tasks.test_percent,
-  });
+  }).take(256);
+  return 1 + Math.max(...sample.map((p) => tok.encode(p.prompt).length));
 }
 
 /**
@@ -270,6 +329,7 @@ export async function runTrain(
   let evalLog: JsonlWriter | undefined;
   try {
     const models = initialModels(cfg, engine, tok);
+    checkTrainMemory(cfg, models, task, tok);
     const algo = cfg.algo.name;
     const trainer = new TeamTrainer(models, tok, {
       stage: stageConfigOf(cfg, models.length),
