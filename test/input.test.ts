@@ -39,25 +39,24 @@ test("safety 8 input: an empty or comment-only config file says every key takes 
   assert.deepEqual(errorLines(await sat(["config", "--config", file])), []);
 });
 
-test("safety 8 input: a bad dataset line is one line naming file:line and the key, exit 2, no run directory", async () => {
+test("safety 8 input: a bad dataset line is one line naming file:line, exit 2, no run directory", async () => {
+  const { "tasks.difficulty": _difficulty, ...noDifficulty } = TINY;
+  const train = ["train", "-q", "--threads", "1", "--max-steps", "2", ...sets(noDifficulty)];
   const data = join(tmp, "problems.jsonl");
-  writeFileSync(data, '{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2=", "answer": 4}\n');
+  writeFileSync(data, '{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2="}\n');
   const out = join(tmp, "dataset-run");
-  const r = await sat([...TRAIN, "--output-dir", out, "--set", `tasks.dataset=${data}`]);
+  const r = await sat([...train, "--output-dir", out, "--set", `tasks.dataset=${data}`]);
   assert.equal(r.code, 2);
-  assert.deepEqual(errorLines(r), [
-    `sat: tasks.dataset: ${data}:2: field "answer" must be a string, got number`,
-  ]);
+  assert.deepEqual(errorLines(r), [`sat: ${data}:2: missing field "answer"`]);
   const missing = await sat([
-    ...TRAIN,
+    ...train,
     "--output-dir",
     out,
     "--set",
     `tasks.dataset=${join(tmp, "nope.jsonl")}`,
   ]);
-  assert.deepEqual(errorLines(missing), [
-    `sat: tasks.dataset: ${join(tmp, "nope.jsonl")}: cannot read (ENOENT)`,
-  ]);
+  assert.equal(missing.code, 2);
+  assert.deepEqual(errorLines(missing), [`sat: ${join(tmp, "nope.jsonl")}: cannot read (ENOENT)`]);
   assert.ok(!existsSync(out));
 });
 

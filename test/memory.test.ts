@@ -53,12 +53,12 @@ function measureStage(prompts: number, group: number, protocol: "relay" | "indep
     });
     const engine = await createEngine({ threads: 1 });
     const tok = teamTokenizer();
-    const task = taskOf(cfg);
+    const task = await taskOf(cfg, tok);
     const models = [0, 1].map(() => loadModel(A, engine, tok));
     const heap = engine.kernels.heap;
     const trainer = new TeamTrainer(models, tok, {
       algo: "sat", stage: stageConfigOf(cfg, 2), rollout: rolloutOptionsOf(cfg, 2), groupSize: ${group},
-      klCoef: 0.1, optim: lmOptimOf(cfg), task, difficulty: 2, heldOutPrompts: ${prompts}, seed: 1,
+      klCoef: 0.1, optim: lmOptimOf(cfg), task, difficulty: 2, heldOutPrompts: cfg.algo.cert_prompts, seed: 1,
     });
     globalThis.gc?.();
     const rssBefore = process.resourceUsage().maxRSS * 1024;

@@ -318,7 +318,7 @@ export function stageShapeOf(cfg: ResolvedConfig, agents: number, promptTokens?:
     promptTokens: Math.min(promptTokens ?? Infinity, cfg.rollout.max_prompt_length),
     completionTokens: completionCap(cfg, agents),
     miniBatchPrompts: cfg.algo.ppo_mini_batch_size,
-    heldOutPrompts: cfg.rollout.prompts_per_step,
+    heldOutPrompts: cfg.algo.cert_prompts,
     resample: cfg.algo.intermediate === "resample",
     critic: cfg.algo.adv_estimator === "gae",
   };
