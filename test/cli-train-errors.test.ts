@@ -120,7 +120,9 @@ function rehash(checkpointDir: string, file: string): void {
   const path = join(checkpointDir, RUN_FILES.manifest);
   const m = JSON.parse(readFileSync(path, "utf8")) as { files: { path: string; sha256: string }[] };
   const entry = m.files.find((f) => f.path === file)!;
-  entry.sha256 = createHash("sha256").update(readFileSync(join(checkpointDir, file))).digest("hex");
+  entry.sha256 = createHash("sha256")
+    .update(readFileSync(join(checkpointDir, file)))
+    .digest("hex");
   writeFileSync(path, JSON.stringify(m));
 }
 

@@ -423,10 +423,16 @@ test("safety 4 resume: a changed seed or hyperparameter is refused with the diff
   // Naming only one of the two is not enough; a key that does not exist is a usage error.
   const partly = await sat([...args, "--allow-config-change", "run.seed"]);
   assert.equal(partly.code, 2);
-  assert.match(partly.stderr, /differs .*: algo\.kl_radius 0\.3 → 0\.2;.*--allow-config-change algo\.kl_radius$/m);
+  assert.match(
+    partly.stderr,
+    /differs .*: algo\.kl_radius 0\.3 → 0\.2;.*--allow-config-change algo\.kl_radius$/m,
+  );
   const typo = await sat([...args, "--allow-config-change", "algo.kl_radus"]);
   assert.equal(typo.code, 2);
-  assert.match(typo.stderr, /^sat: --allow-config-change algo\.kl_radus: no such config key; did you mean algo\.kl_radius\?/);
+  assert.match(
+    typo.stderr,
+    /^sat: --allow-config-change algo\.kl_radus: no such config key; did you mean algo\.kl_radius\?/,
+  );
   const ok = await completes(startSat([...args, "--allow-config-change", "run.seed,algo.kl_radius"]));
   assert.match(read(join(dir, RUN_FILES.config)), /seed: 7/);
   const o = JSON.parse(read(join(dir, RUN_FILES.overrides))) as { changes: Record<string, unknown>[] };

@@ -130,10 +130,13 @@ test("checkpoints publish atomically, `latest` follows, and only complete stages
   truncateSync(join(ck, "stage-8", "agent_0", "weights.bin"), 10);
   assert.deepEqual(findLatestCheckpoint(dir), { step: 3, dir: join(ck, "stage-3") });
   const warnings: string[] = [];
-  assert.deepEqual(resolveCheckpoint(dir, "--resume", (m) => warnings.push(m)), {
-    step: 3,
-    dir: join(ck, "stage-3"),
-  });
+  assert.deepEqual(
+    resolveCheckpoint(dir, "--resume", (m) => warnings.push(m)),
+    {
+      step: 3,
+      dir: join(ck, "stage-3"),
+    },
+  );
   // Each damaged newer checkpoint is named with its damaged file and the stage used instead. The
   // resume that published stage 8 moved stage-7 (no manifest) aside, where nothing reads it.
   assert.deepEqual(warnings, [

@@ -198,7 +198,11 @@ export function scanCheckpoints(runDir: string): { intact: CheckpointInfo | null
  * reported through `warn`, naming the damaged file and the stage used instead; when every
  * checkpoint is damaged, this refuses (exit 1) rather than start the run over.
  */
-export function findIntactCheckpoint(runDir: string, warn: Warn = () => {}, flag = "--resume"): CheckpointInfo | null {
+export function findIntactCheckpoint(
+  runDir: string,
+  warn: Warn = () => {},
+  flag = "--resume",
+): CheckpointInfo | null {
   const { intact, damaged } = scanCheckpoints(runDir);
   if (!intact && damaged.length > 0) {
     const more = damaged.length > 1 ? ` (and ${damaged.length - 1} older damaged checkpoint(s))` : "";
