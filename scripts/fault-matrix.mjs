@@ -157,61 +157,95 @@ const leftovers = (dir) =>
 
 const rows = [];
 function row(name, fault) {
-  const r = { name, fault, runs: 0, faults: 0, handled: 0, identical: 0, caught: 0, wrong: [] };
+  const r = { name, fault, runs: 0, faults: 0, handled: 0, identical: 0, caught: 0, wrong: [], fresh: 0 };
   rows.push(r);
   return r;
 }
 
-async function reference(argv, name) {
-  const dir = join(tmp, name);
-  const r = await run([...argv, "--output-dir", dir]);
-  if (r.code !== 0) throw new Error(`reference ${name} failed: ${r.stderr}`);
-  return { dir, fp: fingerprint(dir), ms: r.ms };
+/** Polls until `ready()` or the process ends; true if ready. */
+async function until(p, ready) {
+  let ended = false;
+  void p.done.then(() => (ended = true));
+  while (!ready() && !ended) await sleep(5);
+  return ready();
 }
 
-/** Kill (or interrupt) at a random moment, resume (again if killed again), compare. */
+/** An uninterrupted run; `ms` its duration, `openMs` when its run directory had its config. */
+async function reference(argv, name) {
+  const dir = join(tmp, name);
+  const p = start([...argv, "--output-dir", dir]);
+  const t0 = performance.now();
+  await until(p, () => existsSync(join(dir, "config.resolved.yaml")));
+  const openMs = performance.now() - t0;
+  const r = await p.done;
+  if (r.code !== 0) throw new Error(`reference ${name} failed: ${r.stderr}`);
+  return { dir, fp: fingerprint(dir), ms: r.ms, openMs };
+}
+
+/**
+ * Stops a run with `signal` at a random moment after its run directory exists (one run in eight
+ * at a random moment of start-up instead), resumes it, and half the time stops the resumed run
+ * too; then resumes to the end and compares with the reference.
+ */
 async function killAndResume(r, ref, argv, command, signal) {
   for (let i = 0; i < RUNS; i++) {
     r.runs++;
     const dir = join(tmp, `${r.name.replace(/\W+/g, "-")}-${i}`);
-    const at = (0.1 + 0.85 * random()) * ref.ms;
-    const p = start([...argv, "--output-dir", dir]);
-    await Promise.race([sleep(at), p.done]);
-    p.child.kill(signal);
-    const first = await p.done;
-    if (first.code === 0) {
-      // Finished before the fault: nothing to resume, still must equal the reference.
-      if (fingerprint(dir) !== ref.fp) r.wrong.push(`run ${i}: finished run differs`);
+    let argvNow = [...argv, "--output-dir", dir];
+    let stops = 0;
+    let failed = null;
+    let fresh = false;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const p = start(argvNow);
+      const stopHere = attempt === 0 || (attempt === 1 && random() < 0.5);
+      if (!stopHere) {
+        const done = await p.done;
+        if (done.code !== 0) failed = `resume failed: ${done.stderr.trim().split("\n").pop()}`;
+        break;
+      }
+      const early = attempt === 0 && i % 8 === 7;
+      const t0 = performance.now();
+      if (!early) await until(p, () => existsSync(join(dir, "config.resolved.yaml")));
+      const span = early ? ref.openMs : Math.max(50, ref.ms - ref.openMs);
+      await Promise.race([sleep(random() * 0.95 * span), p.done]);
+      p.child.kill(signal);
+      const res = await p.done;
+      if (res.code === 0) break; // finished before the fault
+      stops++;
+      // SIGINT before node installed its handler (start-up) ends the process like a kill.
+      const expected = res.signal === signal || (signal === "SIGINT" && res.code === 130);
+      if (!expected) {
+        failed = `ended with ${res.code ?? res.signal}: ${res.stderr.trim().split("\n").pop()}`;
+        break;
+      }
+      if (!existsSync(join(dir, "config.resolved.yaml"))) {
+        // Stopped before the run directory was made: --resume must refuse; a fresh start follows.
+        const refused = await run([command, "--resume", "--output-dir", dir, "-q"]);
+        if (refused.code !== 2 || !/no run to continue/.test(refused.stderr)) {
+          failed = `stopped at start-up after ${(performance.now() - t0).toFixed(0)} ms; --resume said: ${refused.stderr.trim()}`;
+          break;
+        }
+        fresh = true;
+        argvNow = [...argv, "--output-dir", dir];
+      } else argvNow = [command, "--resume", "--output-dir", dir, "-q"];
+      if (attempt === 2) {
+        const last = await run(argvNow);
+        if (last.code !== 0) failed = `resume failed: ${last.stderr.trim().split("\n").pop()}`;
+      }
+    }
+    r.faults += stops;
+    if (failed) {
+      r.wrong.push(`run ${i}: ${failed}`);
       continue;
     }
-    r.faults++;
-    // SIGINT before node installed its handler (start-up) ends the process like a kill.
-    const expected = first.signal === signal || (signal === "SIGINT" && first.code === 130);
-    if (!expected) {
-      r.wrong.push(
-        `run ${i}: ended with ${first.code ?? first.signal}: ${first.stderr.trim().split("\n").pop()}`,
-      );
+    const same = fingerprint(dir) === ref.fp && leftovers(dir).length === 0;
+    if (!same) {
+      r.wrong.push(`run ${i}: the finished run differs from the reference (${stops} stop(s))`);
       continue;
     }
-    if (!existsSync(join(dir, "config.resolved.yaml"))) {
-      // Stopped before the run directory was made: --resume must refuse, a fresh start must work.
-      const refused = await run([command, "--resume", "--output-dir", dir, "-q"]);
-      const fresh =
-        refused.code === 2 && /no run to continue/.test(refused.stderr)
-          ? await run([...argv, "--output-dir", dir])
-          : null;
-      if (fresh?.code === 0 && fingerprint(dir) === ref.fp) r.handled++;
-      else r.wrong.push(`run ${i}: stopped before the run existed; resume said: ${refused.stderr.trim()}`);
-      continue;
-    }
-    const resumed = await run([command, "--resume", "--output-dir", dir, "-q"]);
-    if (resumed.code !== 0) {
-      r.wrong.push(`run ${i}: resume failed: ${resumed.stderr.trim().split("\n").pop()}`);
-      continue;
-    }
-    r.handled++;
-    if (fingerprint(dir) === ref.fp && leftovers(dir).length === 0) r.identical++;
-    else r.wrong.push(`run ${i}: resumed run differs from the reference (killed after ${at.toFixed(0)} ms)`);
+    if (stops > 0) r.handled++;
+    if (stops > 0 && !fresh) r.identical++;
+    if (fresh) r.fresh = (r.fresh ?? 0) + 1;
   }
 }
 
@@ -347,7 +381,7 @@ const t0 = performance.now();
 const trainRef = await reference(TRAIN, "train-reference");
 if (want("train kill"))
   await killAndResume(
-    row("train kill", "SIGKILL at a random moment, then --resume"),
+    row("train kill", "SIGKILL at a random moment (half the time again during the resume), then --resume"),
     trainRef,
     TRAIN,
     "train",
@@ -355,7 +389,7 @@ if (want("train kill"))
   );
 if (want("train ctrl-c"))
   await killAndResume(
-    row("train ctrl-c", "SIGINT at a random moment, then --resume"),
+    row("train ctrl-c", "SIGINT at a random moment (half the time again during the resume), then --resume"),
     trainRef,
     TRAIN,
     "train",
@@ -364,7 +398,7 @@ if (want("train ctrl-c"))
 if (want("pretrain kill")) {
   const preRef = await reference(PRETRAIN, "pretrain-reference");
   await killAndResume(
-    row("pretrain kill", "SIGKILL at a random moment, then --resume"),
+    row("pretrain kill", "SIGKILL at a random moment (half the time again during the resume), then --resume"),
     preRef,
     PRETRAIN,
     "pretrain",
@@ -402,5 +436,10 @@ for (const r of rows) {
 console.log(
   `| **total** | | ${total.runs} | ${total.faults} | ${total.handled} | ${total.identical} | ${total.caught} | ${total.wrong} |`,
 );
+for (const r of rows)
+  if (r.fresh)
+    console.log(
+      `${r.name}: ${r.fresh} run(s) were stopped before their run directory existed; --resume refused them (no run to continue) and a fresh start matched the reference`,
+    );
 for (const r of rows) for (const w of r.wrong) console.log(`wrong: ${r.name}: ${w}`);
 process.exitCode = total.wrong > 0 ? 1 : 0;
