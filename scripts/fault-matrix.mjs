@@ -207,7 +207,7 @@ async function killAndResume(r, ref, argv, command, signal) {
       const t0 = performance.now();
       if (!early) await until(p, () => existsSync(join(dir, "config.resolved.yaml")));
       const span = early ? ref.openMs : Math.max(50, ref.ms - ref.openMs);
-      await Promise.race([sleep(random() * 0.95 * span), p.done]);
+      await Promise.race([sleep(random() * 0.8 * span), p.done]);
       p.child.kill(signal);
       const res = await p.done;
       if (res.code === 0) break; // finished before the fault

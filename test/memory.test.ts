@@ -10,7 +10,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -202,4 +202,28 @@ test("safety 5 memory: eval.n_prompts=1e7 is refused at once (sat train and sat 
   assert.ok(r.seconds < 20);
   assert.ok(!existsSync(out));
   assert.ok(jsHeapLimit() > 0);
+  // sat eval of a team checkpoint: the same refusal, before its output directory exists.
+  const team = join(tmp, "team");
+  for (const i of [0, 1]) cpSync(fixtureAgent, join(team, `agent-${i}`), { recursive: true });
+  const evalOut = join(tmp, "eval-out");
+  const e = await startSat(
+    [
+      ...["eval", "-q", "--checkpoint", team, "--output-dir", evalOut, "--set", "eval.n_prompts=10000000"],
+      ...[
+        "--set",
+        "tasks.difficulty=2",
+        "--set",
+        "rollout.max_prompt_length=16",
+        "--set",
+        "rollout.max_completion_length=40",
+      ],
+    ],
+    tmp,
+  ).done;
+  assert.equal(e.code, 2, e.stderr);
+  assert.match(
+    errorLines(e)[0],
+    /^sat: eval\.n_prompts=10000000 × eval\.n=8: an evaluation needs about .*; the largest eval\.n_prompts that fits with eval\.n=8 is \d+$/,
+  );
+  assert.ok(!existsSync(evalOut));
 });
