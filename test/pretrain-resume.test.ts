@@ -57,14 +57,8 @@ test("safety 6 pretrain-resume: SIGKILL in agent 0 and Ctrl-C in agent 1, each r
   const refDir = join(tmp, "reference");
   await completes(startSat([...PRETRAIN, "--output-dir", refDir], tmp));
   const reference = outcome(refDir);
-  assert.deepEqual(Object.keys(reference.agents).sort(), [
-    "agent-0/config.json",
-    "agent-0/model.safetensors",
-    "agent-0/tokenizer.json",
-    "agent-1/config.json",
-    "agent-1/model.safetensors",
-    "agent-1/tokenizer.json",
-  ]);
+  for (const i of [0, 1])
+    assert.ok(`agent-${i}/model.safetensors` in reference.agents, `agent ${i} published`);
   assert.equal((reference.steps as unknown[]).length, 2 * STEPS);
   // run.save_steps = 5: every 5 steps of each agent, plus each finished agent (global steps).
   assert.deepEqual(
