@@ -87,7 +87,7 @@ test("safety 1 lock: a second sat train on a live run directory is refused in on
 });
 
 test("safety 1 lock: two sat train started at the same moment on one new directory: exactly one runs, the logs hold one run", async () => {
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < 2; round++) {
     const dir = join(tmp, `race-${round}`);
     const a = train(dir, 3, "--seed", "1");
     const b = train(dir, 3, "--seed", "2");
@@ -111,6 +111,30 @@ test("safety 1 lock: two sat train started at the same moment on one new directo
     };
     assert.equal(o.invocations.length, 1);
   }
+});
+
+test("safety 1 lock: two sat train --resume started together on one run: one continues it, the other is refused; every stage is logged once", async () => {
+  const dir = join(tmp, "double-resume");
+  await completes(train(dir, 2, "--set", "run.save_steps=1"));
+  // Both extend the run (run.max_steps may change on resume) far enough to overlap.
+  const resume = () => startSat(["train", "--resume", "--output-dir", dir, "-q", "--max-steps", "200"], tmp);
+  const a = resume();
+  const b = resume();
+  const firstDone = await Promise.race([a.done.then(() => a), b.done.then(() => b)]);
+  const loser = await firstDone.done;
+  const winner = firstDone === a ? b : a;
+  assert.equal(loser.code, 2, `the second resume ran: ${loser.stderr}`);
+  assert.equal(holderPid(loser, dir), winner.child.pid);
+  winner.child.kill("SIGINT");
+  const w = await winner.done;
+  assert.equal(w.code, 130, w.stderr);
+  const steps = readJsonl(join(dir, RUN_FILES.stages)).map((x) => x.step as number);
+  assert.deepEqual(
+    steps,
+    steps.map((_, i) => i + 1),
+    "each stage logged once, in order",
+  );
+  assert.ok(steps.length >= 2);
 });
 
 test("safety 1 lock: pretrain, eval with an output dir and swap refuse a directory a live process holds", async () => {
