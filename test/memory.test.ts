@@ -85,7 +85,6 @@ function measureStage(prompts: number, group: number, protocol: "relay" | "indep
 test("safety 5 memory: the estimate against real stages: engine part within [1, 2]× the engine's allocations, total within [0.8, 2]× the peak-RSS growth", (t) => {
   for (const [prompts, group, protocol] of [
     [32, 8, "relay"],
-    [48, 8, "relay"],
     [16, 8, "independent"],
   ] as const) {
     const m = measureStage(prompts, group, protocol);
