@@ -115,6 +115,17 @@ function sameSizeEdit(path: string, change: (text: string) => string): void {
   writeFileSync(path, after);
 }
 
+/** Records the current SHA-256 of `file` in its checkpoint's manifest: a checkpoint written that way. */
+function rehash(checkpointDir: string, file: string): void {
+  const path = join(checkpointDir, RUN_FILES.manifest);
+  const m = JSON.parse(readFileSync(path, "utf8")) as { files: { path: string; sha256: string }[] };
+  const entry = m.files.find((f) => f.path === file)!;
+  entry.sha256 = createHash("sha256")
+    .update(readFileSync(join(checkpointDir, file)))
+    .digest("hex");
+  writeFileSync(path, JSON.stringify(m));
+}
+
 // Damaged agents.
 const truncated = agentCopy("truncated", (d) => {
   const bytes = readFileSync(join(d, "model.safetensors"));
@@ -193,11 +204,13 @@ const noCheckpoint = runCopy("run-no-checkpoint", (d) => rmSync(join(d, "checkpo
 const corruptState = runCopy("run-corrupt-state", (d) =>
   sameSizeEdit(join(d, "checkpoints", "stage-1", "trainer_state.json"), (t) => "x".repeat(t.length)),
 );
-const wrongStepState = runCopy("run-wrong-step-state", (d) =>
+// Written that way (its checksum matches): the trainer state's own checks catch it.
+const wrongStepState = runCopy("run-wrong-step-state", (d) => {
   sameSizeEdit(join(d, "checkpoints", "stage-1", "trainer_state.json"), (t) =>
     t.replace('"step": 1', '"step": 7'),
-  ),
-);
+  );
+  rehash(join(d, "checkpoints", "stage-1"), "trainer_state.json");
+});
 const truncatedTeam = at("team-truncated");
 cpSync(stage1, truncatedTeam, { recursive: true });
 writeFileSync(
@@ -303,7 +316,7 @@ const CASES: Case[] = [
     argv: ["train", "--resume", noCheckpoint, "-q"],
     code: 2,
     line: new RegExp(
-      `^sat: --resume ${esc(noCheckpoint)}: no complete checkpoint there \\(expected checkpoint\\.json or checkpoints/stage-K/\\); give a run directory or checkpoint that has one$`,
+      `^sat: --resume ${esc(noCheckpoint)}: no intact checkpoint there \\(expected checkpoint\\.json or checkpoints/stage-K/\\); give a run directory or checkpoint that has one$`,
     ),
     unchanged: noCheckpoint,
   },
@@ -312,7 +325,7 @@ const CASES: Case[] = [
     argv: ["train", "--resume", corruptState, "-q"],
     code: 1,
     line: new RegExp(
-      `^sat: ${esc(join(corruptState, "checkpoints", "stage-1", "trainer_state.json"))}: unreadable trainer state \\(.*\\); resume from an older checkpoint with --resume <run>/checkpoints/stage-K$`,
+      `^sat: --resume ${esc(corruptState)}: no intact checkpoint there: ${esc(join(corruptState, "checkpoints", "stage-1", "trainer_state.json"))}: SHA-256 differs from the manifest \\(the file is damaged\\); restore the file, or start over with --force$`,
     ),
     unchanged: corruptState,
   },
@@ -400,14 +413,16 @@ const CASES: Case[] = [
       runCopy("run-empty-checkpoints", (d) => rmSync(join(d, "checkpoints", "stage-1"), { recursive: true })),
     ],
     code: 2,
-    line: /^sat: --checkpoint .*run-empty-checkpoints: no complete checkpoint there/,
+    line: /^sat: --checkpoint .*run-empty-checkpoints: no intact checkpoint there/,
     absent: out("eval-no-ck"),
   },
   {
     name: "eval: a team checkpoint with a truncated agent",
     argv: ["eval", "--output-dir", out("eval-truncated"), ...RL, "--checkpoint", truncatedTeam],
     code: 1,
-    line: new RegExp(`^sat: ${esc(join(truncatedTeam, "agent-1", "model.safetensors"))}: `),
+    line: new RegExp(
+      `^sat: --checkpoint ${esc(truncatedTeam)}: ${esc(join(truncatedTeam, "agent-1", "model.safetensors"))}: 100 bytes, the manifest says \\d+ \\(truncated or overwritten\\); give an older checkpoint$`,
+    ),
   },
   {
     name: "swap: no --agent",
@@ -562,13 +577,16 @@ test("Ctrl-C during sat train: exit 130, one line, the last checkpoint complete 
     { sigintWhen: () => existsSync(latest) },
   );
   assert.equal(r.code, 130, r.stderr);
-  assert.deepEqual(
-    r.stderr.split("\n").filter((l) => l !== ""),
-    ["sat: interrupted; stopping after the current write (Ctrl-C again to quit at once)"],
-  );
   // It stopped after the stage in progress (long before 50), and that stage was checkpointed.
   const checkpoints = listCheckpoints(dir);
   const last = checkpoints[checkpoints.length - 1];
+  assert.deepEqual(
+    r.stderr.split("\n").filter((l) => l !== "" && !l.startsWith("sat: warning: stage ")),
+    [
+      "sat: interrupted; stopping after the current write (Ctrl-C again to quit at once)",
+      `sat: interrupted after stage ${last.step}; checkpoint ${last.dir} is complete; continue with sat train --resume --output-dir ${dir}`,
+    ],
+  );
   assert.ok(last.step >= 1 && last.step < 50, `stopped at stage ${last.step}`);
   assert.equal(readFileSync(latest, "utf8"), `stage-${last.step}\n`);
   assert.equal(

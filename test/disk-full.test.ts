@@ -70,7 +70,11 @@ test("disk full while writing a checkpoint: one clear line, earlier checkpoint i
     ];
     const r = spawnSync(process.execPath, args, { encoding: "utf8" });
     assert.notEqual(r.status, 0);
-    const lines = r.stderr.trim().split("\n");
+    // Stage warnings (this tiny setup often has equal rewards in every group) are not about the disk.
+    const lines = r.stderr
+      .trim()
+      .split("\n")
+      .filter((l) => !l.startsWith("sat: warning: stage "));
     assert.equal(lines.length, 1, r.stderr);
     assert.match(
       lines[0],

@@ -3,10 +3,12 @@
  * (right after the first checkpoint, in the middle of a stage, before any checkpoint, while a
  * checkpoint is being written) and continued with `--resume` end with the same checkpoints (every
  * weight, optimizer moment and trainer state, byte for byte), stage records and evaluations as an
- * uninterrupted run, and leave no temp files. Also: a resume takes the run's saved config; it may
- * change what the checkpoint does not fix (--max-steps extends a run) but a team that does not fit
- * the checkpoint is refused with the run untouched; a used output dir without --resume/--force is
- * refused with the run untouched.
+ * uninterrupted run, and leave no temp files; the lock a killed run leaves is taken over with a
+ * warning. Also: a resume takes the run's saved config; it may change what cannot alter results
+ * (--max-steps extends a run), any other change is refused with the list of differences unless
+ * --allow-config-change names it (and is then recorded in overrides.json with its stage), a team
+ * that does not fit the checkpoint is refused with the run untouched; a used output dir without
+ * --resume/--force is refused with the run untouched.
  *
  * The team is two copies of the pretrained add2-tiny agent; algo.kl_radius = 0.3 makes most updates
  * pass at the full step, so the AdamW moments carry over between stages (with the default radius
@@ -58,6 +60,7 @@ const TRAIN = [
     "algo.ppo_mini_batch_size": 2,
     "algo.kl_radius": 0.3,
     "run.save_steps": 1,
+    "run.save_total_limit": null,
     "eval.steps": 2,
     "eval.n_prompts": 8,
     "eval.n": 1,
@@ -258,7 +261,11 @@ test("SIGKILL before any checkpoint and again in the middle of stage 3; each tim
   await waitUntil(second, () => latestOf(dir) === "stage-2", "checkpoint stage-2");
   await new Promise((r) => setTimeout(r, 120));
   const secondResult = await killed(second);
-  assert.match(secondResult.stderr, /no complete checkpoint to resume from; starting at step 0/);
+  assert.match(secondResult.stderr, /no intact checkpoint to resume from; starting at step 0/);
+  assert.match(
+    secondResult.stderr,
+    /removed the lock of a sat process that is gone \(pid \d+, started .*, sat train\); taking over the run/,
+  );
   assert.deepEqual(
     listCheckpoints(dir)
       .map((c) => c.step)
@@ -268,7 +275,7 @@ test("SIGKILL before any checkpoint and again in the middle of stage 3; each tim
   );
   const third = await completes(resume(dir));
   timings["resume mid-stage 3"] = third.seconds;
-  assert.doesNotMatch(third.stderr, /no complete checkpoint/);
+  assert.doesNotMatch(third.stderr, /no intact checkpoint/);
   assertFinished(dir, reference, "kills mid-stage");
 });
 
@@ -319,33 +326,35 @@ test("--resume reloads the run's saved config; a team that does not fit the chec
   assert.equal(overrides.invocations.length, 2);
   assert.deepEqual(overrides.invocations[1].set, []);
   assert.equal(overrides.invocations[1].config_file, join(tmp, "kill-after-stage-1", RUN_FILES.config));
-  // Changing the team shape on resume: refused before anything in the run changes.
+  // Changing the team shape on resume: refused as a config change, before anything in the run changes.
   const before = hashTree(refDir);
-  const r = await sat([
-    "train",
-    "--resume",
-    "--output-dir",
-    refDir,
-    "-q",
-    "--set",
-    "team.n_agents=3",
-    "--set",
-    `team.agent_checkpoints=${JSON.stringify([fixture, fixture, fixture])}`,
+  const three = JSON.stringify([fixture, fixture, fixture]);
+  const grow = ["--set", "team.n_agents=3", "--set", `team.agent_checkpoints=${three}`];
+  const r = await sat(["train", "--resume", "--output-dir", refDir, "-q", ...grow]);
+  assert.equal(r.code, 2);
+  assert.deepEqual(r.stderr.trimEnd().split("\n"), [
+    `sat: --resume: the config differs from the run's (${join(refDir, RUN_FILES.config)}): team.n_agents 2 → 3, ` +
+      `team.agent_checkpoints ${JSON.stringify([fixture, fixture])} → ${three}; a run resumed with other settings is no longer the run it continues; ` +
+      `to accept, add --allow-config-change team.n_agents,team.agent_checkpoints`,
   ]);
-  assert.equal(r.code, 1);
-  const errLines = r.stderr.trimEnd().split("\n");
-  assert.equal(errLines.length, 1, r.stderr);
+  // Allowed, the checkpoint still has to fit the team.
+  const allowed = await sat([
+    ...["train", "--resume", "--output-dir", refDir, "-q", ...grow],
+    ...["--allow-config-change", "team.n_agents,team.agent_checkpoints"],
+  ]);
+  assert.equal(allowed.code, 1);
+  const errLines = allowed.stderr.trimEnd().split("\n");
+  assert.equal(errLines.length, 1, allowed.stderr);
   assert.match(
     errLines[0],
     /^sat: .*checkpoints\/stage-4: the checkpoint holds 2 agent\(s\), the configured team 3; resume with the run's own team settings/,
   );
-  assert.deepEqual(hashTree(refDir), before, "the refused resume changed the run directory");
+  assert.deepEqual(hashTree(refDir), before, "the refused resumes changed the run directory");
 });
 
 test("a resume may change what the checkpoint does not fix: --max-steps 5 extends a finished run", async () => {
-  // Settings that do not contradict the checkpoint (run length, hyperparameters, even the seed) are
-  // taken as given and recorded in config.resolved.yaml and overrides.json; only the team's shape
-  // must match. Extending keeps stages 1-4 as they were.
+  // Settings that cannot change results (run length, saving, threads) are taken as given and
+  // recorded in config.resolved.yaml and overrides.json. Extending keeps stages 1-4 as they were.
   const dir = join(tmp, "extended");
   cpSync(refDir, dir, { recursive: true });
   const r = await completes(startSat(["train", "--resume", "--output-dir", dir, "-q", "--max-steps", "5"]));
@@ -363,6 +372,84 @@ test("a resume may change what the checkpoint does not fix: --max-steps 5 extend
     [1, 2, 3, 4, 5],
   );
   assert.match(read(join(dir, RUN_FILES.config)), /max_steps: 5/);
+  const o = JSON.parse(read(join(dir, RUN_FILES.overrides))) as { changes: Record<string, unknown>[] };
+  assert.deepEqual(
+    o.changes.map(({ stage, key, from, to }) => ({ stage, key, from, to })),
+    [
+      { stage: 4, key: "run.output_dir", from: refDir, to: dir },
+      { stage: 4, key: "run.max_steps", from: 4, to: 5 },
+    ],
+  );
+});
+
+test("safety 4 resume: --resume of a missing directory or of one that holds no run is refused, nothing created", async () => {
+  const missing = join(tmp, "never-made");
+  const r1 = await sat(["train", "--resume", "--output-dir", missing, "-q"]);
+  assert.equal(r1.code, 2);
+  assert.deepEqual(r1.stderr.trimEnd().split("\n"), [
+    `sat: --resume: ${missing} does not exist, so there is no run to continue; drop --resume to start a new run there`,
+  ]);
+  assert.ok(!existsSync(missing), "the refused resume created the directory");
+  const notRun = join(tmp, "not-a-run");
+  mkdirSync(notRun);
+  const notes = join(notRun, "notes.txt");
+  cpSync(join(fixture, "config.json"), notes);
+  const r2 = await sat(["train", "--resume", "--output-dir", notRun, "-q"]);
+  assert.equal(r2.code, 2);
+  assert.deepEqual(r2.stderr.trimEnd().split("\n"), [
+    `sat: --resume: ${notRun} does not hold a sat run (no ${RUN_FILES.config}); give the run directory to continue`,
+  ]);
+  assert.deepEqual(readdirSync(notRun), ["notes.txt"]);
+  const empty = join(tmp, "empty-dir");
+  mkdirSync(empty);
+  const r3 = await sat(["train", "--resume", "--output-dir", empty, "-q"]);
+  assert.equal(r3.code, 2);
+  assert.match(r3.stderr, /^sat: --resume: .*empty-dir is empty, so there is no run to continue/);
+});
+
+test("safety 4 resume: a changed seed or hyperparameter is refused with the differences; --allow-config-change applies it from the resumed stage and records it", async () => {
+  const dir = join(tmp, "changed");
+  cpSync(refDir, dir, { recursive: true });
+  const ck2 = join(dir, RUN_FILES.checkpoints, "stage-2");
+  const before = hashTree(dir);
+  const args = ["train", "--resume", ck2, "-q", "--seed", "7", "--set", "algo.kl_radius=0.2"];
+  const refused = await sat(args);
+  assert.equal(refused.code, 2);
+  assert.deepEqual(refused.stderr.trimEnd().split("\n"), [
+    `sat: --resume: the config differs from the run's (${join(dir, RUN_FILES.config)}): algo.kl_radius 0.3 → 0.2, run.seed 42 → 7; ` +
+      "a run resumed with other settings is no longer the run it continues; to accept, add --allow-config-change algo.kl_radius,run.seed",
+  ]);
+  assert.deepEqual(hashTree(dir), before, "the refused resume changed the run");
+  // Naming only one of the two is not enough; a key that does not exist is a usage error.
+  const partly = await sat([...args, "--allow-config-change", "run.seed"]);
+  assert.equal(partly.code, 2);
+  assert.match(
+    partly.stderr,
+    /differs .*: algo\.kl_radius 0\.3 → 0\.2;.*--allow-config-change algo\.kl_radius$/m,
+  );
+  const typo = await sat([...args, "--allow-config-change", "algo.kl_radus"]);
+  assert.equal(typo.code, 2);
+  assert.match(
+    typo.stderr,
+    /^sat: --allow-config-change algo\.kl_radus: no such config key; did you mean algo\.kl_radius\?/,
+  );
+  const ok = await completes(startSat([...args, "--allow-config-change", "run.seed,algo.kl_radius"]));
+  assert.match(read(join(dir, RUN_FILES.config)), /seed: 7/);
+  const o = JSON.parse(read(join(dir, RUN_FILES.overrides))) as { changes: Record<string, unknown>[] };
+  assert.deepEqual(
+    o.changes.map(({ stage, key, from, to }) => ({ stage, key, from, to })),
+    [
+      { stage: 2, key: "algo.kl_radius", from: 0.3, to: 0.2 },
+      // The copy continues where it is, not where the copied config says.
+      { stage: 2, key: "run.output_dir", from: refDir, to: dir },
+      { stage: 2, key: "run.seed", from: 42, to: 7 },
+    ],
+  );
+  // Stages 1-2 are the reference's; from stage 3 on the new settings apply.
+  const fp = fingerprint(dir);
+  assert.deepEqual((fp.stages as unknown[]).slice(0, 2), (reference.stages as unknown[]).slice(0, 2));
+  assert.notDeepEqual((fp.stages as unknown[])[2], (reference.stages as unknown[])[2]);
+  assert.ok(ok.seconds > 0);
 });
 
 test("a used output dir without --resume or --force is refused in one line; the checkpoints stay byte-identical", async () => {

@@ -11,6 +11,7 @@ import {
   truncateSync,
   writeFileSync,
 } from "node:fs";
+import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JsonlError, JsonlWriter, readJsonl, toJsonLine } from "../src/io/jsonl.js";
@@ -27,8 +28,14 @@ const root = mkdtempSync(join(tmpdir(), "sat-rundir-"));
 let n = 0;
 const freshDir = () => join(root, `run${n++}`);
 
+/** Opens `dir` as a run (creating it as a new run the first time) and publishes checkpoint `step`. */
 async function publish(dir: string, step: number, keep?: number) {
-  const run = openRunDir(dir, { resume: true });
+  let run;
+  if (existsSync(join(dir, RUN_FILES.config))) run = openRunDir(dir, { resume: true });
+  else {
+    run = openRunDir(dir);
+    run.writeConfig("run: {}\n", {});
+  }
   return run.publishCheckpoint(
     step,
     (d) => {
@@ -64,7 +71,7 @@ test("a new run dir is created; a non-empty one needs --resume or --force", () =
   // --force empties a run directory ...
   writeFileSync(join(dir, "stages.jsonl"), toJsonLine({ step: 1 }));
   openRunDir(dir, { force: true });
-  assert.deepEqual(readdirSync(dir), []);
+  assert.deepEqual(readdirSync(dir), [RUN_FILES.lock], "only the lock this process holds is left");
   // ... but refuses a directory that holds no run.
   const other = freshDir();
   mkdirSync(other);
@@ -100,10 +107,15 @@ test("checkpoints publish atomically, `latest` follows, and only complete stages
   assert.equal(readFileSync(join(dir, "checkpoints", RUN_FILES.latest), "utf8"), "stage-3\n");
   const manifest = JSON.parse(
     readFileSync(join(dir, "checkpoints", "stage-3", RUN_FILES.manifest), "utf8"),
-  ) as { files: { path: string; bytes: number }[] };
+  ) as { files: { path: string; bytes: number; sha256: string }[] };
+  const sha = (b: string | Buffer) => createHash("sha256").update(b).digest("hex");
   assert.deepEqual(manifest.files, [
-    { path: "agent_0/weights.bin", bytes: 103 },
-    { path: "trainer_state.json", bytes: JSON.stringify({ step: 3 }).length },
+    { path: "agent_0/weights.bin", bytes: 103, sha256: sha(Buffer.alloc(103)) },
+    {
+      path: "trainer_state.json",
+      bytes: JSON.stringify({ step: 3 }).length,
+      sha256: sha(JSON.stringify({ step: 3 })),
+    },
   ]);
   // A crash mid-build leaves a temp dir; a copy without a manifest or with a truncated file is half-written.
   const ck = join(dir, "checkpoints");
@@ -117,11 +129,28 @@ test("checkpoints publish atomically, `latest` follows, and only complete stages
   await publish(dir, 8);
   truncateSync(join(ck, "stage-8", "agent_0", "weights.bin"), 10);
   assert.deepEqual(findLatestCheckpoint(dir), { step: 3, dir: join(ck, "stage-3") });
-  assert.deepEqual(resolveCheckpoint(dir), { step: 3, dir: join(ck, "stage-3") });
-  assert.match(runError(() => resolveCheckpoint(join(ck, "stage-8"))).message, /incomplete/);
+  const warnings: string[] = [];
+  assert.deepEqual(
+    resolveCheckpoint(dir, "--resume", (m) => warnings.push(m)),
+    {
+      step: 3,
+      dir: join(ck, "stage-3"),
+    },
+  );
+  // Each damaged newer checkpoint is named with its damaged file and the stage used instead. The
+  // resume that published stage 8 moved stage-7 (no manifest) aside, where nothing reads it.
+  assert.deepEqual(warnings, [
+    `${join(ck, "stage-8", "agent_0", "weights.bin")}: 10 bytes, the manifest says 108 (truncated or overwritten); using stage-3 instead`,
+  ]);
+  assert.ok(existsSync(join(ck, "damaged-stage-7", "trainer_state.json")));
+  assert.equal(
+    runError(() => resolveCheckpoint(join(ck, "stage-8"))).message,
+    `--resume ${join(ck, "stage-8")}: ${join(ck, "stage-8", "agent_0", "weights.bin")}: 10 bytes, the manifest says 108 (truncated or overwritten); use ${join(ck, "stage-3")}`,
+  );
+  mkdirSync(join(ck, "stage-7"));
   assert.match(
     runError(() => resolveCheckpoint(join(ck, "stage-7"))).message,
-    /no complete checkpoint there/,
+    /stage-7\/checkpoint\.json: missing \(the checkpoint was never completed\); use .*stage-3$/,
   );
 });
 

@@ -74,12 +74,12 @@ export async function runDemo(
     progress.log(
       `pretraining a ${cfg.model.preset} base agent on "${cfg.tasks.name}" (cached in ${baseDir})`,
     );
-    await runPretrain(
-      withChanges(cfg, { pretrain: { agents: 1 } }),
-      openRunDir(baseDir, { force: true }),
-      progress,
-      signal,
-    );
+    const cache = openRunDir(baseDir, { force: true, command: "sat demo (base agent cache)" });
+    try {
+      await runPretrain(withChanges(cfg, { pretrain: { agents: 1 } }), cache, progress, signal);
+    } finally {
+      cache.close();
+    }
   } else {
     progress.log(`using the cached base agent in ${baseDir}`);
   }
@@ -99,7 +99,8 @@ export async function runDemo(
     eval: { before_train: false },
   });
   progress.log(`training the single-model GRPO baseline for ${cfg.run.max_steps} stages`);
-  const single = await runTrain(singleCfg, openRunDir(singleDir, { force: true }), progress, signal);
+  const singleRun = openRunDir(singleDir, { force: true, command: "sat demo (baseline)" });
+  const single = await runTrain(singleCfg, singleRun, progress, signal).finally(() => singleRun.close());
   // 4. Side-by-side evaluation on the same prompts.
   const tok = teamTokenizer(cfg, [{ label: "the base agent", dir: base }]);
   const task = await taskOf(cfg, tok);

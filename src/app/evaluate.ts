@@ -14,8 +14,9 @@ import type { RunDir } from "../io/rundir.js";
 import type { JsonlWriter } from "../io/jsonl.js";
 import { resolveCheckpoint } from "../io/rundir.js";
 import { engineOf, evalOptionsOf, taskOf, teamTokenizer } from "./setup.js";
-import { checkpointVersions, heldOutProblems } from "./train.js";
+import { checkpointVersions, heldOutProblems, longestPrompt, memoryBudget } from "./train.js";
 import { remoteMember, rolloutServerOf } from "./rollout-server.js";
+import { checkEvalMemory, evalShapeOf, modelDims } from "./memory.js";
 
 /** Agent directories of a team checkpoint (`agent-0`, `agent-1`, …). */
 export function agentDirsOf(checkpointDir: string): string[] {
@@ -68,11 +69,17 @@ export async function runEval(
     // With a rollout server, served agents sample there, at the checkpoint's (fixed) versions.
     const server = rolloutServerOf(cfg);
     const versions = server ? checkpointVersions(teamDir, agentDirs.length) : [];
-    const members = agentDirs.map((d, a) => {
-      const local = new ModelMember(loadModel(d, engine, tok));
+    const models = agentDirs.map((d) => loadModel(d, engine, tok));
+    const members = models.map((model, a) => {
+      const local = new ModelMember(model);
       return server?.serves(a) ? remoteMember(server, a, local.model, tok, () => versions[a], false) : local;
     });
     const single = baselineDir ? new ModelMember(loadModel(baselineDir, engine, tok)) : null;
+    checkEvalMemory(
+      modelDims(models[0].cfg, models[0].params.length),
+      evalShapeOf(cfg, members.length, longestPrompt(cfg, task, tok)),
+      memoryBudget(cfg),
+    );
     log = openRun().openEval();
     const problems = heldOutProblems(cfg, task);
     const opts = evalOptionsOf(cfg, members.length);

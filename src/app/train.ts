@@ -8,16 +8,26 @@
  * atomically, `latest` updated last.
  * Resuming loads that checkpoint; since every random stream of a stage derives from (seed, stage),
  * a resumed run ends with the same weights, bit for bit, as an uninterrupted one.
+ * Checkpoints are written every run.save_steps stages, once run.save_interval_s seconds have passed
+ * since the last one, at the end, and on Ctrl-C (after the stage in progress). A stage whose
+ * weights come out non-finite stops the run before anything of it is logged or saved.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Rng } from "../engine/rng.js";
 import type { Engine } from "../engine/engine.js";
 import { Transformer } from "../model/transformer.js";
-import { CheckpointError, loadModel, loadOptimizer, saveModel, saveOptimizer } from "../model/checkpoint.js";
+import {
+  CheckpointError,
+  loadModel,
+  loadOptimizer,
+  nonFiniteTensor,
+  saveModel,
+  saveOptimizer,
+} from "../model/checkpoint.js";
 import { SafetensorsError } from "../model/safetensors.js";
 import type { Tokenizer } from "../model/tokenizer.js";
-import { makeProblems, type Problem, type TaskFamily } from "../tasks/index.js";
+import { makeProblems, ProblemStream, type Problem, type TaskFamily } from "../tasks/index.js";
 import { runStage, stageMetrics, type StageRecord } from "../algorithm/index.js";
 import { TeamTrainer, type TeamTrainState } from "../train/team.js";
 import { loadCriticInto, saveCritic } from "../team/critic.js";
@@ -40,6 +50,16 @@ import {
   teamTokenizer,
 } from "./setup.js";
 import { rolloutRecordOf, samplerOf } from "./rollout-server.js";
+import { SavePolicy } from "./save-policy.js";
+import {
+  checkEvalMemory,
+  checkStageMemory,
+  evalShapeOf,
+  modelDims,
+  stageShapeOf,
+  type MemoryBudget,
+} from "./memory.js";
+import { availableMemory, jsHeapLimit } from "../io/sysmem.js";
 
 export const TRAINER_STATE_FILE = "trainer_state.json";
 export const CRITIC_DIR = "critic";
@@ -121,6 +141,30 @@ export function stageRow(record: StageRecord, extra: Record<string, unknown>): R
   return row;
 }
 
+/**
+ * Stages that teach the team nothing, worth a console line and a `warnings` entry in the record:
+ * every update rejected by the trust region, or every prompt group with equal rewards.
+ */
+export function stageWarnings(record: StageRecord, step: number): string[] {
+  // Equal rewards everywhere also make every update fail (no gain), so that is the one reported.
+  if (record.fracZeroStd === 1)
+    return [
+      `stage ${step}: every prompt group had the same reward for all its samples, so every advantage is zero and nothing was learned; change tasks.difficulty or raise rollout.n`,
+    ];
+  const agents = record.agents;
+  if (record.algo === "sat" && agents.length > 0 && agents.every((a) => a.accepted === 0))
+    return [
+      `stage ${step}: every agent update was rejected by the trust region (null updates, the team is unchanged); lower optim.lr or raise algo.kl_radius`,
+    ];
+  return [];
+}
+
+/** A Ctrl-C that stopped the run; exit code 130, the message says where it stopped. */
+export class InterruptedError extends Error {
+  readonly exitCode = 130;
+  override name = "InterruptedError";
+}
+
 function saveTeam(dir: string, trainer: TeamTrainer, tok: Tokenizer): void {
   trainer.models.forEach((m, i) => {
     const d = join(dir, `agent-${i}`);
@@ -200,13 +244,63 @@ export function checkpointVersions(dir: string, n: number): number[] {
 }
 
 export function heldOutProblems(cfg: ResolvedConfig, task: TaskFamily): Problem[] {
-  return makeProblems(task, {
-    split: "test",
-    n: cfg.eval.n_prompts,
-    seed: new Rng(cfg.run.seed).fork("eval-prompts").seed,
+  try {
+    return makeProblems(task, {
+      split: "test",
+      n: cfg.eval.n_prompts,
+      seed: new Rng(cfg.run.seed).fork("eval-prompts").seed,
+      difficulty: cfg.tasks.difficulty ?? undefined,
+      testPercent: cfg.tasks.test_percent,
+    });
+  } catch (err) {
+    // Too many prompts for the test split: a setting to change, not a crash.
+    throw Object.assign(new Error(`eval.n_prompts=${cfg.eval.n_prompts}: ${(err as Error).message}`), {
+      exitCode: 2,
+    });
+  }
+}
+
+/** The engine's float heap is one WebAssembly memory: at most 4 GiB (src/engine/kernels/heap.ts). */
+const WASM_HEAP_LIMIT = 4 * 2 ** 30;
+
+/** What this process may use now: free memory (cgroup-aware), the engine's heap and V8's heap limits. */
+export function memoryBudget(cfg: ResolvedConfig): MemoryBudget {
+  return {
+    available: availableMemory(),
+    engineLimit: cfg.run.kernels === "wasm" ? WASM_HEAP_LIMIT : null,
+    jsHeapLimit: jsHeapLimit(),
+  };
+}
+
+/**
+ * Refuses, before anything runs, a stage (and its evaluations) that would not fit in memory; the
+ * message gives the estimate and the largest setting that fits.
+ */
+export function checkTrainMemory(
+  cfg: ResolvedConfig,
+  models: Transformer[],
+  task: TaskFamily,
+  tok: Tokenizer,
+): void {
+  const dims = modelDims(models[0].cfg, models[0].params.length);
+  const budget = memoryBudget(cfg);
+  const prompt = longestPrompt(cfg, task, tok);
+  // Evaluation decoders stay on the engine's heap next to the stage's buffers.
+  const evalEst = checkEvalMemory(dims, evalShapeOf(cfg, models.length, prompt), budget);
+  checkStageMemory(dims, stageShapeOf(cfg, models.length, prompt), {
+    ...budget,
+    engineReserved: evalEst.engine,
+  });
+}
+
+/** Tokens (with <bos>) of the longest of a sample of the task's training prompts. */
+export function longestPrompt(cfg: ResolvedConfig, task: TaskFamily, tok: Tokenizer): number {
+  const sample = new ProblemStream(task, {
+    seed: new Rng(cfg.run.seed).fork("memory-estimate").seed,
     difficulty: cfg.tasks.difficulty ?? undefined,
     testPercent: cfg.tasks.test_percent,
-  });
+  }).take(256);
+  return 1 + Math.max(...sample.map((p) => tok.encode(p.prompt).length));
 }
 
 /**
@@ -235,6 +329,7 @@ export async function runTrain(
   let evalLog: JsonlWriter | undefined;
   try {
     const models = initialModels(cfg, engine, tok);
+    checkTrainMemory(cfg, models, task, tok);
     const algo = cfg.algo.name;
     const trainer = new TeamTrainer(models, tok, {
       stage: stageConfigOf(cfg, models.length),
@@ -278,11 +373,28 @@ export async function runTrain(
     if (trainer.state.step === 0 && cfg.eval.before_train) await evaluate("start");
     const maxSteps = cfg.run.max_steps;
     const maxTokens = cfg.run.max_tokens ?? Infinity;
+    const savePolicy = new SavePolicy(cfg.run.save_steps, cfg.run.save_interval_s);
+    let savedStep = run.resumeFrom?.step ?? -1;
+    const save = async (step: number): Promise<void> => {
+      await run.publishCheckpoint(step, (dir) => saveTeam(dir, trainer, tok), {
+        keep: cfg.run.save_total_limit,
+      });
+      savedStep = step;
+      savePolicy.saved();
+    };
     const bar = progress.phase(`train ${algo}`, maxSteps - trainer.state.step);
     while (trainer.state.step < maxSteps && trainer.state.tokens < maxTokens) {
       // A stage never returns to the event loop; yielding here lets a pending Ctrl-C handler run.
       await new Promise<void>((resolve) => setImmediate(resolve));
-      if (signal?.aborted) throw new Error("interrupted before stage " + (trainer.state.step + 1));
+      if (signal?.aborted) {
+        const step = trainer.state.step;
+        if (step > savedStep && step > 0) await save(step);
+        throw new InterruptedError(
+          step > 0
+            ? `interrupted after stage ${step}; checkpoint ${run.path(`checkpoints/stage-${step}`)} is complete; continue with sat train --resume --output-dir ${run.dir}`
+            : "interrupted before stage 1; nothing to save",
+        );
+      }
       // One bar per stage, counting agent updates; rollout tokens feed its tokens/s.
       const stageBar = progress.phase(
         `stage ${trainer.state.step + 1}: rollout and agent updates`,
@@ -298,23 +410,29 @@ export async function runTrain(
       stageBar.done();
       const seconds = (performance.now() - tStage) / 1000;
       const step = trainer.state.step;
+      trainer.models.forEach((m, i) => {
+        const bad = nonFiniteTensor(m);
+        if (bad)
+          throw new CheckpointError(
+            `stage ${step}: agent ${i}'s tensor "${bad.name}" became non-finite (${bad.count} NaN/Inf values); the run diverged and this stage is neither logged nor saved; resume from the last checkpoint with a lower optim.lr`,
+          );
+      });
+      const warnings = stageWarnings(record, step);
       const row = stageRow(record, {
         "timing_s/step": seconds,
         num_tokens: trainer.state.tokens,
         "perf/throughput": record.generatedTokens / seconds,
         ...rolloutRecord,
+        ...(warnings.length > 0 ? { warnings } : {}),
       });
       stagesLog.append(row);
+      for (const w of warnings) progress.warn?.(w);
       progress.metrics(row as { step: number });
       bar.tick(1, record.generatedTokens);
       const last = step === maxSteps || trainer.state.tokens >= maxTokens;
       // Evaluations come before the stage's checkpoint, so a resume from it never redoes or skips one.
       if (last || (cfg.eval.steps > 0 && step % cfg.eval.steps === 0)) await evaluate(algo);
-      if (last || (cfg.run.save_steps > 0 && step % cfg.run.save_steps === 0)) {
-        await run.publishCheckpoint(step, (dir) => saveTeam(dir, trainer, tok), {
-          keep: cfg.run.save_total_limit,
-        });
-      }
+      if (last || savePolicy.due(step)) await save(step);
     }
     bar.done();
     if (evals.length > 0) progress.log(formatEvalTable(evals));

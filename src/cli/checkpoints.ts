@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { resolveCheckpoint, RUN_FILES } from "../io/rundir.js";
+import { checkpointProblem, RunDirError, resolveCheckpoint, RUN_FILES } from "../io/rundir.js";
 import { UsageError } from "./errors.js";
 
 const AGENT_DIR = /^agent-\d+$/;
@@ -15,14 +15,27 @@ function agentCount(dir: string): number {
   return readdirSync(dir).filter((d) => AGENT_DIR.test(d)).length;
 }
 
-/** A team checkpoint given as `flag`: a dir with agent-<i>/ inside, or a run dir (its newest checkpoint). */
-export function teamCheckpointArg(path: string, flag: string): { dir: string; agents: number } {
+/**
+ * A team checkpoint given as `flag`: a dir with agent-<i>/ inside (verified against its manifest
+ * when it has one), or a run dir (its newest intact checkpoint; damaged newer ones go to `warn`).
+ */
+export function teamCheckpointArg(
+  path: string,
+  flag: string,
+  warn: (m: string) => void = () => {},
+): { dir: string; agents: number } {
   if (!existsSync(path) || !statSync(path).isDirectory()) {
     throw new UsageError(
       `${flag} ${path}: no such directory; give a team checkpoint (<run>/checkpoints/stage-K) or a run directory`,
     );
   }
-  if (agentCount(path) > 0) return { dir: path, agents: agentCount(path) };
+  if (agentCount(path) > 0) {
+    if (existsSync(join(path, RUN_FILES.manifest))) {
+      const problem = checkpointProblem(path);
+      if (problem) throw new RunDirError(`${flag} ${path}: ${problem}; give an older checkpoint`, 1);
+    }
+    return { dir: path, agents: agentCount(path) };
+  }
   if (existsSync(join(path, MODEL_FILE))) {
     throw new UsageError(
       `${flag} ${path}: a single model, not a team checkpoint; give a directory with agent-<i>/ inside (<run>/checkpoints/stage-K) or a run directory`,
@@ -33,7 +46,7 @@ export function teamCheckpointArg(path: string, flag: string): { dir: string; ag
       `${flag} ${path}: not a team checkpoint (no agent-<i>/) nor a run directory (no ${RUN_FILES.checkpoints}/); give <run>/checkpoints/stage-K or a run directory`,
     );
   }
-  const { dir } = resolveCheckpoint(path, flag);
+  const { dir } = resolveCheckpoint(path, flag, warn);
   const agents = agentCount(dir);
   if (agents === 0)
     throw new UsageError(

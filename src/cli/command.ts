@@ -10,12 +10,13 @@
  */
 import type { ResolvedConfig } from "../config/schema.js";
 import type { Progress } from "../io/progress.js";
-import type { CheckpointInfo, RunDir } from "../io/rundir.js";
+import type { CheckpointInfo, OpenRunDirOptions, RunDir } from "../io/rundir.js";
 
 /**
  * Which shared flags a command takes:
  * - "run": --config, --set, key=value args, --output-dir, --seed, --max-steps, --threads,
- *          --resume [path], --force, --quiet, --json (a command that writes a run directory)
+ *          --resume [path], --force, --allow-config-change, --quiet, --json (a command that
+ *          writes a run directory; it holds the directory's lock while it runs)
  * - "config": --config, --set, key=value args, --quiet, --json
  * - "none": --quiet, --json
  * `--debug` is global.
@@ -40,6 +41,11 @@ export interface CommandSpec {
   flags: FlagGroup;
   options?: OptionSpec[];
   subcommands?: CommandSpec[];
+  /**
+   * The option (commander name) holding a checkpoint whose run's config.resolved.yaml this command
+   * uses when --config is not given (sat eval --checkpoint <run>).
+   */
+  configFromOption?: string;
   /** Config values (dotted paths) this command uses where the user's file and flags set none. */
   defaults?: Readonly<Record<string, unknown>>;
   run?: (ctx: CommandContext) => Promise<number | void> | number | void;
@@ -89,5 +95,8 @@ export interface CommandContext {
    * Creates (or, with --resume/--force, reuses) run.output_dir and writes the config files there.
    * `onResume` sees the checkpoint to resume from first and may refuse it (throw) with the run untouched.
    */
-  openRunDir(opts?: { onResume?: (from: CheckpointInfo) => void }): RunDir;
+  openRunDir(opts?: {
+    onResume?: (from: CheckpointInfo) => void;
+    dropAfterResume?: OpenRunDirOptions["dropAfterResume"];
+  }): RunDir;
 }

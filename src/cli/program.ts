@@ -8,11 +8,17 @@ import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { loadConfig, type FlagOverride } from "../config/load.js";
-import { UPSTREAM_NAMES } from "../config/names.js";
+import { closest, UPSTREAM_NAMES } from "../config/names.js";
 import { configToYaml } from "../config/render.js";
 import { listKeys, type ResolvedConfig } from "../config/schema.js";
+import {
+  configDifferences,
+  formatDifference,
+  RESUME_FREE_KEYS,
+  type ConfigDifference,
+} from "../config/diff.js";
 import { createProgress, type ProgressMode } from "../io/progress.js";
-import { openRunDir, RUN_FILES, type RunDir } from "../io/rundir.js";
+import { assertResumable, openRunDir, RUN_FILES, type RunDir } from "../io/rundir.js";
 import type { CommandContext, CommandSpec, CommonFlags, Invocation } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
 import { EXIT_OK, EXIT_USAGE, formatError, oneLine, UsageError } from "./errors.js";
@@ -70,6 +76,10 @@ function addCommonOptions(cmd: Command, group: CommandSpec["flags"]): void {
       "continue from the newest complete checkpoint in the output dir, or from <path>",
     );
     cmd.option("--force", "empty an existing run directory and start over");
+    cmd.option(
+      "--allow-config-change <keys>",
+      "with --resume: accept these changed config keys (comma-separated), recorded in overrides.json",
+    );
   }
   cmd.option("-q, --quiet", "no progress output (errors still go to stderr)");
   cmd.option("--json", "progress and results as JSON lines on stdout");
@@ -158,6 +168,55 @@ function runDirOf(resumePath: string): string | null {
   return null;
 }
 
+/** The run a checkpoint path comes from (the path, its parent or grandparent holding the run's config), or null. */
+function runOfCheckpoint(path: string): string | null {
+  for (let p = path, up = 0; up <= 2; up++, p = dirname(p)) {
+    if (existsSync(join(p, RUN_FILES.config))) return p;
+  }
+  return null;
+}
+
+/** --allow-config-change a.b,c.d → checked key paths. */
+function allowedChanges(value: unknown): Set<string> {
+  const keys = new Set<string>();
+  if (typeof value !== "string") return keys;
+  const known = listKeys().map((k) => k.path);
+  for (const key of value
+    .split(",")
+    .map((k) => k.trim())
+    .filter(Boolean)) {
+    if (!known.includes(key)) {
+      const near = closest(key, known);
+      throw new UsageError(
+        `--allow-config-change ${key}: no such config key${near ? `; did you mean ${near}?` : ""} (sat config --list-keys)`,
+      );
+    }
+    keys.add(key);
+  }
+  return keys;
+}
+
+/**
+ * The differences between the resumed run's config and the new one; refuses (one line listing
+ * them) unless each is harmless or named in --allow-config-change.
+ */
+function checkResumeChanges(
+  before: ResolvedConfig,
+  after: ResolvedConfig,
+  allowed: Set<string>,
+  runConfigFile: string,
+): ConfigDifference[] {
+  const diffs = configDifferences(before, after);
+  const refused = diffs.filter((d) => !RESUME_FREE_KEYS.has(d.key) && !allowed.has(d.key));
+  if (refused.length > 0) {
+    throw new UsageError(
+      `--resume: the config differs from the run's (${runConfigFile}): ${refused.map(formatDifference).join(", ")}; ` +
+        `a run resumed with other settings is no longer the run it continues; to accept, add --allow-config-change ${refused.map((d) => d.key).join(",")}`,
+    );
+  }
+  return diffs;
+}
+
 interface Parsed {
   spec: CommandSpec;
   path: string;
@@ -234,7 +293,12 @@ export async function runCli(argv: string[], options: RunCliOptions = {}): Promi
       io.stderr.write(`sat: ${commanderMessage(err)}\n`);
       return EXIT_USAGE;
     }
-    if (signal.aborted) return 130;
+    if (signal.aborted) {
+      // The command stopped for Ctrl-C; it may say where (InterruptedError, exit code 130).
+      if ((err as { exitCode?: unknown })?.exitCode === 130)
+        io.stderr.write(`sat: ${oneLine((err as Error).message)}\n`);
+      return 130;
+    }
     const f = formatError(err, debug);
     io.stderr.write(f.lines.join("\n") + "\n");
     return f.exitCode;
@@ -283,17 +347,37 @@ async function execute(
       givenFlags[k.flag] = v;
     }
   }
+  const warn = (text: string) => io.stderr.write(`sat: warning: ${oneLine(text)}\n`);
+  const allowed = allowedChanges(opts.allowConfigChange);
+  if (opts.allowConfigChange !== undefined && !flags.resume)
+    throw new UsageError("--allow-config-change applies to --resume only; drop it or add --resume");
   // Resuming: the run being continued supplies the output dir and, without --config, the config.
   const resumedRun =
     typeof flags.resume === "string"
       ? runDirOf(flags.resume)
       : ((opts.outputDir as string | undefined) ?? null);
+  if (flags.resume === true && resumedRun) assertResumable(resumedRun);
+  // A resumed run continues where it lives now, even if it was moved or copied since its config
+  // was written (that config names the old place).
+  if (typeof flags.resume === "string" && resumedRun && !keyFlags.some((f) => f.path === "run.output_dir"))
+    keyFlags.push({ flag: "--resume", path: "run.output_dir", value: resumedRun, raw: true });
   let configFile = (opts.config as string | undefined) ?? null;
-  if (!configFile && flags.resume && resumedRun && existsSync(join(resumedRun, RUN_FILES.config))) {
-    configFile = join(resumedRun, RUN_FILES.config);
-  }
+  let configNote: string | null = null;
+  const runConfig = resumedRun && flags.resume ? join(resumedRun, RUN_FILES.config) : null;
+  if (!configFile && runConfig && existsSync(runConfig)) configFile = runConfig;
   const freshDir = join("runs", `${spec.name}-${timestamp(io.now())}`);
+  // A command reading a checkpoint (sat eval) takes that run's config unless --config is given;
+  // the run's own output dir is not this command's.
+  const source = spec.configFromOption ? opts[spec.configFromOption] : undefined;
+  const sourceRun = !configFile && typeof source === "string" ? runOfCheckpoint(source) : null;
+  if (sourceRun) {
+    configFile = join(sourceRun, RUN_FILES.config);
+    configNote = `using the config of ${sourceRun} (${RUN_FILES.config}); --config or --set override it`;
+    if (!keyFlags.some((f) => f.path === "run.output_dir"))
+      keyFlags.push({ flag: "run.output_dir (default)", path: "run.output_dir", value: freshDir, raw: true });
+  }
   let config: ResolvedConfig | null = null;
+  let changes: ConfigDifference[] = [];
   if (spec.flags !== "none") {
     config = loadConfig({
       file: configFile,
@@ -304,11 +388,15 @@ async function execute(
         ...(spec.defaults ?? {}),
         ...(spec.flags === "run" ? { "run.output_dir": resumedRun ?? freshDir } : {}),
       },
+      warn,
     });
     if (flags.resume === true && config.run.output_dir === freshDir) {
       throw new UsageError(
         "--resume needs the run to continue: pass --output-dir <run-dir> or --resume <run-dir>",
       );
+    }
+    if (flags.resume && runConfig && existsSync(runConfig)) {
+      changes = checkResumeChanges(loadConfig({ file: runConfig }), config, allowed, runConfig);
     }
   }
   const invocation: Invocation = {
@@ -325,8 +413,9 @@ async function execute(
   const progress = createProgress(progressMode(flags, io.stdout), {
     stream: io.stdout,
     loggingSteps: config?.run.logging_steps ?? 1,
+    warn,
   });
-  const warn = (text: string) => io.stderr.write(`sat: warning: ${oneLine(text)}\n`);
+  if (configNote) progress.log(configNote);
   let runDir: RunDir | null = null;
   const ctx: CommandContext = {
     command: p.path,
@@ -343,20 +432,29 @@ async function execute(
       if (runDir) return runDir;
       if (!config || spec.flags !== "run")
         throw new Error(`sat ${p.path}: openRunDir needs a command with run flags`);
-      runDir = openRunDir(config.run.output_dir!, {
+      const run = openRunDir(config.run.output_dir!, {
         resume: flags.resume,
         force: flags.force,
         warn,
         onResume: opts.onResume,
+        dropAfterResume: opts.dropAfterResume,
+        command: `sat ${p.path}`,
       });
-      runDir.writeConfig(
-        configToYaml(config, {
-          comments: true,
-          header: `sat-llm resolved config (sat ${p.path}); reload with --config`,
-        }),
-        invocation,
-      );
-      return runDir;
+      try {
+        run.writeConfig(
+          configToYaml(config, {
+            comments: true,
+            header: `sat-llm resolved config (sat ${p.path}); reload with --config`,
+          }),
+          invocation,
+          changes,
+        );
+      } catch (err) {
+        run.close();
+        throw err;
+      }
+      runDir = run;
+      return run;
     },
   };
   if (!spec.run) throw new Error(`sat ${p.path}: no handler`);
@@ -364,5 +462,6 @@ async function execute(
     return await spec.run(ctx);
   } finally {
     progress.close();
+    (runDir as RunDir | null)?.close();
   }
 }

@@ -39,3 +39,4 @@ export {
 } from "./load.js";
 export { configToYaml, defaultsYaml } from "./render.js";
 export { UPSTREAM_NAMES, closest, editDistance, unknownKeyHint } from "./names.js";
+export { RESUME_FREE_KEYS, configDifferences, formatDifference, type ConfigDifference } from "./diff.js";

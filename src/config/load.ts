@@ -45,6 +45,8 @@ export interface LoadOptions {
   flags?: readonly FlagOverride[];
   /** Values used only where the merged config leaves the key unset or null (e.g. run.output_dir). */
   fallbacks?: Readonly<Record<string, unknown>>;
+  /** Told about a config file that sets nothing (empty or comments only). */
+  warn?: (message: string) => void;
 }
 
 type Json = Record<string, unknown>;
@@ -323,6 +325,10 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
   if (file) {
     const loaded = readConfigFile(file);
     raw = loaded.data;
+    if (Object.keys(raw).length === 0)
+      opts.warn?.(
+        `${file} sets no keys (it is empty or holds only comments): every key takes its default (sat config --print-defaults lists them)`,
+      );
     for (const [path, line] of loaded.lines) origins.set(path, `${file}:${line}`);
   }
   const tokens = [

@@ -487,12 +487,17 @@ const run = z.strictObject({
   ),
   save_steps: cadence(
     -1,
-    "checkpoint every this many stages; -1 = final only (HF save_steps, verl trainer.save_freq)",
+    "checkpoint every this many stages (pretraining: steps); -1 = only by run.save_interval_s, on Ctrl-C and at the end (HF save_steps, verl trainer.save_freq)",
+  ),
+  save_interval_s: real(
+    60,
+    { min: 0, max: 1e9 },
+    "also checkpoint at the end of a stage (pretraining: step) once this many seconds passed since the last checkpoint; 0 = off",
   ),
   save_total_limit: intOrNull(
-    null,
+    3,
     { min: 1, max: 1e6 },
-    "keep only the newest this many checkpoints; null = keep all (HF save_total_limit)",
+    "keep only the newest this many checkpoints; null = keep all (HF save_total_limit, OpenRLHF max_ckpt_num)",
   ),
   threads: intOrNull(null, { min: 1, max: 64 }, "worker threads for the dense kernels; null = every core"),
   kernels: choice(

@@ -26,6 +26,8 @@ export interface Progress {
   phase(name: string, total: number): PhaseBar;
   /** A free-form line for the user. */
   log(line: string): void;
+  /** A warning for the user (stderr, shown even when progress is silent). */
+  warn?(line: string): void;
   /** A metrics record; shown as a one-line summary at the logging cadence. */
   metrics(record: MetricsRecord): void;
   /** Stops any live display. */
@@ -43,6 +45,8 @@ export interface ProgressOptions {
   intervalMs?: number;
   /** Clock in ms (tests inject one). */
   now?: () => number;
+  /** Where warnings go (every mode, silent included). */
+  warn?: (line: string) => void;
 }
 
 const noopBar: PhaseBar = { tick() {}, done() {} };
@@ -55,16 +59,20 @@ export const silentProgress: Progress = {
 };
 
 export function createProgress(mode: ProgressMode, opts: ProgressOptions = {}): Progress {
-  switch (mode) {
-    case "silent":
-      return silentProgress;
-    case "json":
-      return new LineProgress(opts, true);
-    case "plain":
-      return new LineProgress(opts, false);
-    case "tty":
-      return new TtyProgress(opts);
-  }
+  const progress: Progress = (() => {
+    switch (mode) {
+      case "silent":
+        return { ...silentProgress };
+      case "json":
+        return new LineProgress(opts, true);
+      case "plain":
+        return new LineProgress(opts, false);
+      case "tty":
+        return new TtyProgress(opts);
+    }
+  })();
+  if (opts.warn) progress.warn = opts.warn;
+  return progress;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
  * `tokenizer.json` and `tokenizer_config.json`, so `transformers` can load our agents and we can
  * load theirs for the architectures we support. Optimizer state goes to a separate `optimizer.safetensors`.
  * Every file is written atomically; loading checks names, shapes and the tokenizer and says
- * exactly what does not match.
+ * exactly what does not match. Non-finite weights or optimizer moments (NaN, ±Inf: a diverged run)
+ * are refused on save and on load, naming the tensor, so they are never trained on or kept.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -37,11 +38,39 @@ function transpose(src: ArrayLike<number>, rows: number, cols: number): Float32A
   return out;
 }
 
+/** Count of NaN/±Inf entries. */
+export function countNonFinite(a: ArrayLike<number>): number {
+  let bad = 0;
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) bad++;
+  return bad;
+}
+
+/** The first tensor of `model` holding non-finite values, or null. */
+export function nonFiniteTensor(model: Transformer): { name: string; count: number } | null {
+  for (const t of model.layout.tensors) {
+    const count = countNonFinite(model.w(t.name));
+    if (count > 0) return { name: t.name, count };
+  }
+  return null;
+}
+
+function refuseNonFinite(where: string, what: string, count: number, size: number, saving: boolean): void {
+  if (count === 0) return;
+  const verb = saving ? "refusing to save" : "refusing to load";
+  throw new CheckpointError(
+    `${where}: ${verb}: ${what} holds ${count} non-finite value(s) (NaN or Inf) of ${size}; the weights diverged` +
+      (saving ? "; lower optim.lr or resume from an earlier checkpoint" : "; use an earlier checkpoint"),
+  );
+}
+
 /**
  * Writes model.safetensors, config.json, tokenizer.json and tokenizer_config.json into `dir`
  * (which must exist).
  */
 export function saveModel(dir: string, model: Transformer, tok: Tokenizer): void {
+  const bad = nonFiniteTensor(model);
+  if (bad)
+    refuseNonFinite(join(dir, MODEL_FILE), `tensor "${bad.name}"`, bad.count, model.w(bad.name).length, true);
   const tensors = new Map<string, TensorToWrite>();
   for (const t of model.layout.tensors) {
     const w = model.w(t.name);
@@ -154,6 +183,7 @@ export function loadWeightsInto(model: Transformer, path: string): void {
     if (!(st.data instanceof Float32Array || st.data instanceof Float64Array)) {
       throw new CheckpointError(`${path}: tensor "${t.name}" has dtype ${st.dtype}, expected a float type`);
     }
+    refuseNonFinite(path, `tensor "${t.name}"`, countNonFinite(st.data), st.data.length, false);
     const dst = model.w(t.name);
     if (t.hfTransposed) dst.set(transpose(st.data, want[0], want[1]));
     else dst.set(st.data);
@@ -162,8 +192,11 @@ export function loadWeightsInto(model: Transformer, path: string): void {
 
 /** Optimizer state: first and second moments (flat, same layout as the parameters) and the step count. */
 export function saveOptimizer(dir: string, state: AdamWState): void {
+  const path = join(dir, OPTIMIZER_FILE);
+  refuseNonFinite(path, "exp_avg", countNonFinite(state.m), state.m.length, true);
+  refuseNonFinite(path, "exp_avg_sq", countNonFinite(state.v), state.v.length, true);
   writeSafetensors(
-    join(dir, OPTIMIZER_FILE),
+    path,
     {
       exp_avg: { shape: [state.m.length], data: state.m as Float32Array },
       exp_avg_sq: { shape: [state.v.length], data: state.v as Float32Array },
@@ -186,6 +219,8 @@ export function loadOptimizer(dir: string, like: Buf): AdamWState {
       `${path}: optimizer state has ${m.data.length} entries, the model has ${like.length} parameters`,
     );
   }
+  refuseNonFinite(path, "exp_avg", countNonFinite(m.data as Float32Array), m.data.length, false);
+  refuseNonFinite(path, "exp_avg_sq", countNonFinite(v.data as Float32Array), v.data.length, false);
   const make = (src: ArrayLike<number>): Buf => {
     const out = like instanceof Float64Array ? new Float64Array(like.length) : new Float32Array(like.length);
     out.set(src);

@@ -8,17 +8,22 @@
  * token, with no loss on predicting it: the model learns to continue after such a cut, not to make
  * one. Training stops at `steps`, or earlier once held-out
  * accuracy reaches `targetAccuracy` (kept below 1 so RL has headroom).
+ *
+ * Resumable: after every completed step `afterStep` may save the weights, the optimizer and
+ * `SftState` (step, data stream and <eot> RNG positions, evaluations so far); `resume` continues
+ * from them with results identical, bit for bit, to an uninterrupted run. On abort the loop stops
+ * between steps and returns without a final evaluation (`interrupted`).
  */
 import type { Buf } from "../engine/kernels/types.js";
-import { Rng } from "../engine/rng.js";
-import { AdamW } from "../engine/adamw.js";
+import { Rng, type RngState } from "../engine/rng.js";
+import { AdamW, type AdamWState } from "../engine/adamw.js";
 import { crossEntropyForward, crossEntropyBackward } from "../engine/ops/softmax.js";
 import type { Transformer } from "../model/transformer.js";
 import { decayMask } from "../model/layout.js";
 import type { Tokenizer } from "../model/tokenizer.js";
 import { generate } from "../model/generate.js";
 import type { Problem, TaskFamily } from "../tasks/index.js";
-import { ProblemStream } from "../tasks/index.js";
+import { ProblemStream, type ProblemStreamState } from "../tasks/index.js";
 import { encodeProblemPrompt } from "../team/rollout.js";
 
 export interface SftOptions {
@@ -77,12 +82,27 @@ export interface SftResult {
   finalAccuracy: number;
   stoppedEarly: boolean;
   optimizer: AdamW;
+  /** Stopped by the signal between steps (no final evaluation; `state` resumes it). */
+  interrupted: boolean;
+  state: SftState;
+}
+
+/** Where a supervised run stands after `step` steps, besides its weights and optimizer state. */
+export interface SftState {
+  step: number;
+  stream: ProblemStreamState;
+  eotRng: RngState;
+  evals: SftEval[];
 }
 
 export interface SftHooks {
   onStep?(s: SftStep): void;
   onEval?(e: SftEval): void;
   signal?: AbortSignal;
+  /** After step `step` is complete (its evaluation included) and training goes on. */
+  afterStep?(step: number, state: () => SftState, optimizer: AdamW): void | Promise<void>;
+  /** Continue from a saved state; the model must already hold the weights saved with it. */
+  resume?: { state: SftState; optimizer: AdamWState };
 }
 
 /** Token ids and per-position targets (-1 = no loss) for one training sequence. */
@@ -176,14 +196,30 @@ export async function sftTrain(
     decayMask: decayMask(model.layout),
   });
   const evals: SftEval[] = [];
+  let first = 0;
+  if (hooks.resume) {
+    const r = hooks.resume;
+    stream.setState(r.state.stream);
+    eotRng.setState(r.state.eotRng);
+    opt.restore(r.optimizer);
+    evals.push(...r.state.evals);
+    first = r.state.step;
+  }
+  const state = (): SftState => ({
+    step,
+    stream: stream.getState(),
+    eotRng: eotRng.getState(),
+    evals: evals.map((e) => ({ ...e })),
+  });
   let ids = new Int32Array(0);
   let targets = new Int32Array(0);
   let losses: Buf = new Float64Array(0);
   let logp: Buf = new Float64Array(0);
   let dlogits: Buf = new Float64Array(0);
   let dlosses: Buf = new Float64Array(0);
-  let step = 0;
+  let step = first;
   let stoppedEarly = false;
+  let interrupted = false;
   const evaluate = (atStep: number): number => {
     const acc = soloAccuracy(model, tok, family, testProblems);
     const e = { step: atStep, accuracy: acc, n: testProblems.length };
@@ -191,10 +227,13 @@ export async function sftTrain(
     hooks.onEval?.(e);
     return acc;
   };
-  for (step = 0; step < o.steps; step++) {
+  for (step = first; step < o.steps; step++) {
     // Give the event loop a turn so a Ctrl-C (AbortSignal) is seen between steps.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    if (hooks.signal?.aborted) break;
+    if (hooks.signal?.aborted) {
+      interrupted = true;
+      break;
+    }
     const t0 = performance.now();
     const examples = stream
       .take(o.batchSize)
@@ -251,7 +290,23 @@ export async function sftTrain(
         break;
       }
     }
+    if (hooks.afterStep && step + 1 < o.steps) {
+      const done = step + 1;
+      await hooks.afterStep(done, () => ({ ...state(), step: done }), opt);
+    }
+  }
+  if (interrupted) {
+    const acc = evals.length ? evals[evals.length - 1].accuracy : 0;
+    return {
+      steps: step,
+      evals,
+      finalAccuracy: acc,
+      stoppedEarly,
+      optimizer: opt,
+      interrupted,
+      state: state(),
+    };
   }
   const finalAccuracy = stoppedEarly ? evals[evals.length - 1].accuracy : evaluate(step);
-  return { steps: step, evals, finalAccuracy, stoppedEarly, optimizer: opt };
+  return { steps: step, evals, finalAccuracy, stoppedEarly, optimizer: opt, interrupted, state: state() };
 }

@@ -15,6 +15,7 @@ export const evalCommand: CommandSpec = {
     "(with bootstrap intervals) and per-agent solo accuracy to eval.jsonl. With --baseline, also a single " +
     "model at a matched sample budget (one model with n·K samples against a team of n agents with K).",
   flags: "run",
+  configFromOption: "checkpoint",
   options: [
     {
       flags: "--checkpoint <path>",
@@ -29,12 +30,12 @@ export const evalCommand: CommandSpec = {
   run: async (ctx) => {
     const checkpoint = ctx.options.checkpoint as string | undefined;
     if (!checkpoint) throw new UsageError("eval needs --checkpoint <team checkpoint or run directory>");
-    const team = teamCheckpointArg(checkpoint, "--checkpoint").dir;
+    const team = teamCheckpointArg(checkpoint, "--checkpoint", ctx.warn).dir;
     let baseline = ctx.options.baseline as string | undefined;
     if (baseline !== undefined) {
       baseline = existsSync(join(baseline, "model.safetensors"))
         ? modelDirArg(baseline, "--baseline")
-        : teamCheckpointArg(baseline, "--baseline").dir;
+        : teamCheckpointArg(baseline, "--baseline", ctx.warn).dir;
     }
     const results = await runEval(
       ctx.config!,

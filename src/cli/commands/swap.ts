@@ -15,6 +15,7 @@ export const swap: CommandSpec = {
     "the team visits and, if it passes the trust-region check, saved with the others to <output-dir>/team/, " +
     "ready for `sat train --set team.agent_checkpoints=[...]`.",
   flags: "run",
+  configFromOption: "checkpoint",
   options: [
     { flags: "--checkpoint <path>", description: "team checkpoint (a directory with agent-<i>/)" },
     { flags: "--agent <i>", description: "index of the agent to replace" },
@@ -41,7 +42,7 @@ export const swap: CommandSpec = {
     const agent = Number(o.agent);
     if (!Number.isInteger(agent) || agent < 0)
       throw new UsageError(`--agent must be an agent index (0, 1, ...), got "${o.agent}"`);
-    const team = teamCheckpointArg(o.checkpoint, "--checkpoint");
+    const team = teamCheckpointArg(o.checkpoint, "--checkpoint", ctx.warn);
     if (agent >= team.agents)
       throw new UsageError(`--agent ${agent}: the team in ${team.dir} has agents 0..${team.agents - 1}`);
     modelDirArg(o.with, "--with");
