@@ -5,53 +5,38 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { fixtureAgent as AGENT, satSync } from "./sat-process.js";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const ROOT = join(fileURLToPath(new URL(".", import.meta.url)), "../..");
-const AGENT = join(ROOT, "test/fixtures/agents/add2-tiny");
 
 test("budget: run.max_tokens ends the run at the stage where the generated tokens reach it", () => {
   const dir = mkdtempSync(join(tmpdir(), "sat-budget-"));
   try {
     const out = join(dir, "run");
-    const r = spawnSync(
-      process.execPath,
-      [
-        ...[join(ROOT, "bin/sat.js"), "train", "--quiet", "--threads", "1", "--max-steps", "20"],
-        ...["--output-dir", out, "--set", `team.agent_checkpoints=${JSON.stringify([AGENT, AGENT])}`],
-        ...[
-          "--set",
-          "team.n_agents=2",
-          "--set",
-          "tasks.difficulty=2",
-          "--set",
-          "rollout.max_prompt_length=16",
-        ],
-        ...[
-          "--set",
-          "rollout.max_completion_length=40",
-          "--set",
-          "rollout.prompts_per_step=2",
-          "--set",
-          "rollout.n=2",
-        ],
-        ...[
-          "--set",
-          "algo.ppo_mini_batch_size=1",
-          "--set",
-          "eval.before_train=false",
-          "--set",
-          "eval.n_prompts=4",
-        ],
-        ...["--set", "eval.n=1", "--set", "eval.k=[1]", "--set", "run.max_tokens=150"],
+    const r = satSync([
+      ...["train", "--quiet", "--threads", "1", "--max-steps", "20"],
+      ...["--output-dir", out, "--set", `team.agent_checkpoints=${JSON.stringify([AGENT, AGENT])}`],
+      ...["--set", "team.n_agents=2", "--set", "tasks.difficulty=2", "--set", "rollout.max_prompt_length=16"],
+      ...[
+        "--set",
+        "rollout.max_completion_length=40",
+        "--set",
+        "rollout.prompts_per_step=2",
+        "--set",
+        "rollout.n=2",
       ],
-      { encoding: "utf8" },
-    );
-    assert.equal(r.status, 0, r.stderr);
+      ...[
+        "--set",
+        "algo.ppo_mini_batch_size=1",
+        "--set",
+        "eval.before_train=false",
+        "--set",
+        "eval.n_prompts=4",
+      ],
+      ...["--set", "eval.n=1", "--set", "eval.k=[1]", "--set", "run.max_tokens=150"],
+    ]);
+    assert.equal(r.code, 0, r.stderr);
     const rows = readFileSync(join(out, "stages.jsonl"), "utf8")
       .trim()
       .split("\n")

@@ -4,56 +4,47 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { fixtureAgent as AGENT, satSync } from "./sat-process.js";
 import { cpSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const ROOT = join(fileURLToPath(new URL(".", import.meta.url)), "../..");
-const AGENT = join(ROOT, "test/fixtures/agents/add2-tiny");
 
 test("sat swap with an identical model: Stage 0 projects nothing and the team scores the same", () => {
   const dir = mkdtempSync(join(tmpdir(), "sat-swap-"));
   const team = join(dir, "team");
   for (const i of [0, 1]) cpSync(AGENT, join(team, `agent-${i}`), { recursive: true });
   const out = join(dir, "run");
-  const r = spawnSync(
-    process.execPath,
-    [
-      join(ROOT, "bin/sat.js"),
-      "swap",
-      "--quiet",
-      "--threads",
-      "1",
-      "--checkpoint",
-      team,
-      "--agent",
-      "1",
-      "--with",
-      AGENT,
-      "--set",
-      "tasks.difficulty=2",
-      "--set",
-      "rollout.max_prompt_length=16",
-      "--set",
-      "rollout.max_completion_length=40",
-      "--set",
-      "team.n_agents=2",
-      "--set",
-      "team.max_turn_tokens=12",
-      "--set",
-      "eval.n_prompts=20",
-      "--set",
-      "eval.n=2",
-      "--set",
-      "eval.k=[1,2]",
-      "--output-dir",
-      out,
-    ],
-    { encoding: "utf8" },
-  );
-  assert.equal(r.status, 0, r.stderr);
+  const r = satSync([
+    "swap",
+    "--quiet",
+    "--threads",
+    "1",
+    "--checkpoint",
+    team,
+    "--agent",
+    "1",
+    "--with",
+    AGENT,
+    "--set",
+    "tasks.difficulty=2",
+    "--set",
+    "rollout.max_prompt_length=16",
+    "--set",
+    "rollout.max_completion_length=40",
+    "--set",
+    "team.n_agents=2",
+    "--set",
+    "team.max_turn_tokens=12",
+    "--set",
+    "eval.n_prompts=20",
+    "--set",
+    "eval.n=2",
+    "--set",
+    "eval.k=[1,2]",
+    "--output-dir",
+    out,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
   const rows = readFileSync(join(out, "eval.jsonl"), "utf8")
     .trim()
     .split("\n")

@@ -7,8 +7,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { fixtureAgent as fixture, hashTree, runSat, sets, sha256 } from "./sat-process.js";
 import {
   cpSync,
   existsSync,
@@ -17,72 +16,23 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
-  statSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { referenceEngine } from "../src/engine/engine.js";
 import { readJsonl } from "../src/io/jsonl.js";
 import { listCheckpoints, RUN_FILES } from "../src/io/rundir.js";
 import { loadModel } from "../src/model/checkpoint.js";
 import { readSafetensors, writeSafetensors, type TensorToWrite } from "../src/model/safetensors.js";
 
-const repo = fileURLToPath(new URL("../../", import.meta.url));
-const satJs = join(repo, "bin", "sat.js");
-const fixture = join(repo, "test", "fixtures", "agents", "add2-tiny");
 const tmp = mkdtempSync(join(tmpdir(), "sat-train-errors-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function sat(argv: string[], opts: { sigintWhen?: () => boolean } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [satJs, ...argv], { cwd: tmp, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    let poll: NodeJS.Timeout | undefined;
-    if (opts.sigintWhen) {
-      poll = setInterval(() => {
-        if (opts.sigintWhen!()) {
-          clearInterval(poll);
-          child.kill("SIGINT");
-        }
-      }, 3);
-    }
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearInterval(poll);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 
-function filesBelow(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? filesBelow(p) : [p];
-  });
-}
-
-function hashTree(dir: string): Record<string, string> {
-  return Object.fromEntries(
-    filesBelow(dir)
-      .map((p) => [relative(dir, p), sha256(p)])
-      .sort(),
-  );
-}
-
+const sat = (argv: string[], opts: { sigintWhen?: () => boolean } = {}) =>
+  runSat(argv, { cwd: tmp, ...opts });
 const at = (...parts: string[]) => join(tmp, ...parts);
 
 /** A copy of the fixture agent with `change` applied to it. */
@@ -120,9 +70,7 @@ function rehash(checkpointDir: string, file: string): void {
   const path = join(checkpointDir, RUN_FILES.manifest);
   const m = JSON.parse(readFileSync(path, "utf8")) as { files: { path: string; sha256: string }[] };
   const entry = m.files.find((f) => f.path === file)!;
-  entry.sha256 = createHash("sha256")
-    .update(readFileSync(join(checkpointDir, file)))
-    .digest("hex");
+  entry.sha256 = sha256(join(checkpointDir, file));
   writeFileSync(path, JSON.stringify(m));
 }
 
@@ -152,10 +100,6 @@ const biggerVocab = agentCopy("bigger-vocab", (d) => {
     t.set("transformer.wte.weight", { shape: [65, 32], data });
   });
 });
-
-/** `--set key=value` pairs (values as JSON unless strings). */
-const sets = (o: Record<string, unknown>) =>
-  Object.entries(o).flatMap(([k, v]) => ["--set", `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`]);
 
 const RL = [
   ...["-q", "--threads", "1"],

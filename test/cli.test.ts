@@ -5,11 +5,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { repo, runSat } from "./sat-process.js";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { defaultConfig, loadConfig } from "../src/config/index.js";
 import type { CommandSpec } from "../src/cli/command.js";
 import { COMMANDS } from "../src/cli/commands/index.js";
@@ -17,8 +17,6 @@ import { runCli } from "../src/cli/program.js";
 import { readJsonl } from "../src/io/jsonl.js";
 import { RUN_FILES } from "../src/io/rundir.js";
 
-const repo = fileURLToPath(new URL("../../", import.meta.url));
-const satJs = join(repo, "bin", "sat.js");
 const tmp = mkdtempSync(join(tmpdir(), "sat-cli-"));
 const write = (name: string, text: string) => {
   const p = join(tmp, name);
@@ -97,24 +95,32 @@ async function sat(argv: string[], signal?: AbortSignal): Promise<Result> {
   return { code, stdout, stderr };
 }
 
-function spawnSat(argv: string[], opts: { sigintAfterMs?: number; script?: string } = {}): Promise<Result> {
+/** A node script (not sat) run as a child process, interrupted `sigintAfterMs` after it prints "ready". */
+function runScript(script: string, sigintAfterMs: number): Promise<Result> {
   return new Promise((resolve) => {
-    const args = opts.script ? ["--input-type=module", "-e", opts.script] : [satJs, ...argv];
-    const child = spawn(process.execPath, args, { cwd: tmp, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: tmp,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     let signalled = false;
     child.stderr.on("data", (d) => {
       stderr += d;
-      if (opts.sigintAfterMs !== undefined && !signalled && stderr.includes("ready")) {
+      if (!signalled && stderr.includes("ready")) {
         signalled = true;
-        setTimeout(() => child.kill("SIGINT"), opts.sigintAfterMs);
+        setTimeout(() => child.kill("SIGINT"), sigintAfterMs);
       }
     });
     child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
 }
+
+const spawnSat = async (argv: string[]): Promise<Result> => {
+  const r = await runSat(argv, { cwd: tmp });
+  return { code: r.code ?? -1, stdout: r.stdout, stderr: r.stderr };
+};
 
 function assertOneLine(r: Result, code: number, line: RegExp, what: string): void {
   assert.equal(r.code, code, `${what}: exit code (stderr: ${r.stderr})`);
@@ -567,7 +573,7 @@ test("Ctrl-C: one line, exit 130, after the current write finished", async () =>
       writeFileAtomic(${JSON.stringify(marker)}, "done");
       return 0;
     });`;
-  const r = await spawnSat([], { script, sigintAfterMs: 50 });
+  const r = await runScript(script, 50);
   assert.equal(r.code, 130);
   assert.equal(
     r.stderr,

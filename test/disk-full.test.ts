@@ -5,14 +5,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { fixtureAgent as AGENT, satSync } from "./sat-process.js";
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const ROOT = join(fileURLToPath(new URL(".", import.meta.url)), "../..");
-const AGENT = join(ROOT, "test/fixtures/agents/add2-tiny");
 
 function tryMount(dir: string): string | null {
   try {
@@ -34,7 +31,6 @@ test("disk full while writing a checkpoint: one clear line, earlier checkpoint i
   try {
     const run = join(mnt, "run");
     const args = [
-      join(ROOT, "bin/sat.js"),
       "train",
       "--quiet",
       "--threads",
@@ -68,8 +64,8 @@ test("disk full while writing a checkpoint: one clear line, earlier checkpoint i
       "--output-dir",
       run,
     ];
-    const r = spawnSync(process.execPath, args, { encoding: "utf8" });
-    assert.notEqual(r.status, 0);
+    const r = satSync(args);
+    assert.notEqual(r.code, 0);
     // Stage warnings (this tiny setup often has equal rewards in every group) are not about the disk.
     const lines = r.stderr
       .trim()

@@ -16,36 +16,28 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
 import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  watch,
-} from "node:fs";
+  completes,
+  fixtureAgent as fixture,
+  hashTree,
+  killed,
+  read,
+  sets,
+  sha256,
+  startSat,
+  waitUntil,
+  fingerprint,
+} from "./sat-process.js";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, watch } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
-import { readJsonl } from "../src/io/jsonl.js";
+import { join } from "node:path";
 import { listCheckpoints, RUN_FILES } from "../src/io/rundir.js";
 import { readSafetensors } from "../src/model/safetensors.js";
 
-const repo = fileURLToPath(new URL("../../", import.meta.url));
-const satJs = join(repo, "bin", "sat.js");
-const fixture = join(repo, "test", "fixtures", "agents", "add2-tiny");
 const tmp = mkdtempSync(join(tmpdir(), "sat-resume-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 
 const STAGES = 4;
-/** `--set key=value` pairs (values as JSON unless strings). */
-const sets = (o: Record<string, unknown>) =>
-  Object.entries(o).flatMap(([k, v]) => ["--set", `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`]);
 
 const TRAIN = [
   ...["train", "-q", "--threads", "1", "--max-steps", String(STAGES)],
@@ -68,115 +60,15 @@ const TRAIN = [
   }),
 ];
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
+const sat = (argv: string[]) => startSat(argv, tmp).done;
+const train = (dir: string, ...extra: string[]) => startSat([...TRAIN, "--output-dir", dir, ...extra], tmp);
+const resume = (dir: string) => startSat(["train", "--resume", "--output-dir", dir, "-q"], tmp);
 
-interface Running {
-  child: ChildProcess;
-  done: Promise<Result>;
-}
-
-function startSat(argv: string[]): Running {
-  const t0 = performance.now();
-  const child = spawn(process.execPath, [satJs, ...argv], { cwd: tmp, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (d) => (stdout += d));
-  child.stderr!.on("data", (d) => (stderr += d));
-  const done = new Promise<Result>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code, signal) =>
-      resolve({ code, signal, stdout, stderr, seconds: (performance.now() - t0) / 1000 }),
-    );
-  });
-  return { child, done };
-}
-
-const sat = (argv: string[]) => startSat(argv).done;
-const train = (dir: string, ...extra: string[]) => startSat([...TRAIN, "--output-dir", dir, ...extra]);
-const resume = (dir: string) => startSat(["train", "--resume", "--output-dir", dir, "-q"]);
-
-/** Polls `ready` every few ms; fails if the process ends first. */
-async function waitUntil(run: Running, ready: () => boolean, what: string): Promise<void> {
-  let ended = false;
-  void run.done.then(() => (ended = true));
-  while (!ready()) {
-    if (ended) assert.fail(`the run ended before ${what}: ${JSON.stringify(await run.done)}`);
-    await new Promise((r) => setTimeout(r, 3));
-  }
-}
-
-async function killed(run: Running): Promise<Result> {
-  run.child.kill("SIGKILL");
-  const r = await run.done;
-  assert.equal(r.signal, "SIGKILL", `expected the run to die by SIGKILL: ${JSON.stringify(r)}`);
-  return r;
-}
-
-async function completes(run: Running): Promise<Result> {
-  const r = await run.done;
-  assert.equal(r.code, 0, `run failed: ${r.stderr}`);
-  return r;
-}
-
-const read = (path: string) => (existsSync(path) ? readFileSync(path, "utf8") : "");
 const latestOf = (dir: string) => read(join(dir, RUN_FILES.checkpoints, RUN_FILES.latest)).trim();
 const lines = (path: string) =>
   read(path)
     .split("\n")
     .filter((l) => l.trim() !== "").length;
-
-function filesBelow(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? filesBelow(p) : [p];
-  });
-}
-
-const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
-
-/** sha256 of every file below `dir`, by relative path. */
-function hashTree(dir: string): Record<string, string> {
-  return Object.fromEntries(
-    filesBelow(dir)
-      .map((p) => [relative(dir, p), sha256(p)])
-      .sort(),
-  );
-}
-
-const TIMING = /^time$|timing|throughput|seconds/;
-
-function withoutTiming(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutTiming);
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([k]) => !TIMING.test(k))
-        .map(([k, v]) => [k, withoutTiming(v)]),
-    );
-  }
-  return value;
-}
-
-/** What must not depend on interruptions: every checkpoint file but the manifest (it holds a time), the logs without times. */
-function fingerprint(dir: string) {
-  const checkpoints: Record<string, string> = {};
-  for (const c of listCheckpoints(dir)) {
-    for (const [p, h] of Object.entries(hashTree(c.dir))) {
-      if (p !== RUN_FILES.manifest) checkpoints[`stage-${c.step}/${p}`] = h;
-    }
-  }
-  return {
-    checkpoints,
-    stages: withoutTiming(readJsonl(join(dir, RUN_FILES.stages))),
-    evals: readJsonl(join(dir, RUN_FILES.eval)),
-  };
-}
 
 const LEFTOVER = /\.(tmp|del)-/;
 

@@ -12,14 +12,20 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
+import {
+  fingerprint as fingerprintOf,
+  fixtureAgent as fixture,
+  runSat,
+  satJs,
+  sets,
+  withoutTiming,
+} from "./sat-process.js";
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { createEngine } from "../src/engine/engine.js";
 import { loadModel } from "../src/model/checkpoint.js";
 import { CharTokenizer } from "../src/model/tokenizer.js";
@@ -27,9 +33,6 @@ import { readJsonl } from "../src/io/jsonl.js";
 import { listCheckpoints, RUN_FILES } from "../src/io/rundir.js";
 import { startServer, type RunningServer } from "../src/backend/serve/server.js";
 
-const repo = fileURLToPath(new URL("../../", import.meta.url));
-const satJs = join(repo, "bin", "sat.js");
-const fixture = join(repo, "test", "fixtures", "agents", "add2-tiny");
 const tmp = mkdtempSync(join(tmpdir(), "sat-rollout-server-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 const tok = new CharTokenizer();
@@ -38,8 +41,6 @@ const publish = join(tmp, "publish");
 mkdirSync(publish);
 
 const STAGES = 2;
-const sets = (o: Record<string, unknown>) =>
-  Object.entries(o).flatMap(([k, v]) => ["--set", `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`]);
 
 const TRAIN = [
   ...["train", "-q", "--threads", "1", "--seed", "1", "--max-steps", String(STAGES)],
@@ -60,23 +61,7 @@ const TRAIN = [
   }),
 ];
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function sat(argv: string[]): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [satJs, ...argv], { cwd: tmp, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const sat = (argv: string[]) => runSat(argv, { cwd: tmp });
 
 // ---------------------------------------------------------------------------------------------
 // sat serve, and a proxy in front of it that can misbehave.
@@ -178,40 +163,8 @@ const SERVER = () =>
 // ---------------------------------------------------------------------------------------------
 // What a finished run must hold.
 
-const TIMING = /^time$|timing|throughput|seconds|^rollout\//;
-
-function withoutTiming(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutTiming);
-  if (value !== null && typeof value === "object")
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([k]) => !TIMING.test(k))
-        .map(([k, v]) => [k, withoutTiming(v)]),
-    );
-  return value;
-}
-
-function filesBelow(dir: string): string[] {
-  return readdirSync(dir).flatMap((n) => {
-    const p = join(dir, n);
-    return statSync(p).isDirectory() ? filesBelow(p) : [p];
-  });
-}
-
-function fingerprint(dir: string) {
-  const checkpoints: Record<string, string> = {};
-  for (const c of listCheckpoints(dir))
-    for (const p of filesBelow(c.dir)) {
-      const rel = relative(c.dir, p);
-      if (rel !== RUN_FILES.manifest)
-        checkpoints[`stage-${c.step}/${rel}`] = createHash("sha256").update(readFileSync(p)).digest("hex");
-    }
-  return {
-    checkpoints,
-    stages: withoutTiming(readJsonl(join(dir, RUN_FILES.stages))),
-    evals: readJsonl(join(dir, RUN_FILES.eval)),
-  };
-}
+/** Rollout flags (server agents, uniforms honoured) differ between the local and the served runs. */
+const fingerprint = (dir: string) => fingerprintOf(dir, /^rollout\//);
 
 const stageRows = (dir: string) =>
   existsSync(join(dir, RUN_FILES.stages)) ? readJsonl(join(dir, RUN_FILES.stages)).length : 0;

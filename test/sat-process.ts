@@ -1,15 +1,18 @@
 /**
- * Test helpers for running the real `sat` executable as a child process: start it, wait for a file
- * condition, kill it, and fingerprint a run directory (file hashes, logs without timing fields).
+ * Test helpers for running the real `sat` executable as a child process — the one place every CLI
+ * test starts it from: run it to the end (async or sync), start it and wait for a file condition,
+ * interrupt or kill it, and fingerprint a run directory (file hashes, logs without timing fields).
  * A tiny training setup (two copies of the add2-tiny fixture agent, 4 prompts × 4 samples) keeps
  * each stage well under a second.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { readJsonl } from "../src/io/jsonl.js";
+import { listCheckpoints, RUN_FILES } from "../src/io/rundir.js";
 
 export const repo = fileURLToPath(new URL("../../", import.meta.url));
 export const satJs = join(repo, "bin", "sat.js");
@@ -48,9 +51,18 @@ export interface Running {
   done: Promise<Result>;
 }
 
-export function startSat(argv: string[], cwd: string): Running {
+export interface SatOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function startSat(argv: string[], cwd?: string, opts: SatOptions = {}): Running {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [satJs, ...argv], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [satJs, ...argv], {
+    cwd: cwd ?? opts.cwd,
+    env: opts.env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d) => (stdout += d));
@@ -62,6 +74,38 @@ export function startSat(argv: string[], cwd: string): Running {
     );
   });
   return { child, done };
+}
+
+/** Runs `sat` to the end; with `sigintWhen`, sends one SIGINT as soon as it returns true (polled every few ms). */
+export async function runSat(
+  argv: string[],
+  opts: SatOptions & { sigintWhen?: () => boolean } = {},
+): Promise<Result> {
+  const run = startSat(argv, undefined, opts);
+  if (!opts.sigintWhen) return run.done;
+  const poll = setInterval(() => {
+    if (opts.sigintWhen!()) {
+      clearInterval(poll);
+      run.child.kill("SIGINT");
+    }
+  }, 3);
+  const r = await run.done;
+  clearInterval(poll);
+  return r;
+}
+
+/** Runs `sat` synchronously (simple cases that need no signal or polling). */
+export function satSync(argv: string[], opts: SatOptions = {}): Result {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [satJs, ...argv], { cwd: opts.cwd, env: opts.env, encoding: "utf8" });
+  if (r.error) throw r.error;
+  return {
+    code: r.status,
+    signal: r.signal,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    seconds: (performance.now() - t0) / 1000,
+  };
 }
 
 /** Polls `ready` every few ms; fails if the process ends first. */
@@ -113,15 +157,31 @@ export function hashTree(dir: string): Record<string, string> {
 
 const TIMING = /^time$|timing|throughput|seconds/;
 
-/** A JSON value without its timing fields (they differ between runs). */
-export function withoutTiming(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutTiming);
+/** A JSON value without its timing fields (they differ between runs), nor keys matching `also`. */
+export function withoutTiming(value: unknown, also?: RegExp): unknown {
+  if (Array.isArray(value)) return value.map((v) => withoutTiming(v, also));
   if (value !== null && typeof value === "object") {
     return Object.fromEntries(
       Object.entries(value)
-        .filter(([k]) => !TIMING.test(k))
-        .map(([k, v]) => [k, withoutTiming(v)]),
+        .filter(([k]) => !TIMING.test(k) && !also?.test(k))
+        .map(([k, v]) => [k, withoutTiming(v, also)]),
     );
   }
   return value;
+}
+
+/**
+ * What a run's results are, independent of interruptions: every checkpoint file but the manifest
+ * (it holds a time), the stage log without times (nor keys matching `also`), the evaluations.
+ */
+export function fingerprint(dir: string, also?: RegExp) {
+  const checkpoints: Record<string, string> = {};
+  for (const c of listCheckpoints(dir))
+    for (const [p, h] of Object.entries(hashTree(c.dir)))
+      if (p !== RUN_FILES.manifest) checkpoints[`stage-${c.step}/${p}`] = h;
+  return {
+    checkpoints,
+    stages: withoutTiming(readJsonl(join(dir, RUN_FILES.stages)), also),
+    evals: readJsonl(join(dir, RUN_FILES.eval)),
+  };
 }

@@ -16,7 +16,8 @@ import { getTask, makeProblems } from "../src/tasks/index.js";
 import { defaultStageConfig } from "../src/algorithm/index.js";
 import { TeamTrainer, type TeamTrainOptions } from "../src/train/team.js";
 import { rolloutTeam } from "../src/team/rollout.js";
-import { recordJson } from "./records.js";
+import { withoutTiming } from "./sat-process.js";
+const recordJson = (r: unknown) => JSON.stringify(withoutTiming(r));
 import { Rng } from "../src/engine/rng.js";
 
 const AGENT = join(fileURLToPath(new URL(".", import.meta.url)), "../../test/fixtures/agents/add2-tiny");

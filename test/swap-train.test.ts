@@ -6,21 +6,16 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { fixtureAgent as AGENT, satSync, sets } from "./sat-process.js";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Rng } from "../src/engine/rng.js";
 import { referenceEngine } from "../src/engine/engine.js";
 import { loadModel, saveModel } from "../src/model/checkpoint.js";
 import { CharTokenizer } from "../src/model/tokenizer.js";
 import { readSafetensors } from "../src/model/safetensors.js";
 
-const ROOT = join(fileURLToPath(new URL(".", import.meta.url)), "../..");
-const AGENT = join(ROOT, "test/fixtures/agents/add2-tiny");
-const sets = (o: Record<string, unknown>) =>
-  Object.entries(o).flatMap(([k, v]) => ["--set", `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`]);
 const COMMON = {
   "tasks.difficulty": 2,
   "rollout.max_prompt_length": 16,
@@ -36,8 +31,8 @@ const COMMON = {
 };
 
 function sat(argv: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, "bin/sat.js"), ...argv], { encoding: "utf8" });
-  assert.equal(r.status, 0, `sat ${argv[0]}: ${r.stderr}`);
+  const r = satSync(argv);
+  assert.equal(r.code, 0, `sat ${argv[0]}: ${r.stderr}`);
   return r;
 }
 

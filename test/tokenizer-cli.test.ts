@@ -7,7 +7,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { satSync } from "./sat-process.js";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,13 +24,7 @@ const tmp = mkdtempSync(join(tmpdir(), "sat-tok-cli-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 const CHAT = join(PACKAGE_ROOT, "test/fixtures/tokenizer/tiny-chat");
 
-function sat(argv: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(PACKAGE_ROOT, "bin/sat.js"), ...argv], {
-    cwd: tmp,
-    encoding: "utf8",
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const sat = (argv: string[]) => satSync(argv, { cwd: tmp });
 
 /** A random Llama with `rows` embedding rows saved with the tokenizer of `tokenizerDir`. */
 function modelDir(name: string, tokenizerDir: string, rows: number): string {
