@@ -23,7 +23,7 @@ import type { ResolvedConfig } from "../config/schema.js";
 import type { ModelConfig } from "../model/config.js";
 
 export interface ModelDims {
-  arch: "gpt2" | "llama" | "qwen3";
+  arch: ModelConfig["arch"];
   params: number;
   nLayers: number;
   dModel: number;

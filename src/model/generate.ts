@@ -54,7 +54,7 @@ export class Decoder {
       this.kCache.push(al(B * Tmax * kvDim));
       this.vCache.push(al(B * Tmax * kvDim));
     }
-    this.rope = c.arch === "gpt2" ? null : ropeTables(c.headDim, c.maxSeqLen, c.ropeTheta);
+    this.rope = c.arch === "gpt2" ? null : ropeTables(c.headDim, c.maxSeqLen, c.ropeTheta, c.ropeScaling);
     const C = c.dModel;
     this.s = {
       x: al(B * C),

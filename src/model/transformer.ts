@@ -140,7 +140,7 @@ export class Transformer {
         gb: this.gv.get(m + ".bias") ?? null,
       });
     }
-    this.rope = cfg.arch === "gpt2" ? null : ropeTables(cfg.headDim, cfg.maxSeqLen, cfg.ropeTheta);
+    this.rope = cfg.arch === "gpt2" ? null : ropeTables(cfg.headDim, cfg.maxSeqLen, cfg.ropeTheta, cfg.ropeScaling);
     if (rng) this.initialize(rng);
   }
 
