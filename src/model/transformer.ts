@@ -55,7 +55,8 @@ interface ModuleParams {
 interface Views {
   N: number;
   encoded: Buf;
-  logits: Buf;
+  lnf: Buf;
+  logits: Buf | null;
   dres: Buf;
   dln: Buf;
   dact: Buf;
@@ -80,7 +81,7 @@ interface Acts {
   lnf: Buf;
   lnfMean: Buf;
   lnfRstd: Buf;
-  logits: Buf; // (N,V)
+  logits: Buf | null; // (N,V), allocated by the first full forward (scoring paths never need it)
   values: Buf | null; // (N)
   attScratch: Buf; // attentionScratchSize(maxSeqLen, headDim), shared by all layers
   // Backward scratch, shared by all layers.
@@ -140,7 +141,8 @@ export class Transformer {
         gb: this.gv.get(m + ".bias") ?? null,
       });
     }
-    this.rope = cfg.arch === "gpt2" ? null : ropeTables(cfg.headDim, cfg.maxSeqLen, cfg.ropeTheta, cfg.ropeScaling);
+    this.rope =
+      cfg.arch === "gpt2" ? null : ropeTables(cfg.headDim, cfg.maxSeqLen, cfg.ropeTheta, cfg.ropeScaling);
     if (rng) this.initialize(rng);
   }
 
@@ -196,7 +198,11 @@ export class Transformer {
     }
     const a = this.acts;
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) a.pos[b * T + t] = t;
-    if (this.views?.N !== N || this.views.encoded.buffer !== a.encoded.buffer)
+    if (
+      this.views?.N !== N ||
+      this.views.encoded.buffer !== a.encoded.buffer ||
+      !this.views.logits !== !a.logits
+    )
       this.views = this.makeViews(a, N);
     return a;
   }
@@ -212,7 +218,8 @@ export class Transformer {
     return {
       N,
       encoded: rows(a.encoded, C),
-      logits: rows(a.logits, c.vocabSize),
+      lnf: rows(a.lnf, C),
+      logits: opt(a.logits, c.vocabSize),
       dres: rows(a.dres, C),
       dln: rows(a.dln, C),
       dact: rows(a.dact, F),
@@ -275,7 +282,7 @@ export class Transformer {
       lnf: al(N * C),
       lnfMean: al(N),
       lnfRstd: al(N),
-      logits: al(N * c.vocabSize),
+      logits: null,
       values: c.valueHead ? al(N) : null,
       attScratch: al(attentionScratchSize(c.maxSeqLen, c.headDim)),
       dres: al(N * C),
@@ -298,6 +305,23 @@ export class Transformer {
    * until the next forward. The value head output, when configured, is available from `values()`.
    */
   forward(ids: Int32Array, B: number, T: number): Buf {
+    const hidden = this.forwardHidden(ids, B, T);
+    const a = this.acts!;
+    if (!a.logits) {
+      a.logits = this.engine.alloc(a.capacity * this.cfg.vocabSize);
+      this.views = this.makeViews(a, B * T);
+    }
+    const logits = this.views!.logits!;
+    this.lmHead(logits, hidden, B * T);
+    return logits;
+  }
+
+  /**
+   * The forward up to the final norm, without the output projection: returns the hidden states
+   * (B·T, C) the LM head reads, valid until the next forward. With a 150k vocabulary the (B·T, V)
+   * logits dwarf everything else; callers that need few rows project them with lmHead in chunks.
+   */
+  forwardHidden(ids: Int32Array, B: number, T: number): Buf {
     const c = this.cfg;
     const a = this.prepare(B, T);
     const N = B * T;
@@ -355,11 +379,25 @@ export class Transformer {
       x = L.res3;
     }
     this.norm(this.names.lnf, a.lnf, a.lnfMean, a.lnfRstd, x, N, C);
-    const logits = v.logits;
-    this.linear(this.names.lmHead, logits, a.lnf, N, C, V);
     if (a.values) this.linear("v_head.summary", a.values, a.lnf, N, C, 1);
     this.last = { B, T };
-    return logits;
+    return v.lnf;
+  }
+
+  /** logits (n,V) = hidden (n,C) @ W_headᵀ for any n rows of final hidden states. */
+  lmHead(logits: Buf, hidden: Buf, n: number): void {
+    this.linear(this.names.lmHead, logits, hidden, n, this.cfg.dModel, this.cfg.vocabSize);
+  }
+
+  /** Backward of lmHead: dhidden (n,C) += dlogits @ W_head, and the head's gradient += dlogitsᵀ @ hidden. */
+  lmHeadBackward(dhidden: Buf, dlogits: Buf, hidden: Buf, n: number): void {
+    this.linearBack(this.names.lmHead, dhidden, dlogits, hidden, n, this.cfg.dModel, this.cfg.vocabSize);
+  }
+
+  /** Final hidden states (B·T, C) of the last forward: what the LM head reads. */
+  hiddenStates(): Buf {
+    if (!this.acts || !this.last) throw new Error("hiddenStates() needs a forward first");
+    return this.views!.lnf;
   }
 
   /** Value head outputs (B·T) of the last forward. */
@@ -375,12 +413,25 @@ export class Transformer {
    */
   backward(dlogits: Buf, dvalues?: Buf): void {
     if (!this.acts || !this.last) throw new Error("backward called before forward");
+    const N = this.last.B * this.last.T;
+    const vw = this.views!;
+    this.ops.zero(vw.dln, N * this.cfg.dModel);
+    this.lmHeadBackward(vw.dln, dlogits, vw.lnf, N);
+    this.backwardHidden(vw.dln, dvalues);
+  }
+
+  /**
+   * Backward of the last forward from d(loss)/d(hidden states) (B·T, C) (the gradient through the
+   * LM head, see lmHeadBackward; null when the loss does not involve the logits) and optionally
+   * dvalues. Accumulates into `grads`.
+   */
+  backwardHidden(dhidden: Buf | null, dvalues?: Buf): void {
+    if (!this.acts || !this.last) throw new Error("backward called before forward");
     const c = this.cfg;
     const a = this.acts;
     const { B, T } = this.last;
     const N = B * T;
     const C = c.dModel;
-    const V = c.vocabSize;
     const qDim = c.nHeads * c.headDim;
     const kvDim = c.nKvHeads * c.headDim;
     const F = c.dFF;
@@ -389,8 +440,8 @@ export class Transformer {
     const vw = this.views!;
     const dres = vw.dres;
     const dln = vw.dln;
-    ops.zero(dln, N * C);
-    this.linearBack(this.names.lmHead, dln, dlogits, a.lnf, N, C, V);
+    if (dhidden === null) ops.zero(dln, N * C);
+    else if (dhidden !== dln) dln.set(dhidden.subarray(0, N * C));
     if (dvalues) {
       if (!a.values) throw new Error("dvalues given but the model has no value head");
       this.linearBack("v_head.summary", dln, dvalues, a.lnf, N, C, 1);
