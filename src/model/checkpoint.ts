@@ -24,7 +24,13 @@ import {
   saveTokenizer,
   type Tokenizer,
 } from "./tokenizer.js";
-import { readSafetensors, writeSafetensors, type SafeTensor, type TensorToWrite } from "./safetensors.js";
+import {
+  readSafetensors,
+  toHalf,
+  writeSafetensors,
+  type SafeTensor,
+  type TensorToWrite,
+} from "./safetensors.js";
 
 export class CheckpointError extends Error {
   override name = "CheckpointError";
@@ -71,27 +77,38 @@ function refuseNonFinite(where: string, what: string, count: number, size: numbe
  * (which must exist).
  */
 export function saveModel(dir: string, model: Transformer, tok: Tokenizer): void {
+  saveWeights(dir, model);
+  saveConfig(dir, model, { bos: tok.bos, eos: tok.eos, pad: tok.pad });
+  saveTokenizer(dir, tok);
+}
+
+/** model.safetensors in Hugging Face layout, float32 or float16 (half-precision, rounded to nearest). */
+export function saveWeights(dir: string, model: Transformer, dtype: "f32" | "f16" = "f32"): void {
   const bad = nonFiniteTensor(model);
   if (bad)
     refuseNonFinite(join(dir, MODEL_FILE), `tensor "${bad.name}"`, bad.count, model.w(bad.name).length, true);
   const tensors = new Map<string, TensorToWrite>();
   for (const t of model.layout.tensors) {
     const w = model.w(t.name);
-    if (t.hfTransposed) {
-      const [rows, cols] = t.shape;
-      tensors.set(t.name, { shape: [cols, rows], data: transpose(w, rows, cols) });
-    } else {
-      tensors.set(t.name, { shape: t.shape, data: Float32Array.from(w) });
-    }
+    const [rows, cols] = t.shape;
+    const data = t.hfTransposed ? transpose(w, rows, cols) : Float32Array.from(w);
+    const shape = t.hfTransposed ? [cols, rows] : t.shape;
+    tensors.set(t.name, { shape, data: dtype === "f16" ? toHalf(data) : data });
   }
   writeSafetensors(join(dir, MODEL_FILE), tensors, { format: "pt" });
-  const hf = toHuggingFaceConfig(model.cfg, { bos: tok.bos, eos: tok.eos, pad: tok.pad }) as Record<
-    string,
-    unknown
-  >;
+}
+
+/** config.json with the special token ids; `dtype` goes into torch_dtype. */
+export function saveConfig(
+  dir: string,
+  model: Transformer,
+  special: { bos: number | null; eos: number; pad: number | null },
+  dtype: "f32" | "f16" = "f32",
+): void {
+  const hf = toHuggingFaceConfig(model.cfg, special) as Record<string, unknown>;
+  if (dtype === "f16") hf.torch_dtype = "float16";
   if (model.cfg.valueHead) hf.sat_value_head = true;
   writeFileAtomic(join(dir, CONFIG_FILE), JSON.stringify(hf, null, 2) + "\n");
-  saveTokenizer(dir, tok);
 }
 
 function readJson(path: string): Record<string, unknown> {

@@ -159,7 +159,7 @@ export function validateModelConfig(c: ModelConfig): ModelConfig {
 /** Hugging Face `config.json` for this model. */
 export function toHuggingFaceConfig(
   c: ModelConfig,
-  special: { bos: number | null; eos: number; pad: number },
+  special: { bos: number | null; eos: number; pad: number | null },
 ): object {
   if (c.arch === "gpt2") {
     return {
