@@ -16,6 +16,9 @@ import { fromHuggingFaceConfig, type ModelConfig } from "../src/model/config.js"
 import { Transformer } from "../src/model/transformer.js";
 import { CharTokenizer } from "../src/model/tokenizer.js";
 import { loadModel, readModelConfig, saveModel } from "../src/model/checkpoint.js";
+import { generate } from "../src/model/generate.js";
+import { LmPolicy } from "../src/team/lm-policy.js";
+import { klRow } from "../src/algorithm/kl.js";
 import { findPython } from "../src/io/python.js";
 
 const GOLDEN = join(fileURLToPath(new URL(".", import.meta.url)), "../../test/golden");
@@ -285,4 +288,110 @@ test("sharded: a missing shard, a tensor absent from its shard and a path outsid
     () => loadModel(dropped, referenceEngine()),
     /index\.json: missing tensor\(s\) model\.layers\.1\.self_attn\.q_proj\.bias$/,
   );
+});
+
+test("padded vocab: a model with more embedding rows than the tokenizer has tokens never samples or scores the extra ids", () => {
+  const m = randomModel({ vocabSize: 100 }, 40);
+  const dir = tmp();
+  saveModel(dir, m, tok);
+  const back = loadModel(dir, referenceEngine(), tok);
+  const V = 100;
+  const logits = back.forward(Int32Array.from([1, 8, 9, 20]), 1, 4);
+  for (let r = 0; r < 4; r++) {
+    assert.ok(logits.subarray(r * V + tok.vocabSize, (r + 1) * V).every((x) => x === -Infinity));
+    assert.ok(logits.subarray(r * V, r * V + tok.vocabSize).every(Number.isFinite));
+  }
+  const gen = generate(
+    back,
+    [
+      [1, 8, 9],
+      [1, 20],
+    ],
+    {
+      maxNewTokens: 30,
+      temperature: 1.5,
+      topP: 1,
+      stopTokens: [],
+      rng: new Rng(3),
+    },
+  );
+  assert.ok(gen.tokens.flat().every((t) => t < tok.vocabSize));
+  // The policy rows put no mass there and the exact KL between two such rows stays finite.
+  const pol = new LmPolicy(back, 1, {
+    lr: 1e-3,
+    beta1: 0.9,
+    beta2: 0.99,
+    eps: 1e-8,
+    weightDecay: 0,
+    maxGradNorm: 0,
+  });
+  const traj = {
+    promptId: 0,
+    groupId: 0,
+    tokens: Int32Array.from([1, 8, 9, 20, 5]),
+    owner: Int8Array.from([-1, 0, 0, 0, 0]),
+    behaviourLogp: new Float64Array(5),
+    ownerVersion: new Int32Array(5),
+    reward: 0,
+    answer: null,
+    truncated: false,
+  };
+  const rows = pol.logProbs(
+    [traj],
+    [1, 2, 3, 4].map((t) => ({ traj: 0, t })),
+  );
+  assert.ok(rows.subarray(70, 100).every((x) => x === -Infinity));
+  assert.ok(Number.isFinite(klRow(rows, 0, rows, V, V)) && klRow(rows, 0, rows, 0, V) === 0);
+  pol.zeroGrad();
+  const dlogp = new Float64Array(rows.length);
+  dlogp[8] = 1;
+  pol.backward(dlogp);
+  assert.ok(back.grads.every(Number.isFinite));
+  // Fewer rows than tokens cannot work.
+  const small = tmp();
+  saveModel(small, randomModel({ vocabSize: 50 }, 41), tok);
+  assert.throws(
+    () => loadModel(small, referenceEngine(), tok),
+    /config\.json: vocab_size 50 does not match the tokenizer \(64 tokens\)$/,
+  );
+});
+
+test("padded vocab: sat train accepts a vocab-100 Llama agent with the character tokenizer", () => {
+  const dir = tmp();
+  const agent = join(dir, "agent");
+  mkdirSync(agent);
+  saveModel(agent, randomModel({ vocabSize: 100, maxSeqLen: 64 }, 42), tok);
+  const sat = join(fileURLToPath(new URL(".", import.meta.url)), "../../bin/sat.js");
+  const set = (k: string, v: unknown) => ["--set", `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`];
+  const r = spawnSync(
+    process.execPath,
+    [
+      sat,
+      "train",
+      "-q",
+      "--threads",
+      "1",
+      "--output-dir",
+      join(dir, "run"),
+      "--max-steps",
+      "1",
+      ...set("team.n_agents", 2),
+      ...set("team.agent_checkpoints", [agent, agent]),
+      ...set("tasks.difficulty", 2),
+      ...set("rollout.max_prompt_length", 16),
+      ...set("rollout.max_completion_length", 40),
+      ...set("rollout.prompts_per_step", 2),
+      ...set("rollout.n", 2),
+      ...set("algo.ppo_mini_batch_size", 1),
+      ...set("eval.n_prompts", 4),
+      ...set("eval.n", 1),
+      ...set("eval.k", [1]),
+    ],
+    { encoding: "utf8", timeout: 300_000 },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const stages = readFileSync(join(dir, "run", "stages.jsonl"), "utf8")
+    .trim()
+    .split("\n");
+  assert.equal(stages.length, 1);
 });

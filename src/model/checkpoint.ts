@@ -136,8 +136,9 @@ export function readModelConfig(dir: string): ModelConfig {
  * Loads a model directory. With `expectTokenizer`, the directory's own tokenizer (when it has a
  * tokenizer.json) must be the same one (same Tokenizer.hash), since a team shares one tokenizer,
  * and the model needs an embedding row for every token id: vocab_size ≥ the tokenizer's size
- * (Hugging Face models pad it, e.g. Qwen3's 151,936 rows for 151,669 tokens), exactly equal for
- * the character tokenizer, which has no padding rows to spare.
+ * (Hugging Face models pad it, e.g. Qwen3's 151,936 rows for 151,669 tokens; the rows past the
+ * tokenizer are masked, so they are never sampled or scored). A directory without a tokenizer.json
+ * is assumed to use the built-in characters and must then have exactly their rows.
  */
 export function loadModel(dir: string, engine: Engine, expectTokenizer?: Tokenizer): Transformer {
   const cfg = readModelConfig(dir);
@@ -154,10 +155,13 @@ export function loadModel(dir: string, engine: Engine, expectTokenizer?: Tokeniz
       );
     }
     const tooSmall = cfg.vocabSize < expectTokenizer.vocabSize;
-    if (
-      tooSmall ||
-      (expectTokenizer instanceof CharTokenizer && cfg.vocabSize !== expectTokenizer.vocabSize)
-    ) {
+    // More rows than tokens is a padded vocabulary (masked below), unless the directory has no
+    // tokenizer of its own and the built-in characters were only assumed.
+    const assumedChars =
+      hash === null &&
+      expectTokenizer instanceof CharTokenizer &&
+      cfg.vocabSize !== expectTokenizer.vocabSize;
+    if (tooSmall || assumedChars) {
       const hint =
         hash === null && expectTokenizer instanceof CharTokenizer
           ? `; the directory has no ${TOKENIZER_FILE}, so the built-in character tokenizer was assumed: put the model's own ${TOKENIZER_FILE} beside it`
@@ -169,6 +173,9 @@ export function loadModel(dir: string, engine: Engine, expectTokenizer?: Tokeniz
   }
   const model = new Transformer(cfg, engine);
   loadWeightsInto(model, modelWeightsPath(dir) ?? join(dir, MODEL_FILE));
+  // Embedding rows past the tokenizer (padded vocabularies) are never sampled or scored.
+  if (expectTokenizer && cfg.vocabSize > expectTokenizer.vocabSize)
+    model.maskTokensFrom(expectTokenizer.vocabSize);
   return model;
 }
 

@@ -117,6 +117,8 @@ export class Transformer {
   private views: Views | null = null;
   private readonly rope: { cos: Float64Array; sin: Float64Array } | null;
   private acts: Acts | null = null;
+  /** Ids below this are real tokens; the rest of the vocabulary rows are padding (see maskTokensFrom). */
+  private tokens: number;
   private last: { B: number; T: number } | null = null;
 
   constructor(cfg: ModelConfig, engine: Engine, rng?: Rng) {
@@ -125,6 +127,7 @@ export class Transformer {
     this.ops = engine.ops;
     this.layout = buildLayout(cfg);
     this.names = moduleNames(cfg);
+    this.tokens = cfg.vocabSize;
     this.params = engine.alloc(this.layout.total);
     this.grads = engine.alloc(this.layout.total);
     for (const t of this.layout.tensors) {
@@ -386,7 +389,20 @@ export class Transformer {
 
   /** logits (n,V) = hidden (n,C) @ W_headᵀ for any n rows of final hidden states. */
   lmHead(logits: Buf, hidden: Buf, n: number): void {
-    this.linear(this.names.lmHead, logits, hidden, n, this.cfg.dModel, this.cfg.vocabSize);
+    const V = this.cfg.vocabSize;
+    this.linear(this.names.lmHead, logits, hidden, n, this.cfg.dModel, V);
+    if (this.tokens < V) for (let r = 0; r < n; r++) logits.fill(-Infinity, r * V + this.tokens, (r + 1) * V);
+  }
+
+  /**
+   * Ids at and above `count` get logit −∞: embedding rows beyond the tokenizer's vocabulary (Qwen3
+   * has 151,936 rows for 151,669 tokens) are never sampled and have log-prob −∞, so the policy, its
+   * exact KL and the sampler all live on the tokenizer's ids. count = vocabSize turns it off.
+   */
+  maskTokensFrom(count: number): void {
+    if (!Number.isInteger(count) || count < 1 || count > this.cfg.vocabSize)
+      throw new Error(`maskTokensFrom: ${count} is not in 1..${this.cfg.vocabSize}`);
+    this.tokens = count;
   }
 
   /** Backward of lmHead: dhidden (n,C) += dlogits @ W_head, and the head's gradient += dlogitsᵀ @ hidden. */
