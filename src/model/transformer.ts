@@ -47,7 +47,7 @@ interface LayerActs {
 interface ModuleParams {
   w: Buf;
   b: Buf | null;
-  gw: Buf;
+  gw: Buf | null; // null until the gradients are allocated
   gb: Buf | null;
 }
 
@@ -108,7 +108,7 @@ export class Transformer {
   /** Tensor-name prefixes of the modules (see layout.ts). */
   readonly names: ModuleNames;
   readonly params: Buf;
-  readonly grads: Buf;
+  private gradBuf: Buf | null = null;
   private readonly pv = new Map<string, Buf>();
   private readonly gv = new Map<string, Buf>();
   /** Weight, bias and their gradients per module name: no string building in the step loop. */
@@ -129,19 +129,16 @@ export class Transformer {
     this.names = moduleNames(cfg);
     this.tokens = cfg.vocabSize;
     this.params = engine.alloc(this.layout.total);
-    this.grads = engine.alloc(this.layout.total);
-    for (const t of this.layout.tensors) {
+    for (const t of this.layout.tensors)
       this.pv.set(t.name, this.params.subarray(t.offset, t.offset + t.size));
-      this.gv.set(t.name, this.grads.subarray(t.offset, t.offset + t.size));
-    }
     for (const t of this.layout.tensors) {
       if (!t.name.endsWith(".weight")) continue;
       const m = t.name.slice(0, -".weight".length);
       this.mods.set(m, {
         w: this.pv.get(t.name)!,
         b: this.pv.get(m + ".bias") ?? null,
-        gw: this.gv.get(t.name)!,
-        gb: this.gv.get(m + ".bias") ?? null,
+        gw: null,
+        gb: null,
       });
     }
     this.rope =
@@ -170,8 +167,28 @@ export class Transformer {
     return v;
   }
 
+  /**
+   * The flat gradient buffer, allocated on first use: a model that only samples (evaluation, the
+   * rollout side) never pays for it, which lets a 0.6B model fit the 4 GiB WebAssembly heap.
+   */
+  get grads(): Buf {
+    return this.gradBuf ?? this.allocGrads();
+  }
+
+  private allocGrads(): Buf {
+    const g = this.engine.alloc(this.layout.total);
+    for (const t of this.layout.tensors) this.gv.set(t.name, g.subarray(t.offset, t.offset + t.size));
+    for (const [m, p] of this.mods) {
+      p.gw = this.gv.get(m + ".weight")!;
+      p.gb = this.gv.get(m + ".bias") ?? null;
+    }
+    this.gradBuf = g;
+    return g;
+  }
+
   /** Gradient view by Hugging Face name. */
   g(name: string): Buf {
+    if (!this.gradBuf) this.allocGrads();
     const v = this.gv.get(name);
     if (!v) throw new Error(`no parameter named "${name}"`);
     return v;
@@ -558,7 +575,8 @@ export class Transformer {
     OC: number,
   ): void {
     const p = this.mod(name);
-    this.ops.linearBackward(dinp, p.gw, p.gb, dout, inp, p.w, N, IC, OC);
+    if (!this.gradBuf) this.allocGrads();
+    this.ops.linearBackward(dinp, p.gw!, p.gb, dout, inp, p.w, N, IC, OC);
   }
 
   /** Weight, bias and gradients of module `name` (a Hugging Face tensor-name prefix). */
@@ -587,8 +605,9 @@ export class Transformer {
     C: number,
   ): void {
     const p = this.mod(name);
+    if (!this.gradBuf) this.allocGrads();
     if (this.cfg.arch === "gpt2")
-      this.ops.layerNormBackward(dinp, p.gw, p.gb, dout, inp, p.w, mean!, rstd, N, C);
-    else this.ops.rmsNormBackward(dinp, p.gw, dout, inp, p.w, rstd, N, C);
+      this.ops.layerNormBackward(dinp, p.gw!, p.gb, dout, inp, p.w, mean!, rstd, N, C);
+    else this.ops.rmsNormBackward(dinp, p.gw!, dout, inp, p.w, rstd, N, C);
   }
 }
