@@ -3,8 +3,8 @@
  * query heads and 8 key/value heads of 128, MLP 3072, tied embeddings, 151,936 vocabulary rows;
  * context capped at 4096 here), one JSON line per measurement, with the load averages around it.
  *
- *   npm run build && node dist/bench/qwen3-speed.js --mode sample [--batch 8] [--new 32] [--impl wasm]
- *   node dist/bench/qwen3-speed.js --mode train [--batch 1] [--seq 64] [--steps 2] [--impl ts]
+ *   npm run build && node dist/bench/qwen3-speed.js --mode sample [--batch 8] [--new 32] [--impl native|wasm|ts]
+ *   node dist/bench/qwen3-speed.js --mode train [--batch 1] [--seq 64] [--steps 2] [--impl native|wasm|ts]
  *
  * sample: KV-cache decoding of `--new` tokens for `--batch` sequences after an 8-token prompt,
  * multinomial at temperature 1; tokens/s counts generated tokens. train: teacher-forced next-token
@@ -51,11 +51,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   const mode = arg("mode", "sample");
-  const impl = arg("impl", mode === "sample" ? "wasm" : "ts");
-  if (impl !== "wasm" && impl !== "ts") throw new Error("--impl must be wasm or ts");
+  const impl = arg("impl", "native");
+  if (impl !== "native" && impl !== "wasm" && impl !== "ts")
+    throw new Error("--impl must be native, wasm or ts");
   const threads = int("threads", 2);
   const engine: Engine & { close?: () => Promise<void> } =
-    impl === "wasm" ? await createEngine({ threads }) : referenceEngine();
+    impl === "ts" ? referenceEngine() : await createEngine({ threads, impl });
   const load0 = loadavg();
   const rng = new Rng(1);
   const t0 = performance.now();
@@ -115,7 +116,7 @@ async function main(): Promise<void> {
   console.log(
     JSON.stringify({
       mode,
-      engine: impl === "wasm" ? `wasm-${threads}t` : "ts-1t",
+      engine: impl === "ts" ? "ts-1t" : `${impl}-${threads}t`,
       params: countParams(model.layout),
       init_seconds: initSeconds,
       ...result,

@@ -4,7 +4,7 @@
  * fixed synthetic relay batch. Prints one JSON object: the shapes, the peak resident set size
  * (getrusage maxrss, whole process) and the stage's wall time.
  *
- *   npm run build && node dist/bench/vocab-memory.js [--layers 4] [--d-model 512] [--trajectories 8]
+ *   npm run build && node dist/bench/vocab-memory.js [--layers 4] [--d-model 512] [--trajectories 8] [--wasm]
  *
  * One run per process: maxrss never goes down, so each measurement needs a fresh process.
  */
@@ -94,7 +94,8 @@ async function main(): Promise<void> {
   const turn = 24;
   const nAgents = 2;
   const cfg = qwen3Shaped(dModel, nLayers);
-  const engine = await createEngine({ threads: 2 });
+  const impl = process.argv.includes("--wasm") ? "wasm" : undefined; // default: the best tier present
+  const engine = await createEngine({ threads: 2, impl });
   const rng = new Rng(1);
   const optim = { lr: 1e-5, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 };
   const team = Array.from(
@@ -133,6 +134,7 @@ async function main(): Promise<void> {
   const states = batch.reduce((s, t) => s + t.owner.filter((o) => o >= 0).length, 0);
   console.log(
     JSON.stringify({
+      engine: `${engine.impl}${engine.isa ? ` ${engine.isa}` : ""}`,
       model: { ...cfg, params: countParams(team[0].model.layout) },
       batch: { trajectories: nTraj, tokens: promptLen + completion, agents: nAgents, states },
       peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
