@@ -7,6 +7,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { satSync } from "./sat-process.js";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -244,27 +245,15 @@ test("gguf: what llama.cpp cannot run, and outputs that exist, are refused with 
   const ok = tmp();
   saveModel(ok, randomModel({}, 6), tok);
   writeFileSync(join(ok, "x.gguf"), "keep me");
-  const r = spawnSync(
-    process.execPath,
-    [join(ROOT, "bin/sat.js"), "export", ok, "--out", join(ok, "x.gguf")],
-    {
-      encoding: "utf8",
-    },
-  );
-  assert.equal(r.status, 1);
+  const r = satSync(["export", ok, "--out", join(ok, "x.gguf")]);
+  assert.equal(r.code, 1);
   assert.equal(
     r.stderr.trim(),
     `sat: ${join(ok, "x.gguf")} already exists; choose another --out or pass --force to replace it`,
   );
   assert.equal(readFileSync(join(ok, "x.gguf"), "utf8"), "keep me");
-  const bad = spawnSync(
-    process.execPath,
-    [join(ROOT, "bin/sat.js"), "export", ok, "--out", "y", "--dtype", "q4"],
-    {
-      encoding: "utf8",
-    },
-  );
-  assert.deepEqual([bad.status, bad.stderr.trim()], [2, "sat: --dtype q4: expected f32 or f16"]);
+  const bad = satSync(["export", ok, "--out", "y", "--dtype", "q4"]);
+  assert.deepEqual([bad.code, bad.stderr.trim()], [2, "sat: --dtype q4: expected f32 or f16"]);
 });
 
 const QWEN2_SPLIT =

@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { satSync, sets, TINY } from "./sat-process.js";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -361,35 +362,18 @@ test("padded vocab: sat train accepts a vocab-100 Llama agent with the character
   const agent = join(dir, "agent");
   mkdirSync(agent);
   saveModel(agent, randomModel({ vocabSize: 100, maxSeqLen: 64 }, 42), tok);
-  const sat = join(fileURLToPath(new URL(".", import.meta.url)), "../../bin/sat.js");
-  const set = (k: string, v: unknown) => ["--set", `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`];
-  const r = spawnSync(
-    process.execPath,
-    [
-      sat,
-      "train",
-      "-q",
-      "--threads",
-      "1",
-      "--output-dir",
-      join(dir, "run"),
-      "--max-steps",
-      "1",
-      ...set("team.n_agents", 2),
-      ...set("team.agent_checkpoints", [agent, agent]),
-      ...set("tasks.difficulty", 2),
-      ...set("rollout.max_prompt_length", 16),
-      ...set("rollout.max_completion_length", 40),
-      ...set("rollout.prompts_per_step", 2),
-      ...set("rollout.n", 2),
-      ...set("algo.ppo_mini_batch_size", 1),
-      ...set("eval.n_prompts", 4),
-      ...set("eval.n", 1),
-      ...set("eval.k", [1]),
-    ],
-    { encoding: "utf8", timeout: 300_000 },
-  );
-  assert.equal(r.status, 0, r.stderr);
+  const r = satSync([
+    "train",
+    "-q",
+    "--threads",
+    "1",
+    "--output-dir",
+    join(dir, "run"),
+    "--max-steps",
+    "1",
+    ...sets({ ...TINY, "team.agent_checkpoints": [agent, agent], "rollout.prompts_per_step": 2 }),
+  ]);
+  assert.equal(r.code, 0, r.stderr);
   const stages = readFileSync(join(dir, "run", "stages.jsonl"), "utf8")
     .trim()
     .split("\n");
