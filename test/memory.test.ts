@@ -164,7 +164,7 @@ test("safety 5 memory: sat train with rollout.prompts_per_step=65536 and rollout
   const lines = errorLines(r);
   assert.equal(lines.length, 1, r.stderr);
   const m =
-    /^sat: rollout\.prompts_per_step=65536 × rollout\.n=1024: a stage needs about [\d.]+ TB \(activations incl\. the \(B·T, V\) logits and KV caches [\d.]+ TB, log-prob rows \(S, V\) [\d.]+ TB, rollouts .*\) but (?:the engine's float heap holds at most 4\.29 GB|V8's heap limit is [\d.]+ GB) \([^)]*\); (the largest rollout\.prompts_per_step that fits with rollout\.n=1024 is (\d+).*|even rollout\.prompts_per_step=1 does not fit with rollout\.n=1024; the largest rollout\.n that fits with one prompt is (\d+))$/.exec(
+    /^sat: rollout\.prompts_per_step=65536 × rollout\.n=1024: a stage needs about [\d.]+ TB \(activations and KV caches [\d.]+ TB, .*log-prob rows \(S, V\) [\d.]+ [GT]B.*\) but (?:the engine's float heap holds at most 4\.29 GB|V8's heap limit is [\d.]+ GB) \([^)]*\); (the largest rollout\.prompts_per_step that fits with rollout\.n=1024 is (\d+).*|even rollout\.prompts_per_step=1 does not fit with rollout\.n=1024; the largest rollout\.n that fits with one prompt is (\d+))$/.exec(
       lines[0],
     );
   assert.ok(m, lines[0]);

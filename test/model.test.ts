@@ -27,6 +27,13 @@ function tinyConfig(arch: Arch, extra: Partial<ModelConfig> = {}): ModelConfig {
   });
 }
 
+const BIASED_LLAMA3: Partial<ModelConfig> = {
+  attnBias: true,
+  attnOutBias: true,
+  mlpBias: true,
+  ropeScaling: { type: "llama3", factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8 },
+};
+
 function randomize(m: Transformer, rng: Rng, scale = 0.3): void {
   // Non-trivial norms and biases so every gradient path is exercised.
   for (let i = 0; i < m.params.length; i++) m.params[i] = rng.normal() * scale;
@@ -39,6 +46,8 @@ const cases: Array<[string, ModelConfig]> = [
   ["gpt2 untied + value head", tinyConfig("gpt2", { tiedEmbeddings: false, valueHead: true })],
   ["llama GQA untied", tinyConfig("llama")],
   ["qwen3 q/k norm tied + value head", tinyConfig("qwen3", { tiedEmbeddings: true, valueHead: true })],
+  ["qwen2 q/k/v biases", tinyConfig("qwen2", { attnBias: true })],
+  ["llama attention and MLP biases, llama3 rope", tinyConfig("llama", BIASED_LLAMA3)],
 ];
 
 for (const [name, cfg] of cases) {
@@ -99,9 +108,15 @@ test("parameter counts: the bakeoff model has 809,728 parameters; presets have t
   assert.ok(Math.abs(llama - sizes[1]) / sizes[1] < 0.15, `llama micro ${llama} vs gpt2 micro ${sizes[1]}`);
 });
 
-for (const arch of ["gpt2", "llama", "qwen3"] as const) {
+const decodeCases: Array<[string, ModelConfig]> = [
+  ["gpt2", tinyConfig("gpt2")],
+  ["llama", tinyConfig("llama")],
+  ["qwen3", tinyConfig("qwen3")],
+  ["qwen2", tinyConfig("qwen2", { attnBias: true })],
+  ["llama with biases and llama3 rope", tinyConfig("llama", BIASED_LLAMA3)],
+];
+for (const [arch, cfg] of decodeCases) {
   test(`KV-cache decoding reproduces the full forward's logits: ${arch}`, () => {
-    const cfg = tinyConfig(arch);
     const rng = new Rng(5);
     const m = new Transformer(cfg, float64Engine());
     randomize(m, rng);

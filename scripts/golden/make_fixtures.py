@@ -1,6 +1,8 @@
 """Generates the golden fixtures in test/golden/ from Hugging Face transformers (the reference
-implementation our TypeScript engine must match): tiny GPT-2, Llama (GQA) and Qwen3 models, their
-HF checkpoints, logits, loss, gradients and three AdamW steps with gradient clipping.
+implementation our TypeScript engine must match): tiny GPT-2, Llama (GQA), Qwen3, Qwen2 (q/k/v
+biases), Llama with attention and MLP biases, Llama with Llama-3 RoPE scaling and Mistral (sliding
+window) models, their HF checkpoints, logits, loss, gradients and three AdamW steps with gradient
+clipping; plus the Qwen2 checkpoint saved again in shards (sharded/, no expected file of its own).
 
 Run (from the repo root, in a venv with torch, transformers and safetensors installed):
     python scripts/golden/make_fixtures.py [--out test/golden]
@@ -90,9 +92,110 @@ def qwen3_model():
     return transformers.Qwen3ForCausalLM(config)
 
 
-MODELS = {"gpt2": gpt2_model, "llama": llama_model}
-if hasattr(transformers, "Qwen3ForCausalLM"):
-    MODELS["qwen3"] = qwen3_model
+def qwen2_model():
+    config = transformers.Qwen2Config(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        tie_word_embeddings=True,  # as Qwen2.5-0.5B
+        attention_dropout=0.0,
+        use_sliding_window=False,
+    )
+    return transformers.Qwen2ForCausalLM(config)
+
+
+def llama_bias_model():
+    # A key bias shifts every score of a query by the same amount except for its rotation by RoPE,
+    # so its gradient lives on the rotation: with theta 10000 the slowest pair turns by 0.015 rad
+    # over 16 positions and its gradient (~3e-8) sits at Adam's eps, where the after-step
+    # comparison measures float32 noise. Theta 100 turns every pair by at least 0.47 rad.
+    config = transformers.LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 100.0},
+        tie_word_embeddings=False,
+        attention_bias=True,
+        mlp_bias=True,
+        attention_dropout=0.0,
+    )
+    return transformers.LlamaForCausalLM(config)
+
+
+def llama3_rope_model():
+    # rope_theta 100 with head_dim 8 gives wavelengths 6.3, 19.9, 62.8 and 199 positions; against
+    # an original context of 32 (low/high frequency wavelengths 32 and 8) the first is kept, the
+    # second blended and the last two divided by the factor: every branch of the scaling is used.
+    # Weights 5x larger than the default make attention position-sensitive (random 0.02 weights
+    # give nearly uniform attention), so the frequencies show in the logits.
+    config = transformers.LlamaConfig(
+        initializer_range=0.1,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        rms_norm_eps=1e-6,
+        rope_parameters={
+            "rope_type": "llama3",
+            "rope_theta": 100.0,
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 32,
+        },
+        tie_word_embeddings=False,
+        attention_bias=False,
+        mlp_bias=False,
+        attention_dropout=0.0,
+    )
+    return transformers.LlamaForCausalLM(config)
+
+
+def mistral_model():
+    # A window as long as the test sequence: every token still sees all earlier ones.
+    config = transformers.MistralConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=32,
+        sliding_window=SEQ,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        tie_word_embeddings=False,
+        attention_dropout=0.0,
+    )
+    return transformers.MistralForCausalLM(config)
+
+
+MODELS = {
+    "gpt2": gpt2_model,
+    "llama": llama_model,
+    "qwen3": qwen3_model,
+    "qwen2": qwen2_model,
+    "llama-bias": llama_bias_model,
+    "llama3-rope": llama3_rope_model,
+    "mistral": mistral_model,
+}
+SHARDED_FROM = "qwen2"  # sharded/ holds this model's checkpoint split into shards
+SHARD_SIZE = "30KB"
 
 
 def build(name):
@@ -167,6 +270,9 @@ def make(name, out_root):
         **grads,
         **{f"after.{k}": p.detach().clone() for k, p in params.items()},
     }
+    if name == "llama3-rope":
+        # The scaled RoPE frequencies as transformers computes them (a buffer, not in the checkpoint).
+        tensors["rope_inv_freq"] = model.model.rotary_emb.inv_freq.detach().float().clone()
     tied = [k for k in model.state_dict() if k not in params]
     metadata = {
         "fixture_version": FIXTURE_VERSION,
@@ -202,6 +308,8 @@ def make(name, out_root):
     save_sorted(tensors, expected_path, metadata)
     back = load_file(expected_path)  # the official reader must agree with what was meant
     assert back.keys() == tensors.keys() and all(torch.equal(back[k], tensors[k]) for k in tensors)
+    if name == SHARDED_FROM:
+        save_sharded(build(name), os.path.join(out_dir, "model.safetensors"), os.path.join(out_root, "sharded"))
     total = sum(os.path.getsize(os.path.join(out_dir, f)) for f in os.listdir(out_dir))
     print(
         f"{name}: {len(params)} parameters, {sum(p.numel() for p in params.values())} weights, "
@@ -209,6 +317,25 @@ def make(name, out_root):
         f"grad_norms {[round(x, 6) for x in grad_norms]}, stored {sorted(set(model.state_dict()) - set(stored))} "
         f"dropped, {total} bytes"
     )
+
+
+def save_sharded(model, unsharded_path, out_dir):
+    """The same initial weights as the unsharded fixture, saved in several files with an index."""
+    os.makedirs(out_dir, exist_ok=True)
+    for f in os.listdir(out_dir):
+        os.remove(os.path.join(out_dir, f))
+    model.save_pretrained(out_dir, safe_serialization=True, max_shard_size=SHARD_SIZE)
+    with open(os.path.join(out_dir, "model.safetensors.index.json")) as f:
+        index = json.load(f)
+    shards = sorted(set(index["weight_map"].values()))
+    assert len(shards) > 1, f"sharded: only {shards}"
+    stored = {}
+    for shard in shards:
+        stored.update(load_file(os.path.join(out_dir, shard)))
+    unsharded = load_file(unsharded_path)
+    assert stored.keys() == unsharded.keys()
+    assert all(torch.equal(stored[k], unsharded[k]) for k in stored)
+    print(f"sharded: {SHARDED_FROM} in {len(shards)} shards")
 
 
 DTYPE_NAMES = {torch.float32: "F32", torch.int32: "I32", torch.int64: "I64", torch.float64: "F64"}

@@ -41,7 +41,9 @@ export function statesOf(offsets: Int32Array, trajList: readonly number[]): numb
 /**
  * The clipped ratio term over `trajList`. `chosen` holds log π_θ of the chosen token for the states
  * of trajList in statesOf order; `curChosen` log π_cur for every state of the agent (by state index).
- * When `dChosen` is given it receives d(−objective)/d chosen (same layout as `chosen`).
+ * When `dChosen` is given it receives d(−objective)/d chosen (same layout as `chosen`). The mean is
+ * normalised over `scope` (default trajList): for pieces of a larger scope the pieces' objectives
+ * and gradients add up to the scope's.
  */
 export function clipTerm(
   d: ClipData,
@@ -49,12 +51,13 @@ export function clipTerm(
   chosen: ArrayLike<number>,
   curChosen: ArrayLike<number>,
   dChosen: Float64Array | null,
+  scope: readonly number[] = trajList,
 ): ClipValue {
   const logLo = Math.log(1 - d.clipLow);
   const logHi = Math.log(1 + d.clipHigh);
   const token = d.ratio === "token";
   let norm = 0;
-  for (const i of trajList) norm += d.prior[i] * (token ? d.offsets[i + 1] - d.offsets[i] : 1);
+  for (const i of scope) norm += d.prior[i] * (token ? d.offsets[i + 1] - d.offsets[i] : 1);
   if (!(norm > 0)) return { objective: 0, gain: 0, clipFrac: 0, ppoKl: 0 };
   let objective = 0;
   let base = 0;
@@ -103,7 +106,8 @@ export function clipTerm(
 /**
  * β-weighted mean exact KL(π_θ ‖ π_cur) over the states of `trajList` (prior-weighted), from rows
  * (S_sub, V) of π_θ in statesOf order and curRows (S, V) of π_cur by state index. With `dlogp`
- * (S_sub, V) it adds d(β·KL mean)/d rows. Returns the (unweighted by β) mean KL.
+ * (S_sub, V) it adds d(β·KL mean)/d rows. Returns the (unweighted by β) mean KL. The mean is over
+ * `scope` (default trajList), so pieces of a scope add up as in clipTerm.
  */
 export function klPenalty(
   offsets: Int32Array,
@@ -113,10 +117,11 @@ export function klPenalty(
   curRows: ArrayLike<number>,
   V: number,
   beta: number,
-  dlogp: Float64Array | null,
+  dlogp: Float64Array | Float32Array | null,
+  scope: readonly number[] = trajList,
 ): number {
   let norm = 0;
-  for (const i of trajList) norm += prior[i] * (offsets[i + 1] - offsets[i]);
+  for (const i of scope) norm += prior[i] * (offsets[i + 1] - offsets[i]);
   if (!(norm > 0)) return 0;
   let mean = 0;
   let row = 0;

@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { loadModel } from "../model/checkpoint.js";
+import { loadModel, modelWeightsPath } from "../model/checkpoint.js";
 import { ModelMember } from "../team/member.js";
 import { evaluateMatchedBudget, evaluateTeam, evalRows, type EvalResult } from "../eval/evaluate.js";
 import type { ResolvedConfig } from "../config/schema.js";
@@ -54,7 +54,7 @@ export async function runEval(
   const teamDir = resolveTeamDir(req.checkpoint);
   const agentDirs = agentDirsOf(teamDir);
   const baselineDir = req.baseline
-    ? existsSync(join(req.baseline, "model.safetensors"))
+    ? modelWeightsPath(req.baseline)
       ? req.baseline
       : agentDirsOf(resolveTeamDir(req.baseline))[0]
     : null;

@@ -9,11 +9,11 @@
  *   weights     per agent: parameters and gradients (engine heap), AdamW moments, and while an
  *               agent updates its snapshot, θ0 and Δ in float64;
  *   activations per agent model: the teacher-forced forward over all B·T rows of the stage batch
- *               (every layer's saved activations, attention B·H·T², the (B·T, V) logits, backward
- *               scratch), the minibatch dlogits, and the KV-cache decoders of the rollout and of
- *               evaluation;
- *   logprobs    the full log-prob rows (S, V) in float64: π_cur rows of every agent, each
- *               policy's last scored rows, and the scoring and trust-region copies of one agent;
+ *               (every layer's saved activations, attention B·H·T², backward scratch; the LM head
+ *               runs on chunks of scored states, so no (B·T, V) logits), the head's chunk buffers,
+ *               and the KV-cache decoders of the rollout and of evaluation;
+ *   logprobs    float32 log-prob rows: π_cur rows (S_a, V) of the agent being updated, and one
+ *               piece of at most ROW_CHUNK_ENTRIES entries (or one trajectory) with its gradient;
  *   rollouts    trajectories as typed arrays and objects, the rollout's growing episode arrays, the
  *               held-out batches before and after, and the per-state references.
  * It is an upper-side estimate (prompts count at rollout.max_prompt_length, completions at their
@@ -21,9 +21,11 @@
  */
 import type { ResolvedConfig } from "../config/schema.js";
 import type { ModelConfig } from "../model/config.js";
+import { ROW_CHUNK_ENTRIES } from "../algorithm/row-learner.js";
+import { headChunkRows } from "../team/lm-policy.js";
 
 export interface ModelDims {
-  arch: "gpt2" | "llama" | "qwen3";
+  arch: ModelConfig["arch"];
   params: number;
   nLayers: number;
   dModel: number;
@@ -132,21 +134,7 @@ function activationFloatsPerRow(m: ModelDims, T: number): number {
     C +
     T * m.nHeads; // the last term: attention weights, B·H·T·T per layer
   const global =
-    2 +
-    C +
-    C +
-    2 +
-    m.vocabSize +
-    C +
-    C +
-    q +
-    2 * kv +
-    (gpt2 ? 3 * C : 0) +
-    (qk ? q + kv : 0) +
-    q +
-    F +
-    (gpt2 ? 0 : F) +
-    F;
+    2 + C + C + 2 + C + C + q + 2 * kv + (gpt2 ? 3 * C : 0) + (qk ? q + kv : 0) + q + F + (gpt2 ? 0 : F) + F;
   return m.nLayers * perLayer + global;
 }
 
@@ -182,16 +170,18 @@ export function estimateStage(m: ModelDims, s: StageShape): MemoryEstimate {
     F32 * 3 * m.params +
     F64 * 2 * m.params; // one agent's snapshot (params, m, v), θ0 and Δ
   const rows = scored * T;
-  const miniRows = Math.min(scored, s.miniBatchPrompts * s.group) * T;
   const heldOutN = s.heldOutPrompts * s.group * writers;
+  const chunk = Math.min(rows, headChunkRows(m.vocabSize));
   const engineActivations =
     models * F32 * rows * activationFloatsPerRow(m, T) +
-    s.agents * F32 * miniRows * m.vocabSize + // dlogits of the minibatch backward
+    s.agents * F32 * (chunk * m.vocabSize + 2 * chunk * m.dModel + rows * m.dModel) + // LM-head chunks, d(hidden)
     s.agents * decoderBytes(m, scored, T) +
     (heldOutN > 0 && s.heldOutPrompts !== s.prompts
       ? s.agents * decoderBytes(m, s.heldOutPrompts * s.group, T)
       : 0);
-  const logprobs = F64 * m.vocabSize * (2 * S + 2 * Sa);
+  // Pieces hold whole trajectories: at least one trajectory's states (≤ completion), at most Sa.
+  const piece = Math.min(Sa, Math.max(Math.floor(ROW_CHUNK_ENTRIES / m.vocabSize), completion));
+  const logprobs = F32 * m.vocabSize * (Sa + 2 * piece);
   const batches = 1 + (s.resample ? s.agents - 1 : 0);
   const rolloutHeap =
     N * (EPISODE_BYTES + EPISODE_BYTES_PER_TOKEN * T) + // the rollout's episodes while it runs
@@ -267,7 +257,7 @@ export function formatBytes(bytes: number): string {
 export function formatParts(p: MemoryParts): string {
   const names: Record<keyof MemoryParts, string> = {
     weights: "weights and optimizer",
-    activations: "activations incl. the (B·T, V) logits and KV caches",
+    activations: "activations and KV caches",
     logprobs: "log-prob rows (S, V)",
     rollouts: "rollouts",
   };

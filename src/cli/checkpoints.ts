@@ -7,6 +7,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { checkpointProblem, RunDirError, resolveCheckpoint, RUN_FILES } from "../io/rundir.js";
 import { UsageError } from "./errors.js";
+import { modelWeightsPath } from "../model/checkpoint.js";
 
 const AGENT_DIR = /^agent-\d+$/;
 const MODEL_FILE = "model.safetensors";
@@ -36,7 +37,7 @@ export function teamCheckpointArg(
     }
     return { dir: path, agents: agentCount(path) };
   }
-  if (existsSync(join(path, MODEL_FILE))) {
+  if (modelWeightsPath(path)) {
     throw new UsageError(
       `${flag} ${path}: a single model, not a team checkpoint; give a directory with agent-<i>/ inside (<run>/checkpoints/stage-K) or a run directory`,
     );
@@ -62,7 +63,7 @@ export function modelDirArg(path: string, flag: string): string {
       `${flag} ${path}: no such directory; give a model directory (model.safetensors, config.json, tokenizer.json)`,
     );
   }
-  if (!existsSync(join(path, MODEL_FILE))) {
+  if (!modelWeightsPath(path)) {
     const hint =
       agentCount(path) > 0
         ? `; for a team checkpoint give one of its agents, e.g. ${join(path, "agent-0")}`

@@ -54,7 +54,7 @@ export class Decoder {
       this.kCache.push(al(B * Tmax * kvDim));
       this.vCache.push(al(B * Tmax * kvDim));
     }
-    this.rope = c.arch === "gpt2" ? null : ropeTables(c.headDim, c.maxSeqLen, c.ropeTheta);
+    this.rope = c.arch === "gpt2" ? null : ropeTables(c.headDim, c.maxSeqLen, c.ropeTheta, c.ropeScaling);
     const C = c.dModel;
     this.s = {
       x: al(B * C),
@@ -163,7 +163,7 @@ export class Decoder {
       ops.addInto(x, x, s.proj, B * C);
     }
     m.norm(m.names.lnf, s.ln, s.mean, s.rstd, x, B, C);
-    m.linear(m.names.lmHead, s.logits, s.ln, B, C, c.vocabSize);
+    m.lmHead(s.logits, s.ln, B);
     for (let b = 0; b < B; b++) if (active[b]) this.lengths[b]++;
     return s.logits;
   }

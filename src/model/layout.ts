@@ -2,7 +2,9 @@
  * Parameter layout: every tensor of a model, named exactly as in its Hugging Face checkpoint, placed
  * at a fixed offset in one flat parameter buffer. Internally every matrix uses the nn.Linear layout
  * (out, in); GPT-2's Conv1D weights are stored (in, out) by Hugging Face, so they carry
- * `hfTransposed` and are transposed on load and save.
+ * `hfTransposed` and are transposed on load and save. A linear module's bias exists exactly when the
+ * config says so (GPT-2 always; Qwen2 q/k/v; Llama/Qwen3 attention_bias; Llama mlp_bias), and the
+ * model's linear layers pick it up by name.
  */
 import type { ModelConfig } from "./config.js";
 
@@ -60,21 +62,26 @@ export function buildLayout(c: ModelConfig): Layout {
     add("transformer.ln_f.bias", [C], "zeros");
   } else {
     add("model.embed_tokens.weight", [c.vocabSize, C], "normal");
+    // A linear module's bias, when the config has one, sits right after its weight.
+    const linear = (name: string, shape: [number, number], init: Init, bias: boolean | undefined) => {
+      add(name + ".weight", shape, init);
+      if (bias) add(name + ".bias", [shape[0]], "zeros");
+    };
     for (let l = 0; l < c.nLayers; l++) {
       const p = `model.layers.${l}.`;
       add(p + "input_layernorm.weight", [C], "ones");
-      add(p + "self_attn.q_proj.weight", [qDim, C], "normal");
-      add(p + "self_attn.k_proj.weight", [kvDim, C], "normal");
-      add(p + "self_attn.v_proj.weight", [kvDim, C], "normal");
+      linear(p + "self_attn.q_proj", [qDim, C], "normal", c.attnBias);
+      linear(p + "self_attn.k_proj", [kvDim, C], "normal", c.attnBias);
+      linear(p + "self_attn.v_proj", [kvDim, C], "normal", c.attnBias);
       if (c.arch === "qwen3") {
         add(p + "self_attn.q_norm.weight", [c.headDim], "ones");
         add(p + "self_attn.k_norm.weight", [c.headDim], "ones");
       }
-      add(p + "self_attn.o_proj.weight", [C, qDim], "residual");
+      linear(p + "self_attn.o_proj", [C, qDim], "residual", c.attnOutBias);
       add(p + "post_attention_layernorm.weight", [C], "ones");
-      add(p + "mlp.gate_proj.weight", [c.dFF, C], "normal");
-      add(p + "mlp.up_proj.weight", [c.dFF, C], "normal");
-      add(p + "mlp.down_proj.weight", [C, c.dFF], "residual");
+      linear(p + "mlp.gate_proj", [c.dFF, C], "normal", c.mlpBias);
+      linear(p + "mlp.up_proj", [c.dFF, C], "normal", c.mlpBias);
+      linear(p + "mlp.down_proj", [C, c.dFF], "residual", c.mlpBias);
     }
     add("model.norm.weight", [C], "ones");
   }

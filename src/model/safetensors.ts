@@ -6,7 +6,8 @@
  *
  * Reading validates the whole file before decoding anything and converts to the types the engine
  * computes with: F16/BF16 widen to Float32Array, I64 narrows to Int32Array (overflow is an error).
- * Writing covers F32, F64 and I32, tensors sorted by name, header padded to 8 bytes.
+ * Writing covers F32, F64, I32 and F16 (given as half-precision bits), tensors sorted by name,
+ * header padded to 8 bytes.
  * Left out: lazy/mmap loading (files are read whole) and the 8-bit float and U16/U32/U64 dtypes.
  */
 import { readFileSync } from "node:fs";
@@ -27,11 +28,11 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
-/** What the writer accepts; `dtype` defaults from the array type. */
+/** What the writer accepts; `dtype` defaults from the array type (a Uint16Array holds F16 bits). */
 export interface TensorToWrite {
-  dtype?: "F32" | "F64" | "I32";
+  dtype?: "F32" | "F64" | "I32" | "F16";
   shape: number[];
-  data: Float32Array | Float64Array | Int32Array;
+  data: Float32Array | Float64Array | Int32Array | Uint16Array;
 }
 
 /** Bytes per element of each dtype the reader decodes. */
@@ -261,8 +262,48 @@ export function halfToFloat(h: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
-const WRITE_DTYPE = (data: TensorToWrite["data"]): "F32" | "F64" | "I32" =>
-  data instanceof Float32Array ? "F32" : data instanceof Float64Array ? "F64" : "I32";
+/** float32 → IEEE half bits, round to nearest even (overflow → ±Inf, tiny → subnormal or 0). */
+export function floatToHalf(x: number): number {
+  halfScratch[0] = x;
+  const bits = halfBits[0];
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = (bits >>> 23) & 0xff;
+  let mant = bits & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // Inf, NaN
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // rounds to zero
+    mant |= 0x800000; // subnormal half: shift the implicit bit in
+    const shift = 14 - e;
+    const half = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    return sign | (half + (rest > mid || (rest === mid && half & 1) ? 1 : 0));
+  }
+  const half = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  // A carry out of the mantissa correctly bumps the exponent (and may reach Inf).
+  return sign | (half + (rest > 0x1000 || (rest === 0x1000 && half & 1) ? 1 : 0));
+}
+
+const halfScratch = new Float32Array(1);
+const halfBits = new Uint32Array(halfScratch.buffer);
+
+export function toHalf(src: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = floatToHalf(src[i]);
+  return out;
+}
+
+const WRITE_DTYPE = (data: TensorToWrite["data"]): "F32" | "F64" | "I32" | "F16" =>
+  data instanceof Float32Array
+    ? "F32"
+    : data instanceof Float64Array
+      ? "F64"
+      : data instanceof Uint16Array
+        ? "F16"
+        : "I32";
 
 /**
  * Encodes tensors as safetensors bytes (header first, then one chunk per tensor, in name order).
@@ -292,8 +333,16 @@ export function encodeSafetensors(
     const where = `tensor "${name}"`;
     if (name === "" || name === "__metadata__") fail(targetName, `${where}: invalid tensor name`);
     const dtype = WRITE_DTYPE(t.data);
-    if (!(t.data instanceof Float32Array || t.data instanceof Float64Array || t.data instanceof Int32Array)) {
-      fail(targetName, `${where}: data must be a Float32Array, Float64Array or Int32Array`);
+    if (!(
+      t.data instanceof Float32Array ||
+      t.data instanceof Float64Array ||
+      t.data instanceof Int32Array ||
+      t.data instanceof Uint16Array
+    )) {
+      fail(
+        targetName,
+        `${where}: data must be a Float32Array, Float64Array, Int32Array or Uint16Array (F16)`,
+      );
     }
     if (t.dtype !== undefined && t.dtype !== dtype)
       fail(targetName, `${where}: dtype ${t.dtype} but data is ${dtype}`);
@@ -327,7 +376,7 @@ export function writeSafetensors(
   writeFileAtomic(path, encodeSafetensors(tensors, metadata, path));
 }
 
-function littleEndianBytes(data: Float32Array | Float64Array | Int32Array): Uint8Array {
+function littleEndianBytes(data: TensorToWrite["data"]): Uint8Array {
   const view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (LITTLE_ENDIAN) return view;
   const out = new Uint8Array(data.byteLength);
@@ -335,6 +384,7 @@ function littleEndianBytes(data: Float32Array | Float64Array | Int32Array): Uint
   for (let i = 0; i < data.length; i++) {
     if (data instanceof Float32Array) dv.setFloat32(4 * i, data[i], true);
     else if (data instanceof Float64Array) dv.setFloat64(8 * i, data[i], true);
+    else if (data instanceof Uint16Array) dv.setUint16(2 * i, data[i], true);
     else dv.setInt32(4 * i, data[i], true);
   }
   return out;

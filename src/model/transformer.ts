@@ -47,7 +47,7 @@ interface LayerActs {
 interface ModuleParams {
   w: Buf;
   b: Buf | null;
-  gw: Buf;
+  gw: Buf | null; // null until the gradients are allocated
   gb: Buf | null;
 }
 
@@ -55,7 +55,8 @@ interface ModuleParams {
 interface Views {
   N: number;
   encoded: Buf;
-  logits: Buf;
+  lnf: Buf;
+  logits: Buf | null;
   dres: Buf;
   dln: Buf;
   dact: Buf;
@@ -80,7 +81,7 @@ interface Acts {
   lnf: Buf;
   lnfMean: Buf;
   lnfRstd: Buf;
-  logits: Buf; // (N,V)
+  logits: Buf | null; // (N,V), allocated by the first full forward (scoring paths never need it)
   values: Buf | null; // (N)
   attScratch: Buf; // attentionScratchSize(maxSeqLen, headDim), shared by all layers
   // Backward scratch, shared by all layers.
@@ -107,7 +108,7 @@ export class Transformer {
   /** Tensor-name prefixes of the modules (see layout.ts). */
   readonly names: ModuleNames;
   readonly params: Buf;
-  readonly grads: Buf;
+  private gradBuf: Buf | null = null;
   private readonly pv = new Map<string, Buf>();
   private readonly gv = new Map<string, Buf>();
   /** Weight, bias and their gradients per module name: no string building in the step loop. */
@@ -116,6 +117,8 @@ export class Transformer {
   private views: Views | null = null;
   private readonly rope: { cos: Float64Array; sin: Float64Array } | null;
   private acts: Acts | null = null;
+  /** Ids below this are real tokens; the rest of the vocabulary rows are padding (see maskTokensFrom). */
+  private tokens: number;
   private last: { B: number; T: number } | null = null;
 
   constructor(cfg: ModelConfig, engine: Engine, rng?: Rng) {
@@ -124,23 +127,22 @@ export class Transformer {
     this.ops = engine.ops;
     this.layout = buildLayout(cfg);
     this.names = moduleNames(cfg);
+    this.tokens = cfg.vocabSize;
     this.params = engine.alloc(this.layout.total);
-    this.grads = engine.alloc(this.layout.total);
-    for (const t of this.layout.tensors) {
+    for (const t of this.layout.tensors)
       this.pv.set(t.name, this.params.subarray(t.offset, t.offset + t.size));
-      this.gv.set(t.name, this.grads.subarray(t.offset, t.offset + t.size));
-    }
     for (const t of this.layout.tensors) {
       if (!t.name.endsWith(".weight")) continue;
       const m = t.name.slice(0, -".weight".length);
       this.mods.set(m, {
         w: this.pv.get(t.name)!,
         b: this.pv.get(m + ".bias") ?? null,
-        gw: this.gv.get(t.name)!,
-        gb: this.gv.get(m + ".bias") ?? null,
+        gw: null,
+        gb: null,
       });
     }
-    this.rope = cfg.arch === "gpt2" ? null : ropeTables(cfg.headDim, cfg.maxSeqLen, cfg.ropeTheta);
+    this.rope =
+      cfg.arch === "gpt2" ? null : ropeTables(cfg.headDim, cfg.maxSeqLen, cfg.ropeTheta, cfg.ropeScaling);
     if (rng) this.initialize(rng);
   }
 
@@ -165,8 +167,28 @@ export class Transformer {
     return v;
   }
 
+  /**
+   * The flat gradient buffer, allocated on first use: a model that only samples (evaluation, the
+   * rollout side) never pays for it, which lets a 0.6B model fit the 4 GiB WebAssembly heap.
+   */
+  get grads(): Buf {
+    return this.gradBuf ?? this.allocGrads();
+  }
+
+  private allocGrads(): Buf {
+    const g = this.engine.alloc(this.layout.total);
+    for (const t of this.layout.tensors) this.gv.set(t.name, g.subarray(t.offset, t.offset + t.size));
+    for (const [m, p] of this.mods) {
+      p.gw = this.gv.get(m + ".weight")!;
+      p.gb = this.gv.get(m + ".bias") ?? null;
+    }
+    this.gradBuf = g;
+    return g;
+  }
+
   /** Gradient view by Hugging Face name. */
   g(name: string): Buf {
+    if (!this.gradBuf) this.allocGrads();
     const v = this.gv.get(name);
     if (!v) throw new Error(`no parameter named "${name}"`);
     return v;
@@ -196,7 +218,11 @@ export class Transformer {
     }
     const a = this.acts;
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) a.pos[b * T + t] = t;
-    if (this.views?.N !== N || this.views.encoded.buffer !== a.encoded.buffer)
+    if (
+      this.views?.N !== N ||
+      this.views.encoded.buffer !== a.encoded.buffer ||
+      !this.views.logits !== !a.logits
+    )
       this.views = this.makeViews(a, N);
     return a;
   }
@@ -212,7 +238,8 @@ export class Transformer {
     return {
       N,
       encoded: rows(a.encoded, C),
-      logits: rows(a.logits, c.vocabSize),
+      lnf: rows(a.lnf, C),
+      logits: opt(a.logits, c.vocabSize),
       dres: rows(a.dres, C),
       dln: rows(a.dln, C),
       dact: rows(a.dact, F),
@@ -275,7 +302,7 @@ export class Transformer {
       lnf: al(N * C),
       lnfMean: al(N),
       lnfRstd: al(N),
-      logits: al(N * c.vocabSize),
+      logits: null,
       values: c.valueHead ? al(N) : null,
       attScratch: al(attentionScratchSize(c.maxSeqLen, c.headDim)),
       dres: al(N * C),
@@ -298,6 +325,23 @@ export class Transformer {
    * until the next forward. The value head output, when configured, is available from `values()`.
    */
   forward(ids: Int32Array, B: number, T: number): Buf {
+    const hidden = this.forwardHidden(ids, B, T);
+    const a = this.acts!;
+    if (!a.logits) {
+      a.logits = this.engine.alloc(a.capacity * this.cfg.vocabSize);
+      this.views = this.makeViews(a, B * T);
+    }
+    const logits = this.views!.logits!;
+    this.lmHead(logits, hidden, B * T);
+    return logits;
+  }
+
+  /**
+   * The forward up to the final norm, without the output projection: returns the hidden states
+   * (B·T, C) the LM head reads, valid until the next forward. With a 150k vocabulary the (B·T, V)
+   * logits dwarf everything else; callers that need few rows project them with lmHead in chunks.
+   */
+  forwardHidden(ids: Int32Array, B: number, T: number): Buf {
     const c = this.cfg;
     const a = this.prepare(B, T);
     const N = B * T;
@@ -355,11 +399,38 @@ export class Transformer {
       x = L.res3;
     }
     this.norm(this.names.lnf, a.lnf, a.lnfMean, a.lnfRstd, x, N, C);
-    const logits = v.logits;
-    this.linear(this.names.lmHead, logits, a.lnf, N, C, V);
     if (a.values) this.linear("v_head.summary", a.values, a.lnf, N, C, 1);
     this.last = { B, T };
-    return logits;
+    return v.lnf;
+  }
+
+  /** logits (n,V) = hidden (n,C) @ W_headᵀ for any n rows of final hidden states. */
+  lmHead(logits: Buf, hidden: Buf, n: number): void {
+    const V = this.cfg.vocabSize;
+    this.linear(this.names.lmHead, logits, hidden, n, this.cfg.dModel, V);
+    if (this.tokens < V) for (let r = 0; r < n; r++) logits.fill(-Infinity, r * V + this.tokens, (r + 1) * V);
+  }
+
+  /**
+   * Ids at and above `count` get logit −∞: embedding rows beyond the tokenizer's vocabulary (Qwen3
+   * has 151,936 rows for 151,669 tokens) are never sampled and have log-prob −∞, so the policy, its
+   * exact KL and the sampler all live on the tokenizer's ids. count = vocabSize turns it off.
+   */
+  maskTokensFrom(count: number): void {
+    if (!Number.isInteger(count) || count < 1 || count > this.cfg.vocabSize)
+      throw new Error(`maskTokensFrom: ${count} is not in 1..${this.cfg.vocabSize}`);
+    this.tokens = count;
+  }
+
+  /** Backward of lmHead: dhidden (n,C) += dlogits @ W_head, and the head's gradient += dlogitsᵀ @ hidden. */
+  lmHeadBackward(dhidden: Buf, dlogits: Buf, hidden: Buf, n: number): void {
+    this.linearBack(this.names.lmHead, dhidden, dlogits, hidden, n, this.cfg.dModel, this.cfg.vocabSize);
+  }
+
+  /** Final hidden states (B·T, C) of the last forward: what the LM head reads. */
+  hiddenStates(): Buf {
+    if (!this.acts || !this.last) throw new Error("hiddenStates() needs a forward first");
+    return this.views!.lnf;
   }
 
   /** Value head outputs (B·T) of the last forward. */
@@ -375,12 +446,25 @@ export class Transformer {
    */
   backward(dlogits: Buf, dvalues?: Buf): void {
     if (!this.acts || !this.last) throw new Error("backward called before forward");
+    const N = this.last.B * this.last.T;
+    const vw = this.views!;
+    this.ops.zero(vw.dln, N * this.cfg.dModel);
+    this.lmHeadBackward(vw.dln, dlogits, vw.lnf, N);
+    this.backwardHidden(vw.dln, dvalues);
+  }
+
+  /**
+   * Backward of the last forward from d(loss)/d(hidden states) (B·T, C) (the gradient through the
+   * LM head, see lmHeadBackward; null when the loss does not involve the logits) and optionally
+   * dvalues. Accumulates into `grads`.
+   */
+  backwardHidden(dhidden: Buf | null, dvalues?: Buf): void {
+    if (!this.acts || !this.last) throw new Error("backward called before forward");
     const c = this.cfg;
     const a = this.acts;
     const { B, T } = this.last;
     const N = B * T;
     const C = c.dModel;
-    const V = c.vocabSize;
     const qDim = c.nHeads * c.headDim;
     const kvDim = c.nKvHeads * c.headDim;
     const F = c.dFF;
@@ -389,8 +473,8 @@ export class Transformer {
     const vw = this.views!;
     const dres = vw.dres;
     const dln = vw.dln;
-    ops.zero(dln, N * C);
-    this.linearBack(this.names.lmHead, dln, dlogits, a.lnf, N, C, V);
+    if (dhidden === null) ops.zero(dln, N * C);
+    else if (dhidden !== dln) dln.set(dhidden.subarray(0, N * C));
     if (dvalues) {
       if (!a.values) throw new Error("dvalues given but the model has no value head");
       this.linearBack("v_head.summary", dln, dvalues, a.lnf, N, C, 1);
@@ -491,7 +575,8 @@ export class Transformer {
     OC: number,
   ): void {
     const p = this.mod(name);
-    this.ops.linearBackward(dinp, p.gw, p.gb, dout, inp, p.w, N, IC, OC);
+    if (!this.gradBuf) this.allocGrads();
+    this.ops.linearBackward(dinp, p.gw!, p.gb, dout, inp, p.w, N, IC, OC);
   }
 
   /** Weight, bias and gradients of module `name` (a Hugging Face tensor-name prefix). */
@@ -520,8 +605,9 @@ export class Transformer {
     C: number,
   ): void {
     const p = this.mod(name);
+    if (!this.gradBuf) this.allocGrads();
     if (this.cfg.arch === "gpt2")
-      this.ops.layerNormBackward(dinp, p.gw, p.gb, dout, inp, p.w, mean!, rstd, N, C);
-    else this.ops.rmsNormBackward(dinp, p.gw, dout, inp, p.w, rstd, N, C);
+      this.ops.layerNormBackward(dinp, p.gw!, p.gb, dout, inp, p.w, mean!, rstd, N, C);
+    else this.ops.rmsNormBackward(dinp, p.gw!, dout, inp, p.w, rstd, N, C);
   }
 }

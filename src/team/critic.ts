@@ -117,7 +117,6 @@ export class LmCritic implements ValuePolicy {
   readonly optimizer: AdamW;
   private readonly maxGradNorm: number;
   private ids = new Int32Array(0);
-  private dlogits: Buf = new Float32Array(0);
   private dvalues: Buf = new Float32Array(0);
 
   constructor(model: Transformer, optim: LmOptimOptions, decayMask?: Uint8Array) {
@@ -186,7 +185,7 @@ export class LmCritic implements ValuePolicy {
       let T = 1;
       for (const i of chunk) for (const k of byTraj.get(i)!) T = Math.max(T, states[k].t);
       const { ids, B } = this.pack(trajs, chunk, T);
-      this.model.forward(ids, B, T);
+      this.model.forwardHidden(ids, B, T);
       const v = this.model.values();
       chunk.forEach((i, b) => {
         for (const k of byTraj.get(i)!) out[k] = v[b * T + states[k].t - 1];
@@ -232,7 +231,6 @@ export class LmCritic implements ValuePolicy {
       list.push(k);
     });
     const lossBefore = this.loss(trajs, data);
-    const V = this.model.cfg.vocabSize;
     let steps = 0;
     let gradNorm = 0;
     const trajIds = [...byTraj.keys()];
@@ -249,14 +247,12 @@ export class LmCritic implements ValuePolicy {
           }
         if (!(sw > 0)) continue;
         const { ids, B } = this.pack(trajs, chunk, T);
-        this.model.forward(ids, B, T);
+        // The logits are not part of the loss: no LM head in either direction.
+        this.model.forwardHidden(ids, B, T);
         const v = this.model.values();
         const N = B * T;
-        if (this.dlogits.length < N * V) this.dlogits = this.model.engine.alloc(N * V);
         if (this.dvalues.length < N) this.dvalues = this.model.engine.alloc(N);
-        const dl = this.dlogits.subarray(0, N * V); // the logits are not part of the loss
         const dv = this.dvalues.subarray(0, N);
-        dl.fill(0);
         dv.fill(0);
         chunk.forEach((i, b) => {
           for (const k of byTraj.get(i)!) {
@@ -265,7 +261,7 @@ export class LmCritic implements ValuePolicy {
           }
         });
         this.model.zeroGrad();
-        this.model.backward(dl, dv);
+        this.model.backwardHidden(null, dv);
         gradNorm = this.optimizer.clipGradNorm(this.maxGradNorm);
         if (Number.isFinite(gradNorm)) this.optimizer.step();
         steps++;

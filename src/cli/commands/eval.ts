@@ -1,9 +1,8 @@
 /** `sat eval`: pass@k / maj@k / avg@k of a team checkpoint on the held-out split. */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import type { CommandSpec } from "../command.js";
 import { UsageError } from "../errors.js";
 import { modelDirArg, teamCheckpointArg } from "../checkpoints.js";
+import { modelWeightsPath } from "../../model/checkpoint.js";
 import { runEval } from "../../app/evaluate.js";
 import { formatEvalTable } from "../../eval/evaluate.js";
 
@@ -33,7 +32,7 @@ export const evalCommand: CommandSpec = {
     const team = teamCheckpointArg(checkpoint, "--checkpoint", ctx.warn).dir;
     let baseline = ctx.options.baseline as string | undefined;
     if (baseline !== undefined) {
-      baseline = existsSync(join(baseline, "model.safetensors"))
+      baseline = modelWeightsPath(baseline)
         ? modelDirArg(baseline, "--baseline")
         : teamCheckpointArg(baseline, "--baseline", ctx.warn).dir;
     }

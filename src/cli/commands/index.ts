@@ -4,6 +4,7 @@ import { bench } from "./bench.js";
 import { config } from "./config.js";
 import { demo } from "./demo.js";
 import { evalCommand } from "./eval.js";
+import { exportCommand } from "./export.js";
 import { pretrain } from "./pretrain.js";
 import { report } from "./report.js";
 import { serve } from "./serve.js";
@@ -17,6 +18,7 @@ export const COMMANDS: CommandSpec[] = [
   train,
   evalCommand,
   swap,
+  exportCommand,
   report,
   serve,
   bench,
