@@ -40,6 +40,17 @@ def _write_dir(path: str, files: dict) -> None:
             fh.write(data)
 
 
+def _with_dirs(msg: dict, fn) -> dict:
+    """msg with every directory it names (path, optimizer_state, lora.base, lora.adapter) mapped by fn."""
+    out = dict(msg)
+    for key in ("path", "optimizer_state"):
+        if isinstance(out.get(key), str):
+            out[key] = fn(out[key])
+    if isinstance(out.get("lora"), dict):
+        out["lora"] = {k: (fn(v) if k in ("base", "adapter") and isinstance(v, str) else v) for k, v in out["lora"].items()}
+    return out
+
+
 class _Actor:
     """The body of a worker actor: a Worker, plus loading from and saving to shipped bytes."""
 
@@ -54,23 +65,15 @@ class _Actor:
     def handle(self, msg: dict) -> dict:
         return self.worker.handle(msg)
 
-    def load_shipped(self, msg: dict, files: dict) -> dict:
+    def load_shipped(self, msg: dict, dirs: dict) -> dict:
+        """`load` with its directories sent as bytes: dirs maps each directory named in msg to its files."""
         tmp = tempfile.mkdtemp(prefix="sat-load-")
         try:
-            msg = dict(msg)
-            for key, rel in files.items():
-                _write_dir(os.path.join(tmp, key), rel)
-            same = msg.get("optimizer_state") == msg.get("path")
-            for key in files:
-                if key == "path":
-                    msg["path"] = os.path.join(tmp, "path")
-                    if same:
-                        msg["optimizer_state"] = msg["path"]
-                elif key == "optimizer_state":
-                    msg["optimizer_state"] = os.path.join(tmp, "optimizer_state")
-                else:  # lora.base / lora.adapter
-                    msg["lora"] = {**msg["lora"], key.split(".")[1]: os.path.join(tmp, key)}
-            return self.worker.handle(msg)
+            local = {}
+            for k, (path, files) in enumerate(dirs.items()):
+                local[path] = os.path.join(tmp, f"d{k}")
+                _write_dir(local[path], files)
+            return self.worker.handle(_with_dirs(msg, lambda p: local.get(p, p)))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -143,17 +146,15 @@ class Driver:
         if actor is None:
             return {"id": rid, "ok": False, "error": f"agent {agent} is not loaded"}
         if op == "load" and self.args.ship_files:
-            files = {}
-            for key in ("path", "optimizer_state"):
-                if key == "optimizer_state" and msg.get(key) == msg.get("path"):
-                    continue
-                if msg.get(key) and os.path.isdir(msg[key]):
-                    files[key] = _read_dir(msg[key])
-            for key in ("base", "adapter"):
-                p = (msg.get("lora") or {}).get(key)
-                if p and os.path.isdir(p):
-                    files[f"lora.{key}"] = _read_dir(p)
-            return ray.get(actor.load_shipped.remote(msg, files))
+            dirs = {}  # each directory once, however many fields name it
+
+            def collect(path: str) -> str:
+                if path not in dirs and os.path.isdir(path):
+                    dirs[path] = _read_dir(path)
+                return path
+
+            _with_dirs(msg, collect)
+            return ray.get(actor.load_shipped.remote(msg, dirs))
         if op == "save" and self.args.ship_files:
             reply, files = ray.get(actor.save_shipped.remote(msg))
             if reply.get("ok"):
