@@ -6,7 +6,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { pinnedVersions, type DoctorReport } from "../src/app/doctor.js";
-import { probeFor, sat } from "./torch-helpers.js";
+import { runSat } from "./sat-process.js";
+import { probeFor } from "./torch-helpers.js";
+
+const sat = (argv: string[], env: Record<string, string>) =>
+  runSat(argv, { env: { ...process.env, ...env } });
 
 const { probe, skip } = probeFor(["torch", "transformers", "safetensors", "numpy"]);
 

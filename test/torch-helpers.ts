@@ -1,20 +1,17 @@
 /**
  * Shared by the PyTorch-backend and Ray tests: the Python probe (tests skip with its reason), team
- * options, random transformers models written by sat_worker.random_model, and running the `sat`
- * CLI as a child process.
+ * options, random transformers models written by sat_worker.random_model, and the children of a
+ * process (a worker or Ray driver the CLI started). Running `sat` itself goes through sat-process.ts.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { findPython } from "../src/io/python.js";
 import { PYTHON_DIR } from "../src/backend/torch/client.js";
 import type { TorchBackendOptions } from "../src/backend/torch/team.js";
 
-export const repo = fileURLToPath(new URL("../../", import.meta.url));
-export const satJs = join(repo, "bin", "sat.js");
-export const charAgent = join(repo, "test", "fixtures", "agents", "add2-tiny");
+export { fixtureAgent as charAgent } from "./sat-process.js";
 
 export function probeFor(packages: string[]) {
   const probe = findPython(packages);
@@ -60,58 +57,6 @@ export function randomModel(python: string, arch: "llama" | "qwen3", dir: string
   });
   if (r.status !== 0) throw new Error(`random_model ${arch} failed: ${r.stderr}`);
   return out;
-}
-
-/** `--set key=value` pairs (values as JSON unless strings). */
-export const sets = (o: Record<string, unknown>) =>
-  Object.entries(o).flatMap(([k, v]) => ["--set", `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`]);
-
-export interface SatResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-export function startSat(argv: string[], env: Record<string, string> = {}) {
-  const child: ChildProcess = spawn(process.execPath, [satJs, ...argv], {
-    cwd: repo,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (d) => (stdout += d));
-  child.stderr!.on("data", (d) => (stderr += d));
-  const done = new Promise<SatResult>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-  return { child, done };
-}
-
-export const sat = (argv: string[], env: Record<string, string> = {}) => startSat(argv, env).done;
-
-export const jsonLines = (path: string): Record<string, unknown>[] =>
-  existsSync(path)
-    ? readFileSync(path, "utf8")
-        .split("\n")
-        .filter((l) => l.trim())
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-    : [];
-
-/** The per-agent decisions and KL values of stages.jsonl rows. */
-export function decisions(rows: Record<string, unknown>[]) {
-  return rows.map((r) => ({
-    sigma: r["order/sigma"],
-    reward: r["reward/mean"],
-    agents: (r.agents as Record<string, number>[]).map((a) => ({
-      accepted: a["trust_region/accepted"],
-      backtracks: a["trust_region/backtracks"],
-      klQuantile: a["trust_region/kl_quantile"],
-      klMax: a["trust_region/kl_max"],
-    })),
-  }));
 }
 
 /** Children of process `pid` (Linux /proc), for killing a worker the CLI started. */

@@ -7,11 +7,12 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { readJsonl } from "../src/io/jsonl.js";
 import { RUN_FILES } from "../src/io/rundir.js";
-import { charAgent, jsonLines, probeFor, sat, sets, tempDir } from "./torch-helpers.js";
+import { errorLines, fingerprint, fixtureAgent, runSat, sets } from "./sat-process.js";
+import { probeFor, tempDir } from "./torch-helpers.js";
 
 const { skip } = probeFor(["torch", "transformers", "safetensors"]);
 const tmp = tempDir("sat-torch-train-");
@@ -31,7 +32,7 @@ const TRAIN = [
     "model.backend": "torch",
     "backend.torch_workers": "shared",
     "backend.torch_threads": 1,
-    "team.agent_checkpoints": [charAgent, charAgent, charAgent],
+    "team.agent_checkpoints": [fixtureAgent, fixtureAgent, fixtureAgent],
     "rollout.prompts_per_step": 4,
     "rollout.n": 4,
     "algo.ppo_mini_batch_size": 2,
@@ -42,28 +43,12 @@ const TRAIN = [
   }),
 ];
 
-const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
-function tree(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (n !== RUN_FILES.manifest) out[relative(dir, p)] = sha(p);
-    }
-  };
-  walk(dir);
-  return out;
-}
-const withoutTimes = (rows: Record<string, unknown>[]) =>
-  JSON.parse(
-    JSON.stringify(rows, (k, v) => (/^time$|timing|throughput|seconds/.test(k) ? undefined : v)),
-  ) as unknown;
-const fingerprint = (run: string) => ({
-  checkpoints: tree(join(run, "checkpoints")),
-  stages: withoutTimes(jsonLines(join(run, "stages.jsonl"))),
-  evals: jsonLines(join(run, "eval.jsonl")),
-});
+const sat = (argv: string[], env: Record<string, string> = {}) =>
+  runSat(argv, { env: { ...process.env, ...env } });
+const rows = (run: string, file: string) => {
+  const path = join(run, file);
+  return existsSync(path) ? readJsonl(path) : [];
+};
 
 let reference: Promise<string> | null = null;
 /** The uninterrupted 2-stage run (shared by the tests of this file). */
@@ -82,7 +67,7 @@ test(
   { skip },
   async () => {
     const run = await referenceRun();
-    assert.equal(jsonLines(join(run, "stages.jsonl")).length, 2);
+    assert.equal(rows(run, RUN_FILES.stages).length, 2);
     const agent = join(run, "checkpoints", "stage-2", "agent-1");
     for (const f of ["config.json", "model.safetensors", "tokenizer.json", "torch_optimizer.safetensors"])
       assert.ok(existsSync(join(agent, f)), `${f} missing from ${agent}`);
@@ -93,8 +78,8 @@ test(
       ...sets({ ...TASK, "team.n_agents": 3 }),
     ]);
     assert.equal(e.code, 0, e.stderr);
-    const trained = jsonLines(join(run, "eval.jsonl")).at(-1)!;
-    const engineRow = jsonLines(join(evalDir, "eval.jsonl"))[0];
+    const trained = rows(run, RUN_FILES.eval).at(-1)!;
+    const engineRow = rows(evalDir, RUN_FILES.eval)[0];
     for (const k of ["avg@1", "pass@2", "maj@2"]) assert.equal(engineRow[k], trained[k], k);
     assert.ok((trained["pass@2"] as number) > 0, "nothing solved: the comparison says nothing");
     // Stop after one stage, resume to two: the same files, byte for byte.
@@ -133,10 +118,10 @@ test(
       const run = join(tmp, fault.replace(/:/g, "-"));
       const r = await sat([...TRAIN, ...extra, "--output-dir", run], { SAT_WORKER_FAULT: fault });
       assert.equal(r.code, 1, `${fault}: exit code ${r.code}, stderr ${r.stderr}`);
-      const lines = r.stderr.trim().split("\n");
+      const lines = errorLines(r);
       assert.equal(lines.length, 1, `${fault}: stderr should be one line: ${r.stderr}`);
       assert.match(lines[0], message, fault);
-      assert.equal(jsonLines(join(run, "stages.jsonl")).length, 1, `${fault}: the failed stage was recorded`);
+      assert.equal(rows(run, RUN_FILES.stages).length, 1, `${fault}: the failed stage was recorded`);
       if (!fault.endsWith(":exit")) continue; // one resume shows the recovery; the others fail alike
       const resumed = await sat(["train", "-q", "--resume", "--output-dir", run]);
       assert.equal(resumed.code, 0, `${fault}: resume failed: ${resumed.stderr}`);
