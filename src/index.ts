@@ -94,7 +94,20 @@ export {
 export { passAtK, bootstrapCI } from "./eval/metrics.js";
 
 export { sftTrain, soloAccuracy, DEFAULT_SFT, type SftOptions } from "./train/sft.js";
-export { TeamTrainer, type TeamTrainOptions, type TeamTrainState } from "./train/team.js";
+export {
+  TeamTrainer,
+  type TeamAgent,
+  type SamplingMember,
+  type TeamTrainOptions,
+  type TeamTrainState,
+} from "./train/team.js";
+export {
+  TorchTeam,
+  type TorchAgentSource,
+  type TorchBackendOptions,
+  type LoadedAgent,
+} from "./backend/torch/team.js";
+export { BackendError, PROTOCOL_VERSION } from "./backend/torch/client.js";
 
 export { loadConfig, validateConfig, defaultConfig, listKeys, ConfigError } from "./config/index.js";
 export type { ResolvedConfig } from "./config/schema.js";

@@ -38,6 +38,8 @@ import type { Progress } from "../io/progress.js";
 import type { JsonlWriter } from "../io/jsonl.js";
 import type { CheckpointInfo, RunDir } from "../io/rundir.js";
 import { writeFileAtomic } from "../io/atomic.js";
+import type { TorchAgentSource, TorchTeam } from "../backend/torch/team.js";
+import { openTorchTeam, saveTorchAgents, torchSourcesOf } from "./torch-team.js";
 import {
   engineOf,
   evalOptionsOf,
@@ -83,12 +85,15 @@ export function initialModels(cfg: ResolvedConfig, engine: Engine, tok: Tokenize
       // gae needs no value head on the agents: the trainer's separate critic supplies the values.
       models.push(loadStartingAgent(cfg, i, path, engine, tok));
     } else {
-      models.push(
-        new Transformer(modelConfigOf(cfg, tok.vocabSize), engine, new Rng(cfg.run.seed).fork(`init/${i}`)),
-      );
+      models.push(freshModel(cfg, engine, tok, i));
     }
   }
   return models;
+}
+
+/** Agent i's initial model when team.agent_checkpoints gives none (seeded by run.seed and i). */
+export function freshModel(cfg: ResolvedConfig, engine: Engine, tok: Tokenizer, i: number): Transformer {
+  return new Transformer(modelConfigOf(cfg, tok.vocabSize), engine, new Rng(cfg.run.seed).fork(`init/${i}`));
 }
 
 /** team.agent_checkpoints[i], loaded so that any problem is reported under its config key. */
@@ -165,7 +170,13 @@ export class InterruptedError extends Error {
   override name = "InterruptedError";
 }
 
-function saveTeam(dir: string, trainer: TeamTrainer, tok: Tokenizer): void {
+async function saveTeam(
+  dir: string,
+  trainer: TeamTrainer,
+  tok: Tokenizer,
+  torch: TorchTeam | null,
+): Promise<void> {
+  if (torch) await saveTorchAgents(dir, torch, tok);
   trainer.models.forEach((m, i) => {
     const d = join(dir, `agent-${i}`);
     mkdirSync(d, { recursive: true });
@@ -181,12 +192,7 @@ function saveTeam(dir: string, trainer: TeamTrainer, tok: Tokenizer): void {
 }
 
 function loadTeam(dir: string, step: number, trainer: TeamTrainer, engine: Engine, tok: Tokenizer): void {
-  const saved = readdirSync(dir).filter((d) => /^agent-\d+$/.test(d)).length;
-  if (saved !== trainer.models.length) {
-    throw new CheckpointError(
-      `${dir}: the checkpoint holds ${saved} agent(s), the configured team ${trainer.models.length}; resume with the run's own team settings (team.n_agents, algo.name)`,
-    );
-  }
+  checkTeamSize(dir, trainer.members.length);
   trainer.models.forEach((m, i) => {
     const d = join(dir, `agent-${i}`);
     const loaded = loadModel(d, engine, tok);
@@ -207,6 +213,15 @@ function loadTeam(dir: string, step: number, trainer: TeamTrainer, engine: Engin
     loadCriticInto(d, trainer.critic);
   }
   trainer.setState(readTrainerState(join(dir, TRAINER_STATE_FILE), step, trainer.models.length));
+}
+
+function checkTeamSize(dir: string, n: number): void {
+  const saved = readdirSync(dir).filter((d) => /^agent-\d+$/.test(d)).length;
+  if (saved !== n) {
+    throw new CheckpointError(
+      `${dir}: the checkpoint holds ${saved} agent(s), the configured team ${n}; resume with the run's own team settings (team.n_agents, algo.name)`,
+    );
+  }
 }
 
 /** trainer_state.json of a checkpoint, checked against the checkpoint's step and the team size. */
@@ -327,13 +342,21 @@ export async function runTrain(
   const engine = await engineOf(cfg);
   let stagesLog: JsonlWriter | undefined;
   let evalLog: JsonlWriter | undefined;
+  let torch: TorchTeam | null = null;
   try {
-    const models = initialModels(cfg, engine, tok);
-    checkTrainMemory(cfg, models, task, tok);
+    if (cfg.model.backend === "torch") {
+      torch = await openTorchTeam(cfg, teamSizeOf(cfg), tok, (i) => freshModel(cfg, engine, tok, i));
+      progress.log(torch.describe());
+    }
+    const models = torch ? [] : initialModels(cfg, engine, tok);
+    // The estimate is of the engine's buffers; torch workers hold their own memory.
+    if (!torch) checkTrainMemory(cfg, models, task, tok);
+    const n = torch ? torch.size : models.length;
     const algo = cfg.algo.name;
-    const trainer = new TeamTrainer(models, tok, {
-      stage: stageConfigOf(cfg, models.length),
-      rollout: rolloutOptionsOf(cfg, models.length),
+    const agents = torch?.members.map((member, a) => ({ member, learner: torch!.learners[a] }));
+    const trainer = new TeamTrainer(agents ?? models, tok, {
+      stage: stageConfigOf(cfg, n),
+      rollout: rolloutOptionsOf(cfg, n),
       groupSize: cfg.rollout.n,
       klCoef: cfg.algo.kl_coef,
       optim: lmOptimOf(cfg),
@@ -344,14 +367,21 @@ export async function runTrain(
       seed: cfg.run.seed,
       sampler: samplerOf(cfg, tok),
     });
-    const rolloutRecord = rolloutRecordOf(cfg, models.length);
+    const rolloutRecord = rolloutRecordOf(cfg, n);
     let resumed = false;
+    let torchResume: TorchAgentSource[] | null = null;
     const resume = (from: CheckpointInfo): void => {
-      loadTeam(from.dir, from.step, trainer, engine, tok);
+      if (torch) {
+        // Checked here, loaded once the run directory is open (loading a torch agent is asynchronous).
+        checkTeamSize(from.dir, n);
+        torchResume = torchSourcesOf(cfg, from.dir, n);
+        trainer.setState(readTrainerState(join(from.dir, TRAINER_STATE_FILE), from.step, n));
+      } else loadTeam(from.dir, from.step, trainer, engine, tok);
       resumed = true;
     };
     const run = typeof runDir === "function" ? runDir(resume) : runDir;
     if (run.resumeFrom && !resumed) resume(run.resumeFrom);
+    if (torch && torchResume) await torch.load(torchResume);
     if (run.resumeFrom) progress.log(`resuming from ${run.resumeFrom.dir} (stage ${trainer.state.step})`);
     stagesLog = run.openStages();
     evalLog = run.openEval();
@@ -376,7 +406,7 @@ export async function runTrain(
     const savePolicy = new SavePolicy(cfg.run.save_steps, cfg.run.save_interval_s);
     let savedStep = run.resumeFrom?.step ?? -1;
     const save = async (step: number): Promise<void> => {
-      await run.publishCheckpoint(step, (dir) => saveTeam(dir, trainer, tok), {
+      await run.publishCheckpoint(step, (dir) => saveTeam(dir, trainer, tok, torch), {
         keep: cfg.run.save_total_limit,
       });
       savedStep = step;
@@ -396,10 +426,7 @@ export async function runTrain(
         );
       }
       // One bar per stage, counting agent updates; rollout tokens feed its tokens/s.
-      const stageBar = progress.phase(
-        `stage ${trainer.state.step + 1}: rollout and agent updates`,
-        models.length,
-      );
+      const stageBar = progress.phase(`stage ${trainer.state.step + 1}: rollout and agent updates`, n);
       const tStage = performance.now();
       const record = await runStage(
         trainer.stageInput(undefined, (e) =>
@@ -441,6 +468,7 @@ export async function runTrain(
   } finally {
     stagesLog?.close();
     evalLog?.close();
+    await torch?.close();
     await engine.close();
   }
 }

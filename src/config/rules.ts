@@ -76,6 +76,47 @@ export function stageRuleProblems(c: StageRuleView, nAgents: number): CrossField
   return out;
 }
 
+/** model.backend = torch and its backend.torch_* / backend.ray_* keys. */
+function torchBackendProblems(c: ParsedConfig): CrossFieldProblem[] {
+  const out: CrossFieldProblem[] = [];
+  const b = c.backend;
+  const defaults = { torch_lora_rank: 0, torch_launcher: "process", ray_address: null } as const;
+  if (c.model.backend === "engine") {
+    for (const [key, def] of Object.entries(defaults))
+      if (b[key as keyof typeof defaults] !== def)
+        out.push({
+          key: `backend.${key}`,
+          message: `backend.${key} applies to the PyTorch backend; set model.backend=torch or drop backend.${key}`,
+        });
+    return out;
+  }
+  if (b.rollout_url !== null)
+    out.push({
+      key: "backend.rollout_url",
+      message:
+        "backend.rollout_url samples for engine agents; with model.backend=torch the workers write the turns: drop backend.rollout_url or use model.backend=engine",
+    });
+  if (c.algo.adv_estimator === "gae")
+    out.push({
+      key: "algo.adv_estimator",
+      message:
+        "algo.adv_estimator=gae needs a critic, which only the engine backend has; use algo.adv_estimator=group or model.backend=engine",
+    });
+  const n = c.algo.name === "single" ? 1 : c.team.n_agents;
+  const bases = c.team.agent_checkpoints.slice(0, n).filter((p) => p !== null).length;
+  if (b.torch_lora_rank > 0 && bases < n)
+    out.push({
+      key: "team.agent_checkpoints",
+      message: `backend.torch_lora_rank=${b.torch_lora_rank} trains adapters on a pretrained base: give team.agent_checkpoints for all ${n} agents`,
+    });
+  if (b.ray_address !== null && b.torch_launcher !== "ray")
+    out.push({
+      key: "backend.ray_address",
+      message: `backend.ray_address is set but backend.torch_launcher=${b.torch_launcher}; set backend.torch_launcher=ray`,
+    });
+  return out;
+}
+
 export interface CrossFieldProblem {
   /** The key the fix most likely belongs to (dotted path). */
   key: string;
@@ -111,6 +152,7 @@ export function crossFieldProblems(c: ParsedConfig): CrossFieldProblem[] {
     );
   }
   out.push(...stageRuleProblems(c, c.algo.name === "single" ? 1 : c.team.n_agents));
+  out.push(...torchBackendProblems(c));
   if (c.algo.name === "independent-vote" && c.team.protocol !== "independent")
     add(
       "team.protocol",

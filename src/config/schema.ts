@@ -189,6 +189,11 @@ const model = z.strictObject({
     null,
     "token that ends an episode, as the text of one token; null = the tokenizer's eos_token, or its document end (<|endoftext|>, ...) when that is the turn token (HF eos_token)",
   ),
+  backend: choice(
+    ["engine", "torch"],
+    "engine",
+    "where agents run: engine = this package's own CPU engine; torch = PyTorch workers (CPU or GPU, optionally on Ray; backend.torch_*, docs/scale-out.md)",
+  ),
 });
 
 const team = z.strictObject({
@@ -507,7 +512,8 @@ const run = z.strictObject({
   ),
 });
 
-// Rollouts through an OpenAI-compatible server (docs/scale-out.md): the rollout_* keys belong together.
+// Other backends (docs/scale-out.md): rollouts through an OpenAI-compatible server (rollout_*), agents
+// in PyTorch workers (torch_*, with model.backend = torch) and their Ray launcher (ray_*).
 const backend = z.strictObject({
   rollout_url: textOrNull(
     null,
@@ -545,6 +551,74 @@ const backend = z.strictObject({
     "wait before the first retry, doubled for each further one",
   ),
   rollout_concurrency: int(32, { min: 1, max: 4096 }, "requests in flight at most (one per episode turn)"),
+  torch_device: choice(
+    ["auto", "cpu", "cuda"],
+    "auto",
+    "device of the PyTorch workers; auto = cuda when torch sees a GPU (TRL use_cpu)",
+  ),
+  torch_dtype: choice(
+    ["float32", "bfloat16"],
+    "float32",
+    "parameter and compute dtype of the PyTorch workers (TRL torch_dtype, verl actor.fsdp_config.param_dtype); log-probs and KL are computed in float64 from float32 logits",
+  ),
+  torch_launcher: choice(
+    ["process", "ray"],
+    "process",
+    "how workers start: process = local Python processes; ray = Ray actors through a driver (backend.ray_*)",
+  ),
+  torch_workers: choice(
+    ["per_agent", "shared"],
+    "per_agent",
+    "per_agent = one worker per agent (on GPU k mod #GPUs with the process launcher); shared = one worker for the team, where LoRA agents share one base model",
+  ),
+  torch_lora_rank: int(
+    0,
+    { min: 0, max: 4096 },
+    "PEFT LoRA rank of each agent's adapter; 0 = full fine-tuning (verl actor_rollout_ref.model.lora_rank)",
+  ),
+  torch_lora_alpha: real(16, { gt: 0, max: 1e6 }, "LoRA α (verl lora_alpha, PEFT lora_alpha)"),
+  torch_lora_target_modules: text(
+    "all-linear",
+    "modules that get adapters: all-linear or a comma-separated list of module names (verl target_modules)",
+  ),
+  torch_micro_batch_size: int(
+    16,
+    { min: 1, max: 65536 },
+    "trajectories per forward pass in a worker; memory only (verl ppo_micro_batch_size_per_gpu)",
+  ),
+  torch_ref_cache_mb: real(
+    1024,
+    { min: 0, max: 1e7 },
+    "π_cur's log-prob rows are kept for an update when they fit in this many MiB, else recomputed from θ_cur (large vocabularies)",
+  ),
+  torch_threads: intOrNull(
+    null,
+    { min: 1, max: 1024 },
+    "torch intra-op threads per worker; null = torch's default (set it for bit-identical reruns across machines)",
+  ),
+  torch_timeout_s: real(
+    600,
+    { gt: 0, max: 1e6 },
+    "seconds one worker request may take; a worker that does not answer is stopped and the stage fails",
+  ),
+  torch_python: textOrNull(
+    null,
+    "Python interpreter of the workers; null = $SAT_PYTHON, else ./.venv/bin/python, else python3 (see sat doctor)",
+  ),
+  ray_address: textOrNull(
+    null,
+    "Ray cluster to put the agents' workers on (auto, ray://host:10001); null = ray.init() on this machine (verl ray_init)",
+  ),
+  ray_num_cpus: real(1, { gt: 0, max: 1024 }, "CPUs reserved for each agent's actor"),
+  ray_num_gpus: real(
+    0,
+    { min: 0, max: 64 },
+    "GPUs reserved for each agent's actor (verl trainer.n_gpus_per_node)",
+  ),
+  ray_ship_files: flag(
+    true,
+    "send model and checkpoint files to and from the actors through Ray; false = every node sees the same paths (shared file system)",
+  ),
 });
 
 /** The sections, in the order they are printed. */

@@ -21,7 +21,13 @@ import type { Transformer } from "../model/transformer.js";
 import type { Tokenizer } from "../model/tokenizer.js";
 import type { TaskFamily } from "../tasks/index.js";
 import { ProblemStream, makeProblems } from "../tasks/index.js";
-import { runStage, type StageConfig, type StageInput, type StageRecord } from "../algorithm/index.js";
+import {
+  runStage,
+  type StageConfig,
+  type StageInput,
+  type StagePolicy,
+  type StageRecord,
+} from "../algorithm/index.js";
 import type { MetricsSink, Trajectory } from "../contracts/policy.js";
 import { rolloutTeam, type RolloutOptions } from "../team/rollout.js";
 import { ModelMember } from "../team/member.js";
@@ -62,13 +68,25 @@ export interface TeamTrainState {
   tokens: number;
 }
 
+/**
+ * An agent served elsewhere (the PyTorch backend): a member that writes its turns and a learner
+ * (or row-level policy) that runStage updates.
+ */
+export interface TeamAgent {
+  member: SamplingMember;
+  learner: StagePolicy;
+}
+
 /** Progress events of a stage: a rollout ended (its generated tokens), an agent's update ended. */
 export type StageEvent = { kind: "rollout"; tokens: number } | { kind: "agent"; agent: number };
 
 export class TeamTrainer {
+  /** The in-process agents' models and policies (empty when the agents are TeamAgents). */
   readonly models: Transformer[];
-  readonly members: SamplingMember[];
   readonly policies: LmPolicy[];
+  readonly members: SamplingMember[];
+  /** What runStage updates: the policies, or the TeamAgents' learners. */
+  readonly learners: StagePolicy[];
   /** The value function of gae runs (null for group advantages). */
   readonly critic: LmCritic | null;
   readonly opts: TeamTrainOptions;
@@ -77,22 +95,33 @@ export class TeamTrainer {
   /** The training trajectories of the stage in progress (the critic's data). */
   private trained: Trajectory[] = [];
 
-  constructor(models: Transformer[], tok: Tokenizer, opts: TeamTrainOptions) {
+  /** `team`: in-process models (members and policies are built here), or agents served elsewhere. */
+  constructor(team: readonly Transformer[] | readonly TeamAgent[], tok: Tokenizer, opts: TeamTrainOptions) {
     if (opts.stage.algo === "independent-vote" && opts.rollout.protocol !== "independent")
       throw new Error(
         `algo independent-vote needs team.protocol = independent (got ${opts.rollout.protocol})`,
       );
+    const agents = team.filter((x): x is TeamAgent => "learner" in x);
+    const models = agents.length > 0 ? [] : (team as Transformer[]).slice();
     this.models = models;
     this.tok = tok;
     this.opts = opts;
     this.policies = models.map(
       (m) => new LmPolicy(m, opts.rollout.temperature, opts.optim, decayMask(m.layout)),
     );
-    this.state = { step: 0, klCoef: models.map(() => opts.klCoef), versions: models.map(() => 0), tokens: 0 };
-    this.members = models.map((m, a) => {
-      const local = new ModelMember(m);
-      return opts.sampler?.(a, local, () => this.state.versions[a]) ?? local;
-    });
+    const n = agents.length > 0 ? agents.length : models.length;
+    this.state = { step: 0, klCoef: Array(n).fill(opts.klCoef), versions: Array(n).fill(0), tokens: 0 };
+    // In-process models sample here unless a sampler (a rollout server) writes an agent's turns.
+    this.members =
+      agents.length > 0
+        ? agents.map((a) => a.member)
+        : models.map((m, a) => {
+            const local = new ModelMember(m);
+            return opts.sampler?.(a, local, () => this.state.versions[a]) ?? local;
+          });
+    this.learners = agents.length > 0 ? agents.map((a) => a.learner) : this.policies;
+    if (opts.stage.advEstimator === "gae" && models.length === 0)
+      throw new Error("advEstimator = gae needs in-process models (the critic is a copy of agent 0)");
     this.critic =
       opts.stage.advEstimator === "gae"
         ? LmCritic.fromAgent(
@@ -108,7 +137,7 @@ export class TeamTrainer {
   }
 
   /** The input of the next stage's runStage; `onEvent` hears rollouts and agent updates end. */
-  stageInput(sink?: MetricsSink, onEvent?: (e: StageEvent) => void): StageInput<LmPolicy> {
+  stageInput(sink?: MetricsSink, onEvent?: (e: StageEvent) => void): StageInput<StagePolicy> {
     const o = this.opts;
     const promptStream = new ProblemStream(o.task, {
       seed: this.streamRng("prompts").seed,
@@ -127,7 +156,7 @@ export class TeamTrainer {
     const rollout = (problems: ReturnType<typeof makeProblems>, rng: Rng) =>
       rolloutTeam(this.members, this.tok, problems, o.groupSize, o.rollout, o.task.verify, rng);
     return {
-      team: this.policies,
+      team: this.learners,
       config: o.stage,
       klCoef: [...this.state.klCoef],
       rng: this.streamRng("stage"),
@@ -189,8 +218,9 @@ export class TeamTrainer {
   }
 
   setState(s: TeamTrainState): void {
-    if (s.klCoef.length !== this.models.length || s.versions.length !== this.models.length) {
-      throw new Error(`trainer state is for ${s.klCoef.length} agents, the team has ${this.models.length}`);
+    const n = this.members.length;
+    if (s.klCoef.length !== n || s.versions.length !== n) {
+      throw new Error(`trainer state is for ${s.klCoef.length} agents, the team has ${n}`);
     }
     this.state = { step: s.step, klCoef: [...s.klCoef], versions: [...s.versions], tokens: s.tokens ?? 0 };
     this.members.forEach((m, a) => (m.version = s.versions[a]));

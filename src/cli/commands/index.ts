@@ -3,6 +3,7 @@ import type { CommandSpec } from "../command.js";
 import { bench } from "./bench.js";
 import { config } from "./config.js";
 import { demo } from "./demo.js";
+import { doctor } from "./doctor.js";
 import { evalCommand } from "./eval.js";
 import { exportCommand } from "./export.js";
 import { pretrain } from "./pretrain.js";
@@ -24,4 +25,5 @@ export const COMMANDS: CommandSpec[] = [
   bench,
   tasks,
   config,
+  doctor,
 ];
