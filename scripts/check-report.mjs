@@ -15,6 +15,7 @@ import { pathToFileURL } from "node:url";
 const DEFAULT_IDS = [
   "fig-reward",
   "fig-kl",
+  "fig-beta",
   "fig-violation",
   "fig-backtracks",
   "fig-certificate",

@@ -16,6 +16,7 @@ import { evalInterval, num, primaryMetric, teamEvalNames, vacuousStages } from "
 export const FIGURE_IDS = [
   "fig-reward",
   "fig-kl",
+  "fig-beta",
   "fig-violation",
   "fig-backtracks",
   "fig-certificate",
@@ -264,6 +265,32 @@ function klFigure(run: RunData): FigureSpec {
   };
 }
 
+function betaFigure(run: RunData): FigureSpec {
+  const rows = agentRows(run, "actor/kl_coef");
+  const spec = {
+    width: W,
+    height: H,
+    data: { values: rows },
+    mark: { type: "line", point: { filled: true, size: 40 } },
+    encoding: {
+      x: stepAxis,
+      y: { field: "value", type: "quantitative", title: "β (log scale)", scale: { type: "log" } },
+      color: agentColor(run),
+    },
+    config: BASE_CONFIG,
+  };
+  const positive = rows.length > 0 && rows.every((r) => (r.value as number) > 0);
+  return {
+    id: "fig-beta",
+    title: "KL penalty β per agent",
+    caption:
+      "The penalty coefficient each agent's update used. Under the adaptive rule (algo.kl_coef_rule) β grows " +
+      "after a full step outside δ and falls after one well inside it.",
+    spec: positive ? (spec as TopLevelSpec) : null,
+    empty: positive ? undefined : "no positive actor/kl_coef in stages.jsonl (no KL penalty in this run)",
+  };
+}
+
 function violationFigure(run: RunData): FigureSpec {
   const delta = num(configValue(run.config, "algo.kl_radius"));
   if (run.sweep && run.sweep.length > 0) {
@@ -381,6 +408,7 @@ const CERT_TERMS: [string, string, number, string][] = [
   ["cert/bias_penalty", "− bias penalty", -1, "#e45756"],
   ["cert/sample_penalty", "− sample penalty", -1, "#72b7b2"],
   ["cert/lower_bound", BOUND_LABEL, 1, "#111"],
+  ["cert/cpo_bound", "= CPO-style bound", 1, "#9467bd"],
 ];
 const VACUOUS = ["vacuous (≤ 0)", "non-vacuous (> 0)"];
 
@@ -431,12 +459,17 @@ function certificateFigure(run: RunData): FigureSpec {
   };
   const { vacuous, withBound } = vacuousStages(run.stages);
   const gamma = run.stages.map((s) => num(s["cert/gamma"])).find((g) => g !== null);
+  const cpoStages = run.stages.filter((s) => num(s["cert/cpo_bound"]) !== null);
+  const cpoVacuous = cpoStages.filter((s) => (num(s["cert/cpo_bound"]) as number) <= 0).length;
   const spec = {
     width: W + 120,
     height: H + 60,
     title: {
       text: "Lower bound and its terms",
-      subtitle: `lower bound vacuous in ${vacuous} of ${withBound} stages${gamma != null ? ` (γ = ${gamma})` : ""}`,
+      subtitle:
+        `lower bound vacuous in ${vacuous} of ${withBound} stages` +
+        (cpoStages.length > 0 ? `, CPO-style bound in ${cpoVacuous} of ${cpoStages.length}` : "") +
+        (gamma != null ? ` (γ = ${gamma})` : ""),
     },
     layer: [
       {
@@ -465,7 +498,9 @@ function certificateFigure(run: RunData): FigureSpec {
             legend: { orient: "right" },
             scale: {
               domain: CERT_TERMS.map((t) => t[1]),
-              range: CERT_TERMS.map((t) => (t[1] === BOUND_LABEL ? [6, 4] : [1, 0])),
+              range: CERT_TERMS.map((t) =>
+                t[1] === BOUND_LABEL ? [6, 4] : t[0] === "cert/cpo_bound" ? [2, 2] : [1, 0],
+              ),
             },
           },
           strokeWidth: { condition: { test: `datum.term === '${BOUND_LABEL}'`, value: 2 }, value: 3 },
@@ -504,7 +539,9 @@ function certificateFigure(run: RunData): FigureSpec {
     caption:
       "The terms of the per-stage lower bound on the team's improvement (sat-method §4), each with the sign it " +
       "enters the bound with, on a symmetric-log scale; the dashed black line is the lower bound itself, and a red " +
-      "triangle marks a stage where it was vacuous (≤ 0).",
+      "triangle marks a stage where it was vacuous (≤ 0). The purple line is the CPO-style bound (Achiam et al. " +
+      "2017): the same gain, bias and sample terms with the expected total variation of the checked steps in place " +
+      "of the worst case.",
     spec: has ? (spec as TopLevelSpec) : null,
     empty: has ? undefined : "no cert/* keys in stages.jsonl",
   };
@@ -589,6 +626,7 @@ export function buildFigures(run: RunData): FigureSpec[] {
   return [
     rewardFigure(run),
     klFigure(run),
+    betaFigure(run),
     violationFigure(run),
     backtracksFigure(run),
     certificateFigure(run),
