@@ -48,8 +48,9 @@ export interface StageShape {
   completionTokens: number;
   /** algo.ppo_mini_batch_size (prompts). */
   miniBatchPrompts: number;
-  /** Held-out prompts rolled out before and after each stage (0 = none). */
+  /** Held-out prompts rolled out before and after each stage (0 = none), and samples per prompt (default group). */
   heldOutPrompts: number;
+  heldOutSamples?: number;
   /** algo.intermediate = resample: one extra batch per agent after the first. */
   resample: boolean;
   /** algo.adv_estimator = gae: a critic model of the agents' size. */
@@ -183,13 +184,14 @@ export function estimateStage(m: ModelDims, s: StageShape): MemoryEstimate {
     F64 * 2 * m.params; // one agent's snapshot (params, m, v), θ0 and Δ
   const rows = scored * T;
   const miniRows = Math.min(scored, s.miniBatchPrompts * s.group) * T;
-  const heldOutN = s.heldOutPrompts * s.group * writers;
+  const heldOutGroup = s.heldOutSamples ?? s.group;
+  const heldOutN = s.heldOutPrompts * heldOutGroup * writers;
   const engineActivations =
     models * F32 * rows * activationFloatsPerRow(m, T) +
     s.agents * F32 * miniRows * m.vocabSize + // dlogits of the minibatch backward
     s.agents * decoderBytes(m, scored, T) +
-    (heldOutN > 0 && s.heldOutPrompts !== s.prompts
-      ? s.agents * decoderBytes(m, s.heldOutPrompts * s.group, T)
+    (heldOutN > 0 && s.heldOutPrompts * heldOutGroup !== s.prompts * s.group
+      ? s.agents * decoderBytes(m, s.heldOutPrompts * heldOutGroup, T)
       : 0);
   const logprobs = F64 * m.vocabSize * (2 * S + 2 * Sa);
   const batches = 1 + (s.resample ? s.agents - 1 : 0);
@@ -319,6 +321,7 @@ export function stageShapeOf(cfg: ResolvedConfig, agents: number, promptTokens?:
     completionTokens: completionCap(cfg, agents),
     miniBatchPrompts: cfg.algo.ppo_mini_batch_size,
     heldOutPrompts: cfg.algo.cert_prompts,
+    heldOutSamples: cfg.algo.cert_samples ?? cfg.rollout.n,
     resample: cfg.algo.intermediate === "resample",
     critic: cfg.algo.adv_estimator === "gae",
   };
