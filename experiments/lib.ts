@@ -196,7 +196,15 @@ export function satRun(
   checkRoot();
   const dir = join(paths.runs, experiment, name);
   const marker = join(dir, "experiment-sets.json");
-  const args = [command, "--quiet", "--force", "--output-dir", relative(ROOT, dir), ...flags];
+  // --json replaces --quiet when the caller reads the command's log lines.
+  const args = [
+    command,
+    flags.includes("--json") ? "" : "--quiet",
+    "--force",
+    "--output-dir",
+    relative(ROOT, dir),
+    ...flags,
+  ].filter((a) => a !== "");
   for (const s of sets) args.push("--set", s);
   const line = ["node", "bin/sat.js", ...args].map(shellQuote).join(" ");
   const build = buildHash();

@@ -309,6 +309,9 @@ export function writeOutputs(
   name: string,
   result: Record<string, unknown> & { tables: ExperimentTable[] },
 ): void {
+  // A statistic that does not exist (an interval of one seed, a ratio over a zero gain) is null.
+  for (const t of result.tables)
+    t.rows = t.rows.map((r) => r.map((c) => (typeof c === "number" && !Number.isFinite(c) ? null : c)));
   writeResult(`${name}.json`, result);
   const md: string[] = [];
   if (typeof result.seconds === "number")
@@ -319,4 +322,69 @@ export function writeOutputs(
     md.push(markdownOf(t) + "\n");
   }
   writeText(`${name}.md`, md.join("\n"));
+}
+
+type Json = Record<string, unknown>;
+const numOr = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
+/** stages.jsonl of a run directory. */
+export function stagesOf(runDir: string): Json[] {
+  return readFileSync(join(runDir, "stages.jsonl"), "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as Json);
+}
+
+/** Per stage: the measured held-out change with its interval and standard error, and the certificate. */
+export function stageSummaries(stages: Json[], tags: Json): Json[] {
+  return stages.map((s) => {
+    const lo = numOr(s["cert/improvement_ci_low"]);
+    const hi = numOr(s["cert/improvement_ci_high"]);
+    return {
+      ...tags,
+      step: s.step,
+      reward: numOr(s["reward/mean"]),
+      tokens: numOr(s["rollout/generated_tokens"]),
+      improvement: numOr(s["cert/improvement"]),
+      ci_low: lo,
+      ci_high: hi,
+      se: lo !== null && hi !== null ? (hi - lo) / (2 * 1.959963984540054) : null,
+      violation: numOr(s["cert/monotonicity_violation"]),
+      lower_bound: numOr(s["cert/lower_bound"]),
+      cpo_bound: numOr(s["cert/cpo_bound"]),
+      surrogate_sum: numOr(s["cert/surrogate_sum"]),
+      occupancy_penalty: numOr(s["cert/occupancy_penalty"]),
+      cpo_occupancy_penalty: numOr(s["cert/cpo_occupancy_penalty"]),
+      bias_penalty: numOr(s["cert/bias_penalty"]),
+      sample_penalty: numOr(s["cert/sample_penalty"]),
+      gamma: numOr(s["cert/gamma"]),
+      a_max: numOr(s["cert/a_max"]),
+      gain_in_z_units: numOr(s["cert/gain_in_z_units"]),
+    };
+  });
+}
+
+/** Per stage and agent: position in σ, whether the full step left δ, candidates outside δ ÷ tried, acceptance. */
+export function agentSummaries(stages: Json[], tags: Json): Json[] {
+  const out: Json[] = [];
+  for (const s of stages)
+    for (const a of (s.agents as Json[] | undefined) ?? []) {
+      const backtracks = numOr(a["trust_region/backtracks"]) ?? 0;
+      const accepted = numOr(a["trust_region/accepted"]);
+      out.push({
+        ...tags,
+        step: s.step,
+        agent: a.agent,
+        position: a["order/position"],
+        kl_radius: numOr(a["trust_region/kl_radius"]),
+        kl_quantile: numOr(a["trust_region/kl_quantile"]),
+        kl_quantile_full: numOr(a["trust_region/kl_quantile_full"]),
+        first_step_violation: numOr(a["trust_region/violation"]),
+        violation_rate: numOr(a["trust_region/violation_rate"]),
+        candidates: accepted === 1 ? backtracks + 1 : backtracks,
+        accepted,
+        kl_coef: numOr(a["actor/kl_coef"]),
+      });
+    }
+  return out;
 }
