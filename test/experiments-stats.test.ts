@@ -72,7 +72,10 @@ test("experiments: seed intervals are t-intervals; pairing removes the shared se
 test("experiments: the fraction recovered is a ratio of seed means with a bootstrap interval around it", () => {
   const r = ratioEstimate([0.1, 0.12, 0.08], [0.2, 0.2, 0.2]);
   close(r.mean, 0.5, 1e-12, "ratio");
-  assert.ok(r.ci![0] <= 0.5 && r.ci![1] >= 0.5 && r.ci![0] >= 0.4 - 1e-9 && r.ci![1] <= 0.6 + 1e-9, `interval ${r.ci}`);
+  assert.ok(
+    r.ci![0] <= 0.5 && r.ci![1] >= 0.5 && r.ci![0] >= 0.4 - 1e-9 && r.ci![1] <= 0.6 + 1e-9,
+    `interval ${r.ci}`,
+  );
   assert.equal(ratioEstimate([0.1, 0.1], [0, 0]).ci, null, "a zero denominator has no interval");
 });
 
