@@ -31,6 +31,8 @@ export const EXPERIMENT = "power";
 export const DROP = 0.02;
 export const POWER = 0.8;
 const PILOT_SEED = 101;
+/** Cap on held-out prompts per stage (each stage rolls them out twice; the test split holds thousands). */
+const MAX_PROMPTS = 1024;
 
 export interface PowerChoice {
   cert_prompts: number;
@@ -127,7 +129,7 @@ async function main(): Promise<void> {
   // unknown and the first pilot design is used as it is.
   const choice: PowerChoice = best
     ? {
-        cert_prompts: Math.ceil(best.prompts_needed! / 16) * 16,
+        cert_prompts: Math.min(MAX_PROMPTS, Math.ceil(best.prompts_needed! / 16) * 16),
         cert_samples: best.samples,
         sigma: best.sigma_q90!,
         drop: DROP,
@@ -142,7 +144,7 @@ async function main(): Promise<void> {
       `σ: per-prompt standard deviation of the paired before/after differences (se·√P) over the pilot's stages ` +
       `(SAT and joint, ${stages} stages each). Needed prompts = ⌈((z₀.₉₇₅ + z₀.₈)·σ₉₀/${DROP})²⌉ with ` +
       `z₀.₉₇₅ = ${Z975.toFixed(3)}; cost = episodes per side. Chosen: ${choice.cert_prompts} prompts × ` +
-      `${choice.cert_samples} samples (the cheaper design, rounded up to a multiple of 16).`,
+      `${choice.cert_samples} samples (the cheaper design, rounded up to a multiple of 16, at most ${MAX_PROMPTS}).`,
     columns: [
       "pilot design",
       "stages",
