@@ -35,8 +35,14 @@ export const BUILD = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /** The repository root: the working directory (fixtures, runs/ and experiments/results/ live there). */
 export const ROOT = process.cwd();
 export const AGENT = "test/fixtures/agents/add2-tiny";
-export const RESULTS_DIR = join(ROOT, "experiments", "results");
-export const RUNS_DIR = join(ROOT, "runs", "experiments");
+/**
+ * Where results files and run directories go: experiments/results/ and runs/experiments/ unless a
+ * script's --results-dir / --runs-dir say otherwise (the tests send quick variants to a temp dir).
+ */
+export const paths = {
+  results: join(ROOT, "experiments", "results"),
+  runs: join(ROOT, "runs", "experiments"),
+};
 
 function checkRoot(): void {
   if (!existsSync(join(ROOT, AGENT, "model.safetensors")))
@@ -114,12 +120,27 @@ export interface CliArgs {
   only: string[] | null;
   /** Rewrite the markdown tables from the results JSON without training or evaluating. */
   tablesOnly: boolean;
+  /** The CI-sized variant: tiny models, few stages and prompts (what the tests run). */
+  quick: boolean;
+  /** Flags given on the command line (a script's scale supplies the others). */
+  explicit: Set<string>;
 }
 
-export function parseArgs(argv: string[], defaults: Omit<CliArgs, "reuse" | "only" | "tablesOnly">): CliArgs {
-  const out: CliArgs = { ...defaults, reuse: false, only: null, tablesOnly: false };
+export function parseArgs(
+  argv: string[],
+  defaults: Omit<CliArgs, "reuse" | "only" | "tablesOnly" | "quick" | "explicit">,
+): CliArgs {
+  const out: CliArgs = {
+    ...defaults,
+    reuse: false,
+    only: null,
+    tablesOnly: false,
+    quick: false,
+    explicit: new Set(),
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
+    out.explicit.add(flag);
     const value = (): string => {
       const v = argv[++i];
       if (v === undefined) throw new Error(`${flag} needs a value`);
@@ -137,9 +158,12 @@ export function parseArgs(argv: string[], defaults: Omit<CliArgs, "reuse" | "onl
     else if (flag === "--reuse") out.reuse = true;
     else if (flag === "--only") out.only = value().split(",");
     else if (flag === "--tables-only") out.tablesOnly = true;
+    else if (flag === "--quick") out.quick = true;
+    else if (flag === "--results-dir") paths.results = resolve(value());
+    else if (flag === "--runs-dir") paths.runs = resolve(value());
     else
       throw new Error(
-        `unknown flag ${flag}; flags: --seeds 1,2 --stages N --eval-prompts N --eval-n N --reuse --only a,b --tables-only`,
+        `unknown flag ${flag}; flags: --seeds 1,2 --stages N --eval-prompts N --eval-n N --reuse --only a,b --tables-only --quick --results-dir DIR --runs-dir DIR`,
       );
   }
   return out;
@@ -158,43 +182,84 @@ export interface TrainedRun {
 const shellQuote = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`);
 
 /**
- * Trains one run with `sat train` into runs/experiments/<experiment>/<name>. With `reuse`, a run
- * whose recorded overrides equal `sets` and whose final checkpoint exists is not trained again.
+ * Runs one `sat <command>` (train, pretrain, swap) into runs/experiments/<experiment>/<name>. With
+ * `reuse`, a run whose recorded arguments equal these and whose build is this one is not run again.
  */
-export function trainRun(experiment: string, name: string, sets: string[], reuse: boolean): TrainedRun {
+export function satRun(
+  command: "train" | "pretrain" | "swap",
+  experiment: string,
+  name: string,
+  sets: string[],
+  reuse: boolean,
+  flags: string[] = [],
+): { dir: string; command: string; seconds: number; reused: boolean; stdout: string } {
   checkRoot();
-  const dir = join(RUNS_DIR, experiment, name);
+  const dir = join(paths.runs, experiment, name);
   const marker = join(dir, "experiment-sets.json");
-  const trainArgs = ["train", "--quiet", "--force", "--output-dir", relative(ROOT, dir)];
-  for (const s of sets) trainArgs.push("--set", s);
-  const command = ["node", "bin/sat.js", ...trainArgs].map(shellQuote).join(" ");
+  // --json replaces --quiet when the caller reads the command's log lines.
+  const args = [
+    command,
+    flags.includes("--json") ? "" : "--quiet",
+    "--force",
+    "--output-dir",
+    relative(ROOT, dir),
+    ...flags,
+  ].filter((a) => a !== "");
+  for (const s of sets) args.push("--set", s);
+  const line = ["node", "bin/sat.js", ...args].map(shellQuote).join(" ");
   const build = buildHash();
   if (reuse && existsSync(marker)) {
     const prev = JSON.parse(readFileSync(marker, "utf8")) as {
       sets: string[];
+      flags?: string[];
       build: string;
       trainSeconds: number;
+      stdout?: string;
     };
-    const ckpt = findLatestCheckpoint(dir);
-    if (JSON.stringify(prev.sets) === JSON.stringify(sets) && prev.build === build && ckpt) {
-      return { name, dir, checkpoint: ckpt.dir, command, trainSeconds: prev.trainSeconds, reused: true };
-    }
+    if (
+      JSON.stringify(prev.sets) === JSON.stringify(sets) &&
+      JSON.stringify(prev.flags ?? []) === JSON.stringify(flags) &&
+      prev.build === build
+    )
+      return { dir, command: line, seconds: prev.trainSeconds, reused: true, stdout: prev.stdout ?? "" };
   }
   mkdirSync(dirname(dir), { recursive: true });
   const t0 = performance.now();
-  const res = spawnSync("node", [satCli(), ...trainArgs], {
+  const res = spawnSync("node", [satCli(), ...args], {
     cwd: ROOT,
     encoding: "utf8",
     stdio: ["ignore", "pipe", "pipe"],
+    maxBuffer: 64 * 1024 * 1024,
   });
-  const trainSeconds = (performance.now() - t0) / 1000;
+  const seconds = (performance.now() - t0) / 1000;
   if (res.status !== 0) {
-    throw new Error(`${name}: sat train failed (exit ${res.status}): ${res.stderr.trim().split("\n")[0]}`);
+    throw new Error(
+      `${name}: sat ${command} failed (exit ${res.status}): ${res.stderr.trim().split("\n")[0]}`,
+    );
   }
-  const ckpt = findLatestCheckpoint(dir);
-  if (!ckpt) throw new Error(`${name}: sat train finished but ${dir} has no checkpoint`);
-  writeFileSync(marker, JSON.stringify({ sets, build, trainSeconds }, null, 2) + "\n");
-  return { name, dir, checkpoint: ckpt.dir, command, trainSeconds, reused: false };
+  writeFileSync(
+    marker,
+    JSON.stringify({ sets, flags, build, trainSeconds: seconds, stdout: res.stdout }, null, 2) + "\n",
+  );
+  return { dir, command: line, seconds, reused: false, stdout: res.stdout };
+}
+
+/**
+ * Trains one run with `sat train` into runs/experiments/<experiment>/<name>. With `reuse`, a run
+ * whose recorded overrides equal `sets` and whose final checkpoint exists is not trained again.
+ */
+export function trainRun(experiment: string, name: string, sets: string[], reuse: boolean): TrainedRun {
+  const r = satRun("train", experiment, name, sets, reuse);
+  const ckpt = findLatestCheckpoint(r.dir);
+  if (!ckpt) throw new Error(`${name}: sat train finished but ${r.dir} has no checkpoint`);
+  return {
+    name,
+    dir: r.dir,
+    checkpoint: ckpt.dir,
+    command: r.command,
+    trainSeconds: r.seconds,
+    reused: r.reused,
+  };
 }
 
 /** bin/sat.js of the build this script runs from, relative to the repository root. */
@@ -547,8 +612,8 @@ export function gitDirtySources(): string[] {
 }
 
 export function writeResult(file: string, value: Record<string, unknown>): string {
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const path = join(RESULTS_DIR, file);
+  mkdirSync(paths.results, { recursive: true });
+  const path = join(paths.results, file);
   writeFileSync(
     path,
     JSON.stringify(
@@ -566,15 +631,15 @@ export function writeResult(file: string, value: Record<string, unknown>): strin
 }
 
 export function writeJsonl(file: string, rows: Row[]): string {
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const path = join(RESULTS_DIR, file);
+  mkdirSync(paths.results, { recursive: true });
+  const path = join(paths.results, file);
   writeFileSync(path, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
   return path;
 }
 
 export function writeText(file: string, text: string): string {
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const path = join(RESULTS_DIR, file);
+  mkdirSync(paths.results, { recursive: true });
+  const path = join(paths.results, file);
   writeFileSync(path, text);
   return path;
 }
@@ -645,7 +710,7 @@ export function shownMetrics(metrics: Record<string, number>): string[] {
 
 /** Reads a results JSONL written earlier (for --tables-only). */
 export function readJsonl(file: string): Row[] {
-  return readFileSync(join(RESULTS_DIR, file), "utf8")
+  return readFileSync(join(paths.results, file), "utf8")
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l) => JSON.parse(l) as Row);
@@ -653,7 +718,7 @@ export function readJsonl(file: string): Row[] {
 
 /** Reads a results JSON written earlier (for --tables-only). */
 export function readResult(file: string): Record<string, unknown> {
-  return JSON.parse(readFileSync(join(RESULTS_DIR, file), "utf8")) as Record<string, unknown>;
+  return JSON.parse(readFileSync(join(paths.results, file), "utf8")) as Record<string, unknown>;
 }
 
 export function log(line: string): void {

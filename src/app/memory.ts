@@ -50,8 +50,9 @@ export interface StageShape {
   completionTokens: number;
   /** algo.ppo_mini_batch_size (prompts). */
   miniBatchPrompts: number;
-  /** Held-out prompts rolled out before and after each stage (0 = none). */
+  /** Held-out prompts rolled out before and after each stage (0 = none), and samples per prompt (default group). */
   heldOutPrompts: number;
+  heldOutSamples?: number;
   /** algo.intermediate = resample: one extra batch per agent after the first. */
   resample: boolean;
   /** algo.adv_estimator = gae: a critic model of the agents' size. */
@@ -170,14 +171,15 @@ export function estimateStage(m: ModelDims, s: StageShape): MemoryEstimate {
     F32 * 3 * m.params +
     F64 * 2 * m.params; // one agent's snapshot (params, m, v), θ0 and Δ
   const rows = scored * T;
-  const heldOutN = s.heldOutPrompts * s.group * writers;
+  const heldOutGroup = s.heldOutSamples ?? s.group;
+  const heldOutN = s.heldOutPrompts * heldOutGroup * writers;
   const chunk = Math.min(rows, headChunkRows(m.vocabSize));
   const engineActivations =
     models * F32 * rows * activationFloatsPerRow(m, T) +
     s.agents * F32 * (chunk * m.vocabSize + 2 * chunk * m.dModel + rows * m.dModel) + // LM-head chunks, d(hidden)
     s.agents * decoderBytes(m, scored, T) +
-    (heldOutN > 0 && s.heldOutPrompts !== s.prompts
-      ? s.agents * decoderBytes(m, s.heldOutPrompts * s.group, T)
+    (heldOutN > 0 && s.heldOutPrompts * heldOutGroup !== s.prompts * s.group
+      ? s.agents * decoderBytes(m, s.heldOutPrompts * heldOutGroup, T)
       : 0);
   // Pieces hold whole trajectories: at least one trajectory's states (≤ completion), at most Sa.
   const piece = Math.min(Sa, Math.max(Math.floor(ROW_CHUNK_ENTRIES / m.vocabSize), completion));
@@ -309,6 +311,7 @@ export function stageShapeOf(cfg: ResolvedConfig, agents: number, promptTokens?:
     completionTokens: completionCap(cfg, agents),
     miniBatchPrompts: cfg.algo.ppo_mini_batch_size,
     heldOutPrompts: cfg.algo.cert_prompts,
+    heldOutSamples: cfg.algo.cert_samples ?? cfg.rollout.n,
     resample: cfg.algo.intermediate === "resample",
     critic: cfg.algo.adv_estimator === "gae",
   };

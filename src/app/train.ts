@@ -364,6 +364,7 @@ export async function runTrain(
       difficulty: cfg.tasks.difficulty ?? undefined,
       testPercent: cfg.tasks.test_percent,
       heldOutPrompts: cfg.algo.cert_prompts,
+      heldOutSamples: cfg.algo.cert_samples ?? cfg.rollout.n,
       seed: cfg.run.seed,
       sampler: samplerOf(cfg, tok),
     });

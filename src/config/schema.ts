@@ -390,7 +390,12 @@ const algo = z.strictObject({
   cert_prompts: int(
     16,
     { min: 0, max: 65536 },
-    "held-out prompts (× rollout.n samples, the same before and after) for each stage's measured improvement cert/improvement; 0 = off",
+    "held-out prompts (× algo.cert_samples samples, the same before and after) for each stage's measured improvement cert/improvement; 0 = off",
+  ),
+  cert_samples: intOrNull(
+    null,
+    { min: 1, max: 4096 },
+    "samples per held-out prompt for cert/improvement; null = rollout.n (for a fixed cost, more prompts with fewer samples each give a tighter paired interval)",
   ),
 });
 

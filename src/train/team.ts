@@ -47,6 +47,8 @@ export interface TeamTrainOptions {
   difficulty?: number;
   testPercent?: number;
   heldOutPrompts: number; // per held-out batch (0 = no measured improvement)
+  /** Samples per held-out prompt; default groupSize. */
+  heldOutSamples?: number;
   seed: number;
   /**
    * Where agent `agent` samples: a member that writes its turns elsewhere (a rollout server), or
@@ -153,8 +155,8 @@ export class TeamTrainer {
       difficulty: o.difficulty,
       testPercent: o.testPercent,
     });
-    const rollout = (problems: ReturnType<typeof makeProblems>, rng: Rng) =>
-      rolloutTeam(this.members, this.tok, problems, o.groupSize, o.rollout, o.task.verify, rng);
+    const rollout = (problems: ReturnType<typeof makeProblems>, rng: Rng, group = o.groupSize) =>
+      rolloutTeam(this.members, this.tok, problems, group, o.rollout, o.task.verify, rng);
     return {
       team: this.learners,
       config: o.stage,
@@ -173,7 +175,9 @@ export class TeamTrainer {
       },
       // The same prompts and sampling streams before and after: the difference is the policy's.
       collectHeldOut:
-        o.heldOutPrompts > 0 ? () => rollout(heldOut, this.streamRng("heldout-rollout")) : undefined,
+        o.heldOutPrompts > 0
+          ? () => rollout(heldOut, this.streamRng("heldout-rollout"), o.heldOutSamples ?? o.groupSize)
+          : undefined,
       heldOutPrompts: o.heldOutPrompts,
       onAgentDone: (agent, _position, accepted) => {
         // The new policy version holds from here on: rollouts later in the stage (resample, the
