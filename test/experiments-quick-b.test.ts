@@ -42,11 +42,9 @@ test("experiments: power, ablations and certificate --quick agree with the stage
     "position-trend",
     "radius",
   ]);
-  assert.deepEqual(
-    (a.settings as Row).held_out_per_stage,
-    choice,
-    "the ablations use the power analysis' design",
-  );
+  const { arms: tested, ...design } = (a.settings as Row).held_out_per_stage as Row;
+  assert.deepEqual(design, choice, "the ablations use the power analysis' design");
+  assert.deepEqual(tested, ["sat", "sat, no trust region", "joint", "joint + trust region"]);
   const stages = readLines(d.results, "ablations-stages.jsonl");
   const agents = readLines(d.results, "ablations-agents.jsonl");
   const rs = a.runs as Row[];
@@ -55,6 +53,12 @@ test("experiments: power, ablations and certificate --quick agree with the stage
     const own = stages.filter((s) => s.arm === run.arm && s.seed === run.seed);
     assert.equal(own.length, run.stages);
     assert.deepEqual(monotonicity(own), run.monotonicity);
+    const measured = own.filter((s) => s.improvement !== null).length;
+    assert.equal(
+      measured,
+      (tested as string[]).includes(run.arm as string) ? own.length : 0,
+      `${run.arm}: held-out test`,
+    );
   }
   for (const seed of [1, 2]) {
     const sat = rs.find((x) => x.arm === "sat" && x.seed === seed)!;
