@@ -14,6 +14,7 @@ import type { TopLevelSpec } from "vega-lite";
 import { JsonlError } from "../io/jsonl.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { renderSvg } from "./charts.js";
+import { escapeHtml } from "./html.js";
 
 export type Cell = string | number | null;
 
@@ -248,12 +249,6 @@ export function readResults(file: string): ExperimentResults {
   return checkResults(value, file);
 }
 
-const escape = (v: unknown) =>
-  String(v).replace(
-    /[&<>"']/g,
-    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!,
-  );
-
 const CSS = `
 body{margin:0;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1d1f;background:#fafafa}
 main{max-width:1240px;margin:0 auto;padding:24px 28px 48px}
@@ -271,17 +266,17 @@ async function tableHtml(t: ExperimentTable, warnings: string[]): Promise<string
   const spec = chartSpec(t);
   const svg = spec ? await renderSvg(spec, warnings) : null;
   const { columns, rows } = displayRows(t);
-  const head = columns.map((c) => `<th scope="col">${escape(c)}</th>`).join("");
+  const head = columns.map((c) => `<th scope="col">${escapeHtml(c)}</th>`).join("");
   const body = rows
     .map(
       (r, i) =>
-        `<tr>${r.map((c, j) => `<td${typeof t.rows[i][t.columns.indexOf(columns[j])] === "number" ? ' class="num"' : ""}>${escape(c)}</td>`).join("")}</tr>`,
+        `<tr>${r.map((c, j) => `<td${typeof t.rows[i][t.columns.indexOf(columns[j])] === "number" ? ' class="num"' : ""}>${escapeHtml(c)}</td>`).join("")}</tr>`,
     )
     .join("\n");
-  return `<figure id="fig-${escape(t.id)}"><h3>${escape(t.title)}</h3>${
+  return `<figure id="fig-${escapeHtml(t.id)}"><h3>${escapeHtml(t.title)}</h3>${
     svg ?? `<p class="empty">No chart: ${t.chart ? "no numbers to draw" : "this table has no chart"}.</p>`
-  }${t.caption ? `<figcaption>${escape(t.caption)}</figcaption>` : ""}</figure>
-<table id="table-${escape(t.id)}"><thead><tr>${head}</tr></thead><tbody>
+  }${t.caption ? `<figcaption>${escapeHtml(t.caption)}</figcaption>` : ""}</figure>
+<table id="table-${escapeHtml(t.id)}"><thead><tr>${head}</tr></thead><tbody>
 ${body}
 </tbody></table>`;
 }
@@ -296,11 +291,11 @@ export async function renderExperimentReport(files: string[]): Promise<string> {
     for (const t of r.tables) parts.push(await tableHtml(t, warnings));
     const meta = [
       r.seconds !== undefined ? `wall time ${(r.seconds / 60).toFixed(1)} min` : null,
-      r.command ? `command <code>${escape(r.command)}</code>` : null,
-      typeof r.build_hash === "string" ? `build ${escape(r.build_hash)}` : null,
+      r.command ? `command <code>${escapeHtml(r.command)}</code>` : null,
+      typeof r.build_hash === "string" ? `build ${escapeHtml(r.build_hash)}` : null,
     ].filter((x) => x !== null);
     sections.push(
-      `<section id="experiment-${escape(r.experiment)}"><h2>${escape(r.experiment)}</h2><p class="sub">${escape(basename(file))}${meta.length ? " · " + meta.join(" · ") : ""}</p>\n${parts.join("\n")}</section>`,
+      `<section id="experiment-${escapeHtml(r.experiment)}"><h2>${escapeHtml(r.experiment)}</h2><p class="sub">${escapeHtml(basename(file))}${meta.length ? " · " + meta.join(" · ") : ""}</p>\n${parts.join("\n")}</section>`,
     );
   }
   const title = files.length === 1 ? basename(files[0], ".json") : "experiments";
@@ -310,12 +305,12 @@ export async function renderExperimentReport(files: string[]): Promise<string> {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="sat-llm report">
-<title>SAT experiments · ${escape(title)}</title>
+<title>SAT experiments · ${escapeHtml(title)}</title>
 <style>${CSS}</style>
 </head>
 <body>
 <main>
-<h1>${escape(title)}</h1>
+<h1>${escapeHtml(title)}</h1>
 <p class="sub">Built by <code>sat report</code> from ${files.length} results file${files.length > 1 ? "s" : ""}: a chart and a table for each table of each experiment (95% intervals in brackets and as error bars).</p>
 ${sections.join("\n")}
 </main>
