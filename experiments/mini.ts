@@ -210,6 +210,11 @@ export interface MiniEvaluator {
   problems: Problem[];
   engine: FastEngine;
   opts: EvalOptions;
+  /**
+   * A fresh engine for the next evaluation: models and decoders are not freed one by one, so a
+   * process that evaluates many teams would otherwise fill the engine's 4 GiB heap.
+   */
+  renew(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -222,7 +227,6 @@ export async function makeMiniEvaluator(scale: Scale): Promise<MiniEvaluator> {
     seed: EVAL_SEED,
     difficulty: DIFFICULTY,
   });
-  const engine = await createEngine({ threads: 1 });
   const opts: EvalOptions = {
     protocol: "relay",
     rounds: 1,
@@ -235,7 +239,19 @@ export async function makeMiniEvaluator(scale: Scale): Promise<MiniEvaluator> {
     bootstrap: 1000,
     seed: EVAL_SEED,
   };
-  return { tok, task, problems, engine, opts, close: () => engine.close() };
+  const ev: MiniEvaluator = {
+    tok,
+    task,
+    problems,
+    engine: await createEngine({ threads: 1 }),
+    opts,
+    renew: async () => {
+      await ev.engine.close();
+      ev.engine = await createEngine({ threads: 1 });
+    },
+    close: () => ev.engine.close(),
+  };
+  return ev;
 }
 
 export function loadMember(ev: MiniEvaluator, dir: string): ModelMember {
@@ -260,6 +276,7 @@ export async function evalMembers(
 }
 
 export async function evalDirs(ev: MiniEvaluator, dirs: string[], name: string): Promise<EvalResult> {
+  await ev.renew();
   return evalMembers(
     ev,
     dirs.map((d) => loadMember(ev, d)),

@@ -91,6 +91,7 @@ async function main(): Promise<void> {
       const evA = await evalDirs(ev, aDirs, "A before the swap");
       const rawDirs = [aDirs[0], micro.dirs[0], micro.dirs[1]];
       const evRaw = await evalDirs(ev, rawDirs, "B swapped raw");
+      await ev.renew();
       // Stage 0 exactly: each micro agent projected into the δ0 ball of the nano agent it replaces.
       const projected = [1, 2].map(
         (i) =>
