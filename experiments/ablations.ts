@@ -12,7 +12,16 @@
  *
  *   node dist/experiments/power.js && node dist/experiments/ablations.js [--quick] [--seeds 1,2,3,4,5] [--reuse] [--only a,b]
  */
-import { log, parseArgs, readResult, round, trainRun, uptimeLoad, writeJsonl, readJsonl } from "./lib.js";
+import {
+  log,
+  parseArgs,
+  readResult,
+  round,
+  trainRun,
+  experimentClock,
+  writeJsonl,
+  readJsonl,
+} from "./lib.js";
 import {
   DELTA,
   N_AGENTS,
@@ -117,8 +126,7 @@ async function main(): Promise<void> {
   }
   const scale = scaleOf(args);
   const design = readPowerChoice();
-  const t0 = performance.now();
-  const load = uptimeLoad();
+  const clock = experimentClock(EXPERIMENT);
   const arms = ARMS.filter((a) => args.only === null || args.only.includes(a.name) || a.name === "sat");
   log(
     `${EXPERIMENT} (${scale.name}): ${arms.length} arms × seeds ${scale.seeds.join(",")}; held-out ` +
@@ -169,20 +177,15 @@ async function main(): Promise<void> {
         });
         log(
           `${arm.name} seed ${seed}: avg@1 ${((evalResult.metrics as Row)["avg@1"] as number).toFixed(3)}, ` +
-            `${cost.stages} stages, ${run.trainSeconds.toFixed(0)} s; ${((performance.now() - t0) / 1000).toFixed(0)} s so far`,
+            `${cost.stages} stages, ${run.trainSeconds.toFixed(0)} s; ${clock.seconds().toFixed(0)} s so far`,
         );
       }
     }
   } finally {
     await ev.close();
   }
-  const seconds = (performance.now() - t0) / 1000;
   const result: Row = {
-    experiment: EXPERIMENT,
-    scale: scale.name,
-    command: `node dist/experiments/${EXPERIMENT}.js ${process.argv.slice(2).join(" ")}`.trim(),
-    seconds: round(seconds, 0),
-    load_average_at_start: load,
+    ...clock.header(scale.name),
     settings: {
       start: `3 × ${base.dirs[0]} (nano, ${base.params} parameters, ${scale.pretrainSteps} pretraining steps)`,
       rl: `${scale.stages} stages of ${scale.promptsPerStep} prompts × ${scale.n}; δ ${DELTA} unless varied`,
@@ -199,7 +202,7 @@ async function main(): Promise<void> {
     verdict: verdictOf(runs, agentRows),
     tables: tables(result, stageRows, agentRows),
   } as never);
-  log(`done in ${seconds.toFixed(0)} s`);
+  log(`done in ${clock.seconds().toFixed(0)} s`);
 }
 
 /** Per run: the held-out monotonicity test over its stages. */

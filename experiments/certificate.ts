@@ -11,7 +11,16 @@
  *
  *   node dist/experiments/power.js && node dist/experiments/certificate.js [--quick] [--seeds 1,2,3,4,5] [--reuse]
  */
-import { log, parseArgs, readJsonl, readResult, round, trainRun, uptimeLoad, writeJsonl } from "./lib.js";
+import {
+  log,
+  parseArgs,
+  readJsonl,
+  readResult,
+  round,
+  trainRun,
+  experimentClock,
+  writeJsonl,
+} from "./lib.js";
 import {
   N_AGENTS,
   pretrainBase,
@@ -42,8 +51,7 @@ async function main(): Promise<void> {
   }
   const scale = scaleOf(args);
   const design = readPowerChoice();
-  const t0 = performance.now();
-  const load = uptimeLoad();
+  const clock = experimentClock(EXPERIMENT);
   log(`${EXPERIMENT} (${scale.name}): seeds ${scale.seeds.join(",")}, ${scale.stages} stages`);
   const base = pretrainBase("nano", 1, scale, args.reuse);
   const agents = Array(N_AGENTS).fill(base.dirs[0]) as string[];
@@ -66,14 +74,9 @@ async function main(): Promise<void> {
     runs.push({ seed, command: run.command, train_seconds: round(run.trainSeconds, 1), ...runCost(run.dir) });
     log(`seed ${seed}: ${run.trainSeconds.toFixed(0)} s`);
   }
-  const seconds = (performance.now() - t0) / 1000;
   writeJsonl(`${EXPERIMENT}-stages.jsonl`, stageRows);
   writeOutputs(EXPERIMENT, {
-    experiment: EXPERIMENT,
-    scale: scale.name,
-    command: `node dist/experiments/${EXPERIMENT}.js ${process.argv.slice(2).join(" ")}`.trim(),
-    seconds: round(seconds, 0),
-    load_average_at_start: load,
+    ...clock.header(scale.name),
     settings: {
       start: `3 × ${base.dirs[0]}`,
       rl: "sat, scale_rewards none, adv_clip 1 (A_max = 1), cert_gamma 0.99, cert_confidence 0.05",
@@ -83,7 +86,7 @@ async function main(): Promise<void> {
     verdict: verdictOf(stageRows),
     tables: tables(stageRows),
   });
-  log(`done in ${seconds.toFixed(0)} s`);
+  log(`done in ${clock.seconds().toFixed(0)} s`);
 }
 
 /** A stage's paper and CPO bounds recomputed at γ' from the terms logged at γ. */

@@ -725,6 +725,29 @@ export function log(line: string): void {
   process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 }
 
+/**
+ * The clock of one experiment, started when it is made: seconds since then, and the fields every
+ * results file starts with (name, scale, the command that reproduces it, wall time, load at start).
+ */
+export function experimentClock(experiment: string): {
+  seconds: () => number;
+  header: (scale: string) => Record<string, unknown>;
+} {
+  const t0 = performance.now();
+  const load = uptimeLoad();
+  const seconds = () => (performance.now() - t0) / 1000;
+  return {
+    seconds,
+    header: (scale) => ({
+      experiment,
+      scale,
+      command: `node dist/experiments/${experiment}.js ${process.argv.slice(2).join(" ")}`.trim(),
+      seconds: round(seconds(), 0),
+      load_average_at_start: load,
+    }),
+  };
+}
+
 export function uptimeLoad(): number[] {
   try {
     return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).map(Number);

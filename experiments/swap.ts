@@ -21,7 +21,7 @@
  */
 import { existsSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import { ROOT, log, parseArgs, readResult, round, satRun, trainRun, uptimeLoad } from "./lib.js";
+import { ROOT, log, parseArgs, readResult, round, satRun, trainRun, experimentClock } from "./lib.js";
 import {
   DELTA,
   N_AGENTS,
@@ -71,8 +71,7 @@ async function main(): Promise<void> {
   }
   const scale = scaleOf(args);
   const Tc = continueStages(scale);
-  const t0 = performance.now();
-  const load = uptimeLoad();
+  const clock = experimentClock(EXPERIMENT);
   log(`${EXPERIMENT} (${scale.name}): seeds ${scale.seeds.join(",")}; T ${scale.stages}, T_c ${Tc}`);
   const nano = pretrainBase("nano", 1, scale, args.reuse);
   const micro = pretrainBase("micro", 1, scale, args.reuse, 2);
@@ -163,19 +162,14 @@ async function main(): Promise<void> {
       });
       log(
         `seed ${seed}: A ${acc(evA)}, B raw ${acc(evRaw)}, B projected ${acc(evProj)}, C ${acc(evC)}, ` +
-          `D@${Tc} ${acc(evDTc)}, D ${acc(evD)}; ${((performance.now() - t0) / 1000).toFixed(0)} s so far`,
+          `D@${Tc} ${acc(evDTc)}, D ${acc(evD)}; ${clock.seconds().toFixed(0)} s so far`,
       );
     }
   } finally {
     await ev.close();
   }
-  const seconds = (performance.now() - t0) / 1000;
   const result: Row = {
-    experiment: EXPERIMENT,
-    scale: scale.name,
-    command: `node dist/experiments/${EXPERIMENT}.js ${process.argv.slice(2).join(" ")}`.trim(),
-    seconds: round(seconds, 0),
-    load_average_at_start: load,
+    ...clock.header(scale.name),
     settings: {
       nano: { dir: nano.dirs[0], params: nano.params, pretrain_accuracy: nano.accuracy },
       micro: { dirs: micro.dirs, params: micro.params, pretrain_accuracy: micro.accuracy },
@@ -189,7 +183,7 @@ async function main(): Promise<void> {
     runs,
   };
   writeOutputs(EXPERIMENT, { ...result, verdict: verdictOf(runs), tables: tables(result) } as never);
-  log(`done in ${seconds.toFixed(0)} s`);
+  log(`done in ${clock.seconds().toFixed(0)} s`);
 }
 
 const acc = (r: { metrics: Record<string, number> }) => r.metrics["avg@1"].toFixed(3);

@@ -17,7 +17,7 @@
  *
  *   node dist/experiments/team-vs-single.js [--quick] [--seeds 1,2,3,4,5] [--stages 30] [--reuse]
  */
-import { log, parseArgs, round, trainRun, uptimeLoad, readResult, type TrainedRun } from "./lib.js";
+import { log, parseArgs, round, trainRun, experimentClock, readResult, type TrainedRun } from "./lib.js";
 import {
   DELTA,
   LR,
@@ -65,8 +65,7 @@ async function main(): Promise<void> {
     return;
   }
   const scale = scaleOf(args);
-  const t0 = performance.now();
-  const load = uptimeLoad();
+  const clock = experimentClock(EXPERIMENT);
   log(`${EXPERIMENT} (${scale.name}): seeds ${scale.seeds.join(",")}, ${scale.stages} team stages`);
   const ev = await makeMiniEvaluator(scale);
   const runs: Row[] = [];
@@ -115,13 +114,8 @@ async function main(): Promise<void> {
   } finally {
     await ev.close();
   }
-  const seconds = (performance.now() - t0) / 1000;
   writeOutputs(EXPERIMENT, {
-    experiment: EXPERIMENT,
-    scale: scale.name,
-    command: `node dist/experiments/${EXPERIMENT}.js ${process.argv.slice(2).join(" ")}`.trim(),
-    seconds: round(seconds, 0),
-    load_average_at_start: load,
+    ...clock.header(scale.name),
     settings: {
       task: "multistep, difficulty 3; relay of 3 turns × ≤ 12 tokens",
       pretraining: `${scale.pretrainSteps} steps × 32 sequences, same data stream for every size (seed = run seed)`,
@@ -133,7 +127,7 @@ async function main(): Promise<void> {
     verdict: verdictOf(runs),
     tables: tables(runs, bases),
   });
-  log(`done in ${seconds.toFixed(0)} s`);
+  log(`done in ${clock.seconds().toFixed(0)} s`);
 }
 
 function trainArm(
